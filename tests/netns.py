@@ -1,0 +1,313 @@
+"""
+Linux network namespaces and veth links that the tests build themselves.
+
+A L{Topology} is a "host" namespace with one veth link to each of several
+"client" namespaces (one subnet per link), plus optional virtual interfaces
+(a C{tun0}, a C{docker0} bridge) in the host so that the default policy has
+something to refuse.
+
+The test process itself can step into a namespace (L{Topology.inside}):
+sockets keep the namespace they were created in, so one trial process holds
+the host's mDNS ports and the clients' sockets at once, all real, all on one
+reactor.  Peers written by others (python-zeroconf, avahi, dig) run as
+processes under C{ip netns exec}.
+
+Namespace tests skip only where they cannot run (not Linux, not root, no
+C{ip}); with C{TWISTED_MDNS_REQUIRE_NETNS=1} (set by C{.ci/run}) they fail
+instead, so CI cannot pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from twisted.trial.unittest import SkipTest
+
+CLONE_NEWNET = 0x40000000
+_counter = itertools.count(1)
+_libc = None
+
+
+def _setns(fd: int) -> None:
+    global _libc
+    if hasattr(os, "setns"):
+        os.setns(fd, CLONE_NEWNET)
+        return
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def netns_unavailable() -> str | None:
+    """
+    Why namespace tests cannot run here, or L{None} if they can.
+    """
+    if not sys.platform.startswith("linux"):
+        return "network namespaces need Linux"
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    if shutil.which("ip") is None:
+        return "the ip command (iproute2) is not installed"
+    return None
+
+
+def require_netns() -> None:
+    """
+    Skip the calling test where namespaces cannot be built, unless CI said
+    they are required, in which case fail loudly.
+    """
+    why = netns_unavailable()
+    if why is None:
+        return
+    if os.environ.get("TWISTED_MDNS_REQUIRE_NETNS") == "1":
+        raise RuntimeError(f"namespace tests are required here but {why}")
+    raise SkipTest(why)
+
+
+def ip(*args: str, ns: str | None = None, check: bool = True) -> str:
+    """
+    Run C{ip ARGS} (in namespace C{ns}) and return its output.
+    """
+    argv = ["ip"] + (["-n", ns] if ns else []) + list(args)
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def inside(ns: str) -> Iterator[None]:
+    """
+    Run the block with the calling thread in namespace C{ns}.
+    """
+    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        _setns(target)
+        yield
+    finally:
+        _setns(original)
+        os.close(original)
+        os.close(target)
+
+
+@dataclass
+class Link:
+    """
+    One veth link: C{host_if} in the host namespace, C{client_if} in the
+    client's, on subnet 10.N.0.0/24 (host .1, client .2).
+    """
+
+    client_ns: str
+    host_if: str
+    client_if: str
+    host_ip: str
+    client_ip: str
+    prefix: int = 24
+    host_index: int = 0
+
+    @property
+    def subnet(self) -> str:
+        return ".".join(self.host_ip.split(".")[:3]) + f".0/{self.prefix}"
+
+
+@dataclass
+class Topology:
+    """
+    A host namespace and its client namespaces, torn down by L{destroy}.
+    """
+
+    host_ns: str
+    links: dict[str, Link] = field(default_factory=dict)
+    namespaces: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        clients: tuple[str, ...] = ("a", "b"),
+        virtual: bool = True,
+        host_names: tuple[str, ...] | None = None,
+    ) -> "Topology":
+        """
+        Build host + one client per name.  Host-side link names are
+        C{lan<name>} (not C{veth*}, which the default policy rightly
+        refuses); each client sees its link as C{eth0}.
+        """
+        require_netns()
+        tag = f"tm{os.getpid() % 100000}x{next(_counter)}"
+        topo = cls(host_ns=f"{tag}h")
+        try:
+            ip("netns", "add", topo.host_ns)
+            topo.namespaces.append(topo.host_ns)
+            ip("link", "set", "lo", "up", ns=topo.host_ns)
+            names = host_names or tuple(f"lan{c}" for c in clients)
+            for n, (client, host_if) in enumerate(zip(clients, names), start=1):
+                topo.add_link(client, host_if, subnet_octet=n)
+            if virtual:
+                ip("tuntap", "add", "dev", "tun0", "mode", "tun", ns=topo.host_ns)
+                ip("addr", "add", "10.99.0.1/24", "dev", "tun0", ns=topo.host_ns)
+                ip("link", "set", "tun0", "up", ns=topo.host_ns)
+                ip("link", "add", "docker0", "type", "bridge", ns=topo.host_ns)
+                ip("addr", "add", "172.17.0.1/16", "dev", "docker0", ns=topo.host_ns)
+                ip("link", "set", "docker0", "up", ns=topo.host_ns)
+        except BaseException:
+            topo.destroy()
+            raise
+        return topo
+
+    def add_link(self, client: str, host_if: str, subnet_octet: int) -> Link:
+        """
+        Add a client namespace joined to the host by a new veth link.
+        """
+        client_ns = f"{self.host_ns[:-1]}{client}"
+        ip("netns", "add", client_ns)
+        self.namespaces.append(client_ns)
+        ip("link", "set", "lo", "up", ns=client_ns)
+        ip(
+            "link", "add", host_if, "netns", self.host_ns, "type", "veth",
+            "peer", "name", "eth0", "netns", client_ns,
+        )
+        link = Link(
+            client_ns=client_ns,
+            host_if=host_if,
+            client_if="eth0",
+            host_ip=f"10.{subnet_octet}.0.1",
+            client_ip=f"10.{subnet_octet}.0.2",
+        )
+        ip("addr", "add", f"{link.host_ip}/24", "dev", host_if, ns=self.host_ns)
+        ip("addr", "add", f"{link.client_ip}/24", "dev", "eth0", ns=client_ns)
+        ip("link", "set", host_if, "up", ns=self.host_ns)
+        ip("link", "set", "eth0", "up", ns=client_ns)
+        # Multicast from the client leaves by eth0 without a default route.
+        ip("route", "add", "224.0.0.0/4", "dev", "eth0", ns=client_ns)
+        link.host_index = self.host_index(host_if)
+        self.links[client] = link
+        return link
+
+    def remove_link(self, client: str) -> None:
+        """
+        Delete a client's link and namespace (the interface vanishes).
+        """
+        link = self.links.pop(client)
+        ip("link", "del", link.host_if, ns=self.host_ns, check=False)
+        ip("netns", "del", link.client_ns, check=False)
+        if link.client_ns in self.namespaces:
+            self.namespaces.remove(link.client_ns)
+
+    def host_index(self, name: str) -> int:
+        with inside(self.host_ns):
+            return socket.if_nametoindex(name)
+
+    def inside(self, ns: str | None = None):
+        """
+        Step into the host namespace (or C{ns}).
+        """
+        return inside(ns or self.host_ns)
+
+    def exec_argv(self, ns: str, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", ns] + argv
+
+    def client_socket(self, client: str, port: int = 0, multicast: bool = True) -> socket.socket:
+        """
+        A non-blocking UDP socket in C{client}'s namespace, bound to C{port}
+        on its address, sending multicast on its eth0 with TTL 255.
+        """
+        link = self.links[client]
+        with inside(link.client_ns):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if multicast:
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+                s.setsockopt(
+                    socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                    socket.inet_aton(link.client_ip),
+                )
+            s.bind(("0.0.0.0" if port else link.client_ip, port))
+            s.setblocking(False)
+        return s
+
+    def client_listener(self, client: str, group: str = "224.0.0.251", port: int = 5353) -> socket.socket:
+        """
+        A socket in C{client}'s namespace that hears C{group}:C{port}.
+        """
+        link = self.links[client]
+        with inside(link.client_ns):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind(("0.0.0.0", port))
+            s.setsockopt(
+                socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                socket.inet_aton(group) + socket.inet_aton(link.client_ip),
+            )
+            s.setblocking(False)
+        return s
+
+    def destroy(self) -> None:
+        """
+        Delete every namespace (their veth ends vanish with them).
+        """
+        for ns in reversed(self.namespaces):
+            pids = ip("netns", "pids", ns, check=False).split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), 9)
+                except (OSError, ValueError):
+                    pass
+            ip("netns", "del", ns, check=False)
+        self.namespaces.clear()
+
+
+def drain(sock: socket.socket) -> list[tuple[bytes, tuple[str, int]]]:
+    """
+    Everything waiting on a non-blocking socket.
+    """
+    got = []
+    while True:
+        try:
+            got.append(sock.recvfrom(9000))
+        except BlockingIOError:
+            return got
+
+
+class NamespaceTestMixin:
+    """
+    For trial test cases: build a L{Topology} in C{setUp} and run the whole
+    test with the test thread inside its host namespace, so that anything
+    the code under test enumerates or opens later, from reactor callbacks,
+    is the host's.  Cleanup leaves the namespace and destroys the topology.
+
+    @cvar clients: the client namespaces to build.
+    @cvar virtual: whether to add C{tun0} and C{docker0} to the host.
+    """
+
+    clients: tuple[str, ...] = ("a", "b")
+    virtual: bool = True
+
+    def setUp(self) -> None:
+        self.topology = Topology.build(self.clients, self.virtual)
+        self.addCleanup(self.topology.destroy)
+        original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(f"/run/netns/{self.topology.host_ns}", os.O_RDONLY)
+        try:
+            _setns(target)
+        finally:
+            os.close(target)
+
+        def leave() -> None:
+            _setns(original)
+            os.close(original)
+
+        self.addCleanup(leave)

@@ -1,0 +1,263 @@
+"""
+The per-interface IP_PKTINFO transport, on real sockets in real network
+namespaces: a host with two veth links (lana, lanb) to two clients, plus a
+tun0 and a docker0 bridge the default policy must refuse.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet import defer, reactor
+from twisted.internet.protocol import DatagramProtocol
+from twisted.trial import unittest
+from zope.interface import implementer
+
+from tests.netns import NamespaceTestMixin, drain
+from tests.support import sleep, wait_until
+from twisted_mdns.interfaces import IPktInfoDatagramProtocol
+from twisted_mdns.netif import SystemInterfaceEnumerator
+from twisted_mdns.pktinfo import PktInfoMulticastPort
+from twisted_mdns.policy import DefaultInterfacePolicy, ExplicitInterfacePolicy
+from twisted_mdns.transport import InterfaceTransport
+
+
+@implementer(IPktInfoDatagramProtocol)
+class Recorder(DatagramProtocol):
+    def __init__(self) -> None:
+        self.got: list = []
+
+    def datagramReceivedOn(self, datagram, address, context) -> None:
+        self.got.append((datagram, address, context))
+
+    def payloads(self, index: int | None = None) -> list[bytes]:
+        return [d for d, _, c in self.got if index is None or c.index == index]
+
+
+class PlainRecorder(DatagramProtocol):
+    def __init__(self) -> None:
+        self.got: list = []
+
+    def datagramReceived(self, datagram, address) -> None:
+        self.got.append((datagram, address))
+
+
+class TransportTests(NamespaceTestMixin, unittest.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.a = self.topology.links["a"]
+        self.b = self.topology.links["b"]
+        self.interfaces = SystemInterfaceEnumerator().interfaces()
+        self.selection = DefaultInterfacePolicy().select(self.interfaces)
+        self.recorder = Recorder()
+        self.transport = InterfaceTransport(self.recorder, reactor)
+        self.addCleanup(self.transport.close)
+        self.transport.apply(self.selection.selected)
+
+    def test_enumeration_sees_the_topology(self) -> None:
+        names = {i.name for i in self.interfaces}
+        self.assertEqual(names, {"lo", "lana", "lanb", "tun0", "docker0"})
+        lana = next(i for i in self.interfaces if i.name == "lana")
+        self.assertEqual(lana.index, self.a.host_index)
+        self.assertEqual(lana.ipv4_addresses, ("10.1.0.1",))
+        self.assertEqual(str(lana.ipv4[0].network), "10.1.0.0/24")
+        self.assertTrue(lana.flags.multicast and lana.flags.up)
+
+    def test_default_policy_selects_the_two_links(self) -> None:
+        self.assertEqual(self.selection.names, ("lana", "lanb"))
+        self.assertTrue(self.selection.reason("tun0").startswith("virtual: VPN"))
+        self.assertTrue(self.selection.reason("docker0").startswith("virtual: container"))
+        self.assertEqual(self.selection.reason("lo"), "loopback")
+        self.assertEqual(sorted(self.transport.ports), [self.a.host_index, self.b.host_index])
+
+    @defer.inlineCallbacks
+    def test_multicast_tagged_with_arrival_interface(self):
+        ca = self.topology.client_socket("a")
+        cb = self.topology.client_socket("b")
+        self.addCleanup(ca.close)
+        self.addCleanup(cb.close)
+        ca.sendto(b"query-from-a", ("224.0.0.251", 5353))
+        cb.sendto(b"query-from-b", ("224.0.0.251", 5353))
+        yield wait_until(lambda: len(self.recorder.got) >= 2, what="two datagrams")
+        yield sleep(0.2)  # anything delivered twice would have arrived by now
+        got = {(d, c.index, c.name, c.destination, a[0]) for d, a, c in self.recorder.got}
+        self.assertEqual(
+            got,
+            {
+                (b"query-from-a", self.a.host_index, "lana", "224.0.0.251", self.a.client_ip),
+                (b"query-from-b", self.b.host_index, "lanb", "224.0.0.251", self.b.client_ip),
+            },
+        )
+        self.assertEqual(len(self.recorder.got), 2, "each datagram is delivered once")
+        for _, _, ctx in self.recorder.got:
+            self.assertTrue(ctx.multicast)
+
+    @defer.inlineCallbacks
+    def test_port_for_a_never_sees_b(self):
+        """
+        At the port level (no transport in between): link A's port hears
+        only link A's multicast.
+        """
+        yield self.transport.close()
+        lana = next(i for i in self.interfaces if i.name == "lana")
+        rec = Recorder()
+        port = PktInfoMulticastPort(5353, rec, reactor=reactor, network_interface=lana)
+        port.startListening()
+        self.addCleanup(port.stopListening)
+        yield port.joinGroup("224.0.0.251")
+        ca = self.topology.client_socket("a")
+        cb = self.topology.client_socket("b")
+        self.addCleanup(ca.close)
+        self.addCleanup(cb.close)
+        for n in range(5):
+            cb.sendto(b"from-b-%d" % n, ("224.0.0.251", 5353))
+        ca.sendto(b"from-a", ("224.0.0.251", 5353))
+        yield wait_until(lambda: rec.got, what="A's datagram")
+        yield sleep(0.2)
+        self.assertEqual(rec.payloads(), [b"from-a"])
+        self.assertEqual(rec.got[0][2].index, lana.index)
+
+    @defer.inlineCallbacks
+    def test_unicast_tagged_with_arrival_interface(self):
+        ca = self.topology.client_socket("a")
+        cb = self.topology.client_socket("b")
+        self.addCleanup(ca.close)
+        self.addCleanup(cb.close)
+        # Several each, so SO_REUSEPORT's spreading has the chance to hand
+        # B's datagrams to A's socket: attribution must not care.
+        for n in range(8):
+            ca.sendto(b"uni-a-%d" % n, (self.a.host_ip, 5353))
+            cb.sendto(b"uni-b-%d" % n, (self.b.host_ip, 5353))
+        yield wait_until(lambda: len(self.recorder.got) >= 16, what="16 unicast datagrams")
+        for data, address, ctx in self.recorder.got:
+            if data.startswith(b"uni-a"):
+                self.assertEqual((ctx.index, ctx.destination, address[0]),
+                                 (self.a.host_index, self.a.host_ip, self.a.client_ip))
+            else:
+                self.assertEqual((ctx.index, ctx.destination, address[0]),
+                                 (self.b.host_index, self.b.host_ip, self.b.client_ip))
+            self.assertFalse(ctx.multicast)
+            self.assertTrue(ctx.on_link(address[0]))
+
+    @defer.inlineCallbacks
+    def test_send_on_a_reaches_only_a(self):
+        la = self.topology.client_listener("a")
+        lb = self.topology.client_listener("b")
+        self.addCleanup(la.close)
+        self.addCleanup(lb.close)
+        self.assertTrue(self.transport.send(b"announce-a", self.a.host_index))
+        yield wait_until(lambda: [d for d, _ in drain(la) if d == b"announce-a"], what="A hears")
+        yield sleep(0.2)
+        self.assertEqual([d for d, _ in drain(lb)], [])
+
+    @defer.inlineCallbacks
+    def test_unicast_send_pinned_to_interface(self):
+        cb = self.topology.client_socket("b")
+        self.addCleanup(cb.close)
+        port = cb.getsockname()[1]
+        self.assertTrue(
+            self.transport.send(b"reply-b", self.b.host_index, (self.b.client_ip, port))
+        )
+        got = yield wait_until(lambda: drain(cb), what="unicast reply")
+        self.assertEqual(got, [(b"reply-b", (self.b.host_ip, 5353))])
+
+    @defer.inlineCallbacks
+    def test_shares_port_with_another_socket(self):
+        """
+        Another stack (here a plain socket, as avahi would be) already holds
+        5353: our ports still open and receive.
+        """
+        yield self.transport.close()
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("0.0.0.0", 5353))
+        other.setsockopt(
+            socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+            socket.inet_aton("224.0.0.251") + socket.inet_aton(self.a.host_ip),
+        )
+        self.addCleanup(other.close)
+        transport = InterfaceTransport(self.recorder, reactor)
+        self.addCleanup(transport.close)
+        change = transport.apply(self.selection.selected)
+        self.assertEqual([i.name for i in change.added], ["lana", "lanb"])
+        ca = self.topology.client_socket("a")
+        self.addCleanup(ca.close)
+        ca.sendto(b"shared", ("224.0.0.251", 5353))
+        yield wait_until(lambda: self.recorder.payloads(self.a.host_index), what="our port hears")
+        self.assertEqual(self.recorder.payloads(self.a.host_index), [b"shared"])
+
+    @defer.inlineCallbacks
+    def test_plain_protocol_still_works(self):
+        yield self.transport.close()
+        lana = next(i for i in self.interfaces if i.name == "lana")
+        rec = PlainRecorder()
+        port = PktInfoMulticastPort(5353, rec, reactor=reactor, network_interface=lana)
+        port.startListening()
+        self.addCleanup(port.stopListening)
+        yield port.joinGroup("224.0.0.251")
+        ca = self.topology.client_socket("a")
+        self.addCleanup(ca.close)
+        ca.sendto(b"plain", ("224.0.0.251", 5353))
+        yield wait_until(lambda: rec.got, what="plain datagram")
+        self.assertEqual(rec.got[0][0], b"plain")
+        self.assertEqual(rec.got[0][1][0], self.a.client_ip)
+
+    @defer.inlineCallbacks
+    def test_any_group_and_port(self):
+        yield self.transport.close()
+        rec = Recorder()
+        transport = InterfaceTransport(rec, reactor, group="239.1.2.3", port=5006)
+        self.addCleanup(transport.close)
+        transport.apply(self.selection.selected)
+        cb = self.topology.client_socket("b")
+        self.addCleanup(cb.close)
+        cb.sendto(b"status", ("239.1.2.3", 5006))
+        yield wait_until(lambda: rec.got, what="group datagram")
+        self.assertEqual([(d, c.name) for d, _, c in rec.got], [(b"status", "lanb")])
+
+    @defer.inlineCallbacks
+    def test_apply_new_selection(self):
+        """
+        Narrowing the selection closes B's port; widening reopens it; a
+        changed address is taken without reopening.
+        """
+        only_a = ExplicitInterfacePolicy(["lana"]).select(self.interfaces)
+        change = self.transport.apply(only_a.selected)
+        self.assertEqual([i.name for i in change.removed], ["lanb"])
+        self.assertEqual(list(self.transport.ports), [self.a.host_index])
+        cb = self.topology.client_socket("b")
+        self.addCleanup(cb.close)
+        cb.sendto(b"b-after-close", ("224.0.0.251", 5353))
+        cb.sendto(b"b-unicast-after-close", (self.b.host_ip, 5353))
+        yield sleep(0.3)
+        self.assertEqual(self.recorder.payloads(), [])
+        # The unicast one is read by lana's socket (the only one left on 5353)
+        # and dropped: it came in on lanb, which we no longer run on.
+        self.assertEqual(self.transport.counters["dropped.unselected-interface"], 1)
+
+        self.topology_ip_add("10.1.0.9/24", "lana")
+        readdressed = SystemInterfaceEnumerator().interfaces()
+        change = self.transport.apply(DefaultInterfacePolicy().select(readdressed).selected)
+        self.assertEqual([i.name for i in change.added], ["lanb"])
+        self.assertEqual([n.name for _, n in change.readdressed], ["lana"])
+        self.assertEqual(
+            self.transport.interfaces[self.a.host_index].ipv4_addresses,
+            ("10.1.0.1", "10.1.0.9"),
+        )
+        ca = self.topology.client_socket("a")
+        self.addCleanup(ca.close)
+        ca.sendto(b"to-new-address", ("10.1.0.9", 5353))
+        yield wait_until(lambda: self.recorder.got, what="datagram to new address")
+        ctx = self.recorder.got[0][2]
+        self.assertEqual(ctx.destination, "10.1.0.9")
+        self.assertIn("10.1.0.9", [str(a.ip) for a in ctx.addresses])
+
+    def topology_ip_add(self, cidr: str, dev: str) -> None:
+        from tests.netns import ip
+
+        ip("addr", "add", cidr, "dev", dev, ns=self.topology.host_ns)
+
+    def test_send_to_vanished_interface_is_counted(self) -> None:
+        self.assertFalse(self.transport.send(b"x", 9999))
+        self.assertEqual(self.transport.counters["errors.send-no-port"], 1)

@@ -1,0 +1,320 @@
+"""
+A Twisted multicast port that knows which interface each datagram came in on.
+
+Why: on a multi-homed host, every socket bound to 0.0.0.0:5353 shares one
+port, C{SO_REUSEPORT} spreads unicast datagrams over the sockets at random,
+and other mDNS stacks (avahi, systemd-resolved) may hold the same port.  The
+only trustworthy answer to "which link did this come from?" is the kernel's
+C{IP_PKTINFO} control message, so this port reads with C{recvmsg} and hands
+the protocol an L{InterfaceContext} built from it.
+
+The port is general: any group, any port, any protocol.  A protocol that
+provides L{IPktInfoDatagramProtocol} gets C{datagramReceivedOn}; any other
+gets the plain C{datagramReceived}.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import struct
+import sys
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from twisted.internet import defer, udp
+from twisted.internet.error import MessageLengthError
+from twisted.logger import Logger
+
+from twisted_mdns.interfaces import IPktInfoDatagramProtocol
+from twisted_mdns.netif import NetworkInterface, SystemInterfaceEnumerator, find_by_index
+
+log = Logger()
+
+#: Linux values, used where the Python build does not export the names.
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8 if sys.platform.startswith("linux") else None)
+IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
+IP_RECVIF = getattr(socket, "IP_RECVIF", None)
+IP_RECVDSTADDR = getattr(socket, "IP_RECVDSTADDR", None)
+
+_IN_PKTINFO = struct.Struct("I4s4s")
+_ANCILLARY_SPACE = socket.CMSG_SPACE(64)
+_READ_IGNORE = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
+_READ_REFUSE = (errno.ECONNREFUSED,)
+
+InterfaceLookup = Callable[[int], Optional[NetworkInterface]]
+
+
+@dataclass(frozen=True)
+class InterfaceContext:
+    """
+    Where a datagram arrived.
+
+    @ivar index: the receiving interface's OS index, from C{IP_PKTINFO}.
+    @ivar name: its name (C{"?"} when it vanished before we could look).
+    @ivar destination: the datagram's destination address: the group for
+        multicast, one of our addresses for unicast.
+    @ivar interface: the L{NetworkInterface} as last enumerated, if known.
+    @ivar family: the address family (C{AF_INET} today).
+    """
+
+    index: int
+    name: str
+    destination: str
+    interface: NetworkInterface | None = None
+    family: int = socket.AF_INET
+
+    @property
+    def addresses(self) -> tuple[ipaddress.IPv4Interface, ...]:
+        """
+        The receiving interface's IPv4 addresses with prefixes.
+        """
+        return self.interface.ipv4 if self.interface is not None else ()
+
+    @property
+    def multicast(self) -> bool:
+        """
+        Was the datagram sent to a multicast group (rather than to us)?
+        """
+        try:
+            return ipaddress.ip_address(self.destination).is_multicast
+        except ValueError:
+            return False
+
+    def on_link(self, address: str) -> bool:
+        """
+        Is C{address} on a subnet of the receiving interface (RFC 6762 s11)?
+        """
+        return self.interface is not None and self.interface.on_link(address)
+
+
+def ip_mreqn(group: str, ifindex: int, address: str = "0.0.0.0") -> bytes:
+    """
+    A Linux C{struct ip_mreqn}: join/leave or choose the sending interface by
+    index, which stays unambiguous when two links share an address or one
+    has none.
+    """
+    return struct.pack(
+        "4s4si", socket.inet_aton(group), socket.inet_aton(address), ifindex
+    )
+
+
+class _SystemLookup:
+    """
+    Index-to-interface lookup from the OS, refreshed on a miss.
+    """
+
+    def __init__(self) -> None:
+        self._enumerator = SystemInterfaceEnumerator()
+        self._known: dict[int, NetworkInterface] = {}
+
+    def __call__(self, index: int) -> NetworkInterface | None:
+        found = self._known.get(index)
+        if found is None:
+            found = find_by_index(self._enumerator.interfaces(), index)
+            if found is not None:
+                self._known[index] = found
+        return found
+
+
+class PktInfoMulticastPort(udp.MulticastPort):
+    """
+    A L{udp.MulticastPort} whose reader uses C{recvmsg} with C{IP_PKTINFO}.
+
+    Construct it and call C{startListening()} (C{reactor.listenMulticast}
+    cannot take a port class)::
+
+        port = PktInfoMulticastPort(5353, proto, network_interface=eth0,
+                                    reactor=reactor)
+        port.startListening()
+        port.joinGroup("224.0.0.251")
+
+    With C{network_interface}, the port joins groups and sends multicast on
+    that interface only (by index, C{ip_mreqn}), with TTL 255, and does not
+    hear groups joined by other sockets (C{IP_MULTICAST_ALL} = 0).
+
+    @ivar lookup: maps an interface index to a L{NetworkInterface}; the
+        transport gives its own view, the default asks the OS.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        proto,
+        interface: str = "",
+        maxPacketSize: int = 9000,
+        reactor=None,
+        listenMultiple: bool = True,
+        *,
+        network_interface: NetworkInterface | None = None,
+        lookup: InterfaceLookup | None = None,
+        ttl: int = 255,
+        loopback: bool = True,
+    ) -> None:
+        super().__init__(port, proto, interface, maxPacketSize, reactor, listenMultiple)
+        self.network_interface = network_interface
+        self.lookup: InterfaceLookup = lookup or _SystemLookup()
+        self.multicast_ttl = ttl
+        self.multicast_loopback = loopback
+        self._contexts: dict[tuple[int, bytes], InterfaceContext] = {}
+        self._pktinfo_protocol = IPktInfoDatagramProtocol.providedBy(proto)
+
+    # -- socket set-up -----------------------------------------------------
+
+    def createInternetSocket(self) -> socket.socket:
+        skt = super().createInternetSocket()
+        if IP_PKTINFO is not None:
+            skt.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        else:  # pragma: no cover - BSD/macOS
+            if IP_RECVIF is not None:
+                skt.setsockopt(socket.IPPROTO_IP, IP_RECVIF, 1)
+            if IP_RECVDSTADDR is not None:
+                skt.setsockopt(socket.IPPROTO_IP, IP_RECVDSTADDR, 1)
+        if sys.platform.startswith("linux"):
+            # Without this, a socket hears every group any socket on the
+            # host joined, on any interface.
+            skt.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+        return skt
+
+    def startListening(self) -> None:
+        super().startListening()
+        skt = self.socket
+        skt.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, self.multicast_ttl)
+        skt.setsockopt(
+            socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(self.multicast_loopback)
+        )
+        if self.network_interface is not None:
+            self.setOutgoingInterfaceIndex(self.network_interface.index)
+
+    def setOutgoingInterfaceIndex(self, ifindex: int) -> None:
+        """
+        Send multicast on interface C{ifindex} (C{IP_MULTICAST_IF}, ip_mreqn).
+        """
+        self.socket.setsockopt(
+            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, ip_mreqn("0.0.0.0", ifindex)
+        )
+
+    def joinGroup(self, addr: str, interface: str = "") -> defer.Deferred:
+        """
+        Join C{addr}.  With an interface index (an int, or our own
+        C{network_interface} when C{interface} is empty) the join uses
+        C{ip_mreqn}; an address string falls back to Twisted's C{ip_mreq}.
+        """
+        return self._membership(socket.IP_ADD_MEMBERSHIP, addr, interface)
+
+    def leaveGroup(self, addr: str, interface: str = "") -> defer.Deferred:
+        return self._membership(socket.IP_DROP_MEMBERSHIP, addr, interface)
+
+    def _membership(self, option: int, addr: str, interface) -> defer.Deferred:
+        if isinstance(interface, int):
+            index = interface
+        elif interface == "" and self.network_interface is not None:
+            index = self.network_interface.index
+        elif option == socket.IP_ADD_MEMBERSHIP:
+            return super().joinGroup(addr, interface)
+        else:
+            return super().leaveGroup(addr, interface)
+        try:
+            self.socket.setsockopt(socket.IPPROTO_IP, option, ip_mreqn(addr, index))
+        except OSError as e:
+            return defer.fail(e)
+        return defer.succeed(1)
+
+    # -- reading -----------------------------------------------------------
+
+    def refresh(self) -> None:
+        """
+        Forget cached interface contexts: addresses may have changed.
+        """
+        self._contexts.clear()
+        known = getattr(self.lookup, "_known", None)
+        if isinstance(known, dict):
+            known.clear()
+
+    def _context(self, ifindex: int, dst: bytes) -> InterfaceContext:
+        key = (ifindex, dst)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            iface = self.lookup(ifindex) if ifindex else None
+            name = iface.name if iface is not None else "?"
+            ctx = InterfaceContext(
+                index=ifindex,
+                name=name,
+                destination=socket.inet_ntoa(dst) if len(dst) == 4 else "0.0.0.0",
+                interface=iface,
+            )
+            if iface is not None:
+                self._contexts[key] = ctx
+        return ctx
+
+    def _parse_ancillary(self, ancdata) -> tuple[int, bytes]:
+        ifindex, dst = 0, b""
+        for level, kind, data in ancdata:
+            if level != socket.IPPROTO_IP:
+                continue
+            if kind == IP_PKTINFO and len(data) >= _IN_PKTINFO.size:
+                ifindex, _spec_dst, dst = _IN_PKTINFO.unpack_from(data)
+            elif IP_RECVDSTADDR is not None and kind == IP_RECVDSTADDR:
+                dst = bytes(data[:4])  # pragma: no cover - BSD/macOS
+            elif IP_RECVIF is not None and kind == IP_RECVIF and len(data) >= 4:
+                # struct sockaddr_dl: len, family, then u_short sdl_index.
+                ifindex = struct.unpack_from("H", data, 2)[0]  # pragma: no cover
+        return ifindex, dst
+
+    def doRead(self) -> None:
+        read = 0
+        while read < self.maxThroughput:
+            try:
+                data, ancdata, _flags, addr = self.socket.recvmsg(
+                    self.maxPacketSize, _ANCILLARY_SPACE
+                )
+            except OSError as se:
+                if se.errno in _READ_IGNORE:
+                    return
+                if se.errno in _READ_REFUSE:
+                    if self._connectedAddr:
+                        self.protocol.connectionRefused()
+                    return
+                raise
+            read += len(data)
+            try:
+                if self._pktinfo_protocol:
+                    ifindex, dst = self._parse_ancillary(ancdata)
+                    self.protocol.datagramReceivedOn(
+                        data, addr[:2], self._context(ifindex, dst)
+                    )
+                else:
+                    self.protocol.datagramReceived(data, addr[:2])
+            except BaseException:
+                log.failure("datagram handler failed; datagram dropped")
+
+    # -- writing -----------------------------------------------------------
+
+    def writeOn(
+        self, datagram: bytes, addr: tuple[str, int], ifindex: int, source: str = "0.0.0.0"
+    ) -> None:
+        """
+        Send C{datagram} to C{addr} out of interface C{ifindex}, with
+        C{source} as the source address when it is not C{0.0.0.0}.
+
+        For unicast replies: an C{in_pktinfo} control message pins the
+        outgoing interface, so the reply leaves by the link the query came in
+        on even when routing would choose another (two links, one subnet).
+        """
+        if IP_PKTINFO is None:  # pragma: no cover - BSD/macOS
+            return self.write(datagram, addr)
+        cmsg = _IN_PKTINFO.pack(ifindex, socket.inet_aton(source), b"\0\0\0\0")
+        try:
+            self.socket.sendmsg(
+                [datagram], [(socket.IPPROTO_IP, IP_PKTINFO, cmsg)], 0, addr
+            )
+        except OSError as se:
+            if se.errno == errno.EINTR:
+                return self.writeOn(datagram, addr, ifindex, source)
+            if se.errno == errno.EMSGSIZE:
+                raise MessageLengthError("message too long")
+            if se.errno == errno.ECONNREFUSED:
+                return None
+            raise
+        return None

@@ -1,0 +1,404 @@
+"""
+Interface policies: which interfaces mDNS runs on, and why.
+
+The default is deliberately conservative: multicast DNS is link-local, and a
+query that leaks into a VPN or a container bridge tells strangers what is on
+the LAN (and answers from there name hosts that do not exist here).  So the
+default takes real, up, multicast-capable links with IPv4 and a sane MTU,
+and leaves out everything that looks virtual by name.  A user who wants a
+virtual interface names it, and is warned once.
+
+Every policy logs each decision with its reason, so "why is mDNS not
+running on wlan0?" is answered by the log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from twisted_mdns.interfaces import IInterfacePolicy
+from twisted_mdns.netif import NetworkInterface, find_interface
+
+log = Logger()
+
+#: The smallest MTU we accept: RFC 6762 section 17 lets a responder assume
+#: 512-byte messages fit, so a link that cannot carry them is useless to us.
+MIN_MTU = 512
+
+#: Name prefixes of virtual interfaces, by kind, shared by Unix platforms.
+_COMMON_VIRTUAL: dict[str, tuple[str, ...]] = {
+    "VPN": ("tun", "tap", "ppp", "wg", "ipsec"),
+    "tunnel": ("gre", "ipip", "sit", "ip6tnl", "gif", "stf"),
+}
+
+#: Per-platform additions.  Windows is judged by flags (point-to-point), not
+#: by names, since its interface names are user-editable descriptions.
+VIRTUAL_PATTERNS: dict[str, dict[str, tuple[str, ...]]] = {
+    "linux": {
+        "VPN": _COMMON_VIRTUAL["VPN"] + ("utun", "tailscale", "zt", "nordlynx"),
+        "container": (
+            "docker", "veth", "br-", "virbr", "cni", "flannel", "cali",
+            "vxlan", "lxcbr", "lxdbr", "podman",
+        ),
+        "tunnel": _COMMON_VIRTUAL["tunnel"] + ("gretap", "erspan", "vti"),
+    },
+    "darwin": {
+        "VPN": _COMMON_VIRTUAL["VPN"] + ("utun",),
+        "container": ("bridge", "vmenet", "vnic"),
+        "tunnel": _COMMON_VIRTUAL["tunnel"] + ("awdl", "llw", "anpi"),
+    },
+    "bsd": {
+        "VPN": _COMMON_VIRTUAL["VPN"] + ("utun", "ovpn"),
+        "container": ("bridge", "epair", "vether"),
+        "tunnel": _COMMON_VIRTUAL["tunnel"] + ("enc", "pflog", "pfsync"),
+    },
+    "windows": {},
+}
+
+
+def platform_key(platform: str | None = None) -> str:
+    """
+    Map C{sys.platform} to a key of L{VIRTUAL_PATTERNS}.
+    """
+    p = platform or sys.platform
+    if p.startswith("linux"):
+        return "linux"
+    if p == "darwin":
+        return "darwin"
+    if p.startswith(("win", "cygwin")):
+        return "windows"
+    if "bsd" in p or p.startswith("dragonfly"):
+        return "bsd"
+    return "linux"
+
+
+def virtual_kind(
+    iface: NetworkInterface, platform: str | None = None
+) -> str | None:
+    """
+    Why C{iface} looks virtual (C{"VPN (tun*)"}), or L{None} if it does not.
+    """
+    key = platform_key(platform)
+    if key == "windows":
+        if iface.flags.pointopoint:
+            return "VPN (point-to-point)"
+        return None
+    name = iface.name.lower()
+    for kind, prefixes in VIRTUAL_PATTERNS[key].items():
+        for prefix in prefixes:
+            if name.startswith(prefix):
+                return f"{kind} ({prefix}*)"
+    return None
+
+
+def unusable_reason(
+    iface: NetworkInterface, *, allow_loopback: bool = False, check_mtu: bool = True
+) -> str | None:
+    """
+    The first reason C{iface} cannot carry IPv4 mDNS, or L{None} if it can.
+    """
+    if iface.flags.loopback and not allow_loopback:
+        return "loopback"
+    if not iface.flags.up:
+        return "down"
+    if not iface.flags.multicast and not (allow_loopback and iface.flags.loopback):
+        return "no multicast flag"
+    if not iface.ipv4:
+        return "no IPv4 address"
+    if check_mtu and iface.mtu < MIN_MTU:
+        return f"MTU {iface.mtu} < {MIN_MTU}"
+    return None
+
+
+class InterfaceValidationError(ValueError):
+    """
+    An interface that was asked for cannot be used.
+
+    One reason per error; the message names the interface, the reason and
+    the interfaces that do exist, so the user can correct the request.
+    """
+
+    def __init__(
+        self, interface: str, reason: str, available: Sequence[str] = ()
+    ) -> None:
+        self.interface = interface
+        self.reason = reason
+        self.available = tuple(available)
+        text = f"interface {interface!r}: {reason}"
+        if self.available:
+            text += f" (interfaces present: {', '.join(self.available)})"
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """
+    The outcome of a policy decision.
+
+    @ivar selected: the interfaces chosen, in index order.
+    @ivar excluded: C{(interface, reason)} for every interface left out.
+    @ivar errors: explicit requests that could not be met.
+    """
+
+    selected: tuple[NetworkInterface, ...]
+    excluded: tuple[tuple[NetworkInterface, str], ...]
+    errors: tuple[InterfaceValidationError, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.selected)
+
+    def reason(self, name: str) -> str | None:
+        """
+        Why C{name} was left out; L{None} if it was selected or is unknown.
+        """
+        for iface, why in self.excluded:
+            if iface.name == name:
+                return why
+        return None
+
+    def raise_for_errors(self) -> None:
+        """
+        Raise the first error, for start-up where a bad request must stop us.
+        """
+        if self.errors:
+            raise self.errors[0]
+
+
+def validate_interface(
+    spec: str | int, interfaces: Sequence[NetworkInterface]
+) -> NetworkInterface:
+    """
+    Find the interface a user named (name, IPv4 address or index) and check
+    that it can carry mDNS.
+
+    @raise InterfaceValidationError: unknown, down, no multicast, no IPv4 or
+        MTU too small.
+    """
+    available = [i.name for i in interfaces]
+    iface = find_interface(interfaces, spec)
+    if iface is None:
+        raise InterfaceValidationError(str(spec), "no such interface", available)
+    why = unusable_reason(iface, allow_loopback=True)
+    if why is not None:
+        raise InterfaceValidationError(iface.name, why, available)
+    return iface
+
+
+def _finish(
+    policy: str,
+    selected: list[NetworkInterface],
+    excluded: list[tuple[NetworkInterface, str]],
+    errors: Iterable[InterfaceValidationError] = (),
+) -> Selection:
+    selection = Selection(
+        tuple(sorted(selected, key=lambda i: i.index)),
+        tuple(excluded),
+        tuple(errors),
+    )
+    for iface in selection.selected:
+        log.debug(
+            "{policy}: {interface} selected", policy=policy, interface=iface.describe()
+        )
+    for iface, why in selection.excluded:
+        log.debug(
+            "{policy}: {interface} excluded: {reason}",
+            policy=policy,
+            interface=iface.name,
+            reason=why,
+        )
+    for error in selection.errors:
+        log.warn("{policy}: {error}", policy=policy, error=str(error))
+    if selection.selected:
+        log.info(
+            "{policy}: selected {count} interface(s): {names}",
+            policy=policy,
+            count=len(selection.selected),
+            names=", ".join(selection.names),
+        )
+    else:
+        log.warn(
+            "{policy}: no interface qualifies for mDNS ({reasons})",
+            policy=policy,
+            reasons="; ".join(f"{i.name}: {r}" for i, r in selection.excluded)
+            or "no interfaces",
+        )
+    return selection
+
+
+@implementer(IInterfacePolicy)
+class DefaultInterfacePolicy:
+    """
+    Up, multicast, not loopback, at least one IPv4 address, MTU >= 512, and
+    not virtual by name (VPN, container, tunnel; patterns per platform).
+    """
+
+    def __init__(self, platform: str | None = None) -> None:
+        self.platform = platform
+
+    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
+        selected, excluded = [], []
+        for iface in interfaces:
+            why = unusable_reason(iface)
+            if why is None:
+                kind = virtual_kind(iface, self.platform)
+                if kind is not None:
+                    why = f"virtual: {kind}"
+            if why is None:
+                selected.append(iface)
+            else:
+                excluded.append((iface, why))
+        return _finish("default policy", selected, excluded)
+
+
+@implementer(IInterfacePolicy)
+class ExplicitInterfacePolicy:
+    """
+    Exactly the interfaces the user named, by name (C{eth0}), IPv4 address
+    (C{192.168.1.100}) or index (C{3}).
+
+    A named virtual interface is used (the user asked), with a warning.  A
+    named interface that is unknown or cannot carry mDNS is an error.
+    """
+
+    def __init__(self, specs: Iterable[str | int], platform: str | None = None) -> None:
+        self.specs = tuple(specs)
+        if not self.specs:
+            raise ValueError("ExplicitInterfacePolicy needs at least one interface")
+        self.platform = platform
+
+    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
+        chosen: dict[int, NetworkInterface] = {}
+        errors = []
+        for spec in self.specs:
+            try:
+                iface = validate_interface(spec, interfaces)
+            except InterfaceValidationError as e:
+                errors.append(e)
+                continue
+            kind = virtual_kind(iface, self.platform)
+            if kind is not None:
+                log.warn(
+                    "using {name}, which looks virtual ({kind}), because it was "
+                    "named explicitly",
+                    name=iface.name,
+                    kind=kind,
+                )
+            chosen[iface.index] = iface
+        excluded = []
+        for iface in interfaces:
+            if iface.index not in chosen:
+                failed = next((e for e in errors if e.interface == iface.name), None)
+                excluded.append(
+                    (iface, failed.reason if failed else "not named explicitly")
+                )
+        return _finish("explicit policy", list(chosen.values()), excluded, errors)
+
+
+@implementer(IInterfacePolicy)
+class FilterInterfacePolicy:
+    """
+    The interfaces that can carry mDNS and for which C{predicate} is true.
+
+    C{predicate} takes a L{NetworkInterface} and returns a bool, or a string
+    (a reason to exclude) / L{None} (include), for filters that want to say
+    why.
+    """
+
+    def __init__(
+        self,
+        predicate: Callable[[NetworkInterface], bool | str | None],
+        description: str = "",
+    ) -> None:
+        self.predicate = predicate
+        self.description = description or getattr(predicate, "__name__", "filter")
+
+    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
+        selected, excluded = [], []
+        for iface in interfaces:
+            why = unusable_reason(iface)
+            if why is None:
+                verdict = self.predicate(iface)
+                if verdict is False:
+                    why = f"rejected by {self.description}"
+                elif isinstance(verdict, str):
+                    why = verdict
+            if why is None:
+                selected.append(iface)
+            else:
+                excluded.append((iface, why))
+        return _finish("filter policy", selected, excluded)
+
+
+@implementer(IInterfacePolicy)
+class AllInterfacesPolicy:
+    """
+    Every interface that is up, multicast-capable and has IPv4, virtual ones
+    included; loopback only when asked for.
+    """
+
+    def __init__(self, include_loopback: bool = False) -> None:
+        self.include_loopback = include_loopback
+
+    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
+        selected, excluded = [], []
+        for iface in interfaces:
+            why = unusable_reason(
+                iface, allow_loopback=self.include_loopback, check_mtu=False
+            )
+            if why is None:
+                selected.append(iface)
+            else:
+                excluded.append((iface, why))
+        return _finish("all-interfaces policy", selected, excluded)
+
+
+@implementer(IInterfacePolicy)
+class ExcludingPolicy:
+    """
+    Another policy's selection less the interfaces named here (by name, IPv4
+    address or index): what C{--exclude-iface} builds.
+    """
+
+    def __init__(self, base: IInterfacePolicy, specs: Iterable[str | int]) -> None:
+        self.base = base
+        self.specs = tuple(specs)
+
+    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
+        inner = self.base.select(interfaces)
+        dropped = {
+            found.index
+            for found in (find_interface(interfaces, s) for s in self.specs)
+            if found is not None
+        }
+        selected = [i for i in inner.selected if i.index not in dropped]
+        excluded = list(inner.excluded) + [
+            (i, "excluded by name") for i in inner.selected if i.index in dropped
+        ]
+        return _finish("excluding policy", selected, excluded, inner.errors)
+
+
+def interface_for_destination(
+    destination: str, interfaces: Sequence[NetworkInterface]
+) -> NetworkInterface | None:
+    """
+    The interface whose IPv4 subnet holds C{destination}: "which interface
+    reaches radiod at 192.168.1.50?".  The longest prefix wins when subnets
+    nest; L{None} when no directly connected subnet holds it.
+    """
+    try:
+        ip = ipaddress.ip_address(destination)
+    except ValueError:
+        return None
+    best: tuple[int, NetworkInterface] | None = None
+    for iface in interfaces:
+        for addr in iface.ipv4 if ip.version == 4 else iface.ipv6:
+            if ip in addr.network and (best is None or addr.network.prefixlen > best[0]):
+                best = (addr.network.prefixlen, iface)
+    return best[1] if best else None
