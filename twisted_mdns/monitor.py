@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from twisted.internet.interfaces import IReactorTime, IReadDescriptor
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IReadDescriptor
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -338,7 +338,7 @@ class NetlinkInterfaceMonitor(_EnumeratingMonitor):
         self.settle = settle
         self.max_delay = max_delay if max_delay is not None else max(1.0, 10 * settle)
         self._socket: socket.socket | None = None
-        self._pending = None  # IDelayedCall of the scheduled rescan
+        self._pending: IDelayedCall | None = None  # the scheduled rescan
         self._burst_started = 0.0
         self._buffer = bytearray(65536)
 

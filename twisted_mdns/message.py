@@ -1,0 +1,548 @@
+"""
+mDNS messages on top of dnslib.
+
+dnslib parses and packs DNS well, but it knows nothing of mDNS: the top bit
+of the class field is the unicast-response bit on questions and the
+cache-flush bit on records (RFC 6762 s5.4, s10.2), names must survive
+unchanged as UTF-8 label tuples (RFC 6763 s4.3, no IDNA), and it has no
+size-aware packing.  This module keeps those rules in one place:
+
+ - L{Question} and L{Record} are small values with the class bit split out;
+   names are tuples of C{bytes} labels, compared case-insensitively (ASCII)
+   through L{name_key}.
+ - L{parse} turns bytes into a L{Message} or raises L{MessageError}, whatever
+   the input (malformed packets are the network's problem, not ours).
+ - L{pack} splits what must be sent into datagrams no larger than the limit
+   (the interface MTU less IP/UDP headers, at most 9000 bytes; RFC 6762
+   s17), setting TC on all but the last query packet when known answers
+   spill over (s7.2).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from dnslib import (
+    A,
+    AAAA,
+    NSEC,
+    PTR,
+    QTYPE,
+    RD,
+    SRV,
+    TXT,
+    DNSBuffer,
+    DNSError,
+    DNSLabel,
+)
+from dnslib.dns import RDMAP
+
+Name = tuple  # tuple[bytes, ...]
+
+CLASS_IN = 1
+TOP_BIT = 0x8000
+CLASS_MASK = 0x7FFF
+
+TYPE_A = 1
+TYPE_PTR = 12
+TYPE_TXT = 16
+TYPE_AAAA = 28
+TYPE_SRV = 33
+TYPE_OPT = 41
+TYPE_NSEC = 47
+TYPE_ANY = 255
+
+FLAG_QR = 0x8000
+FLAG_AA = 0x0400
+FLAG_TC = 0x0200
+OPCODE_MASK = 0x7800
+
+#: RFC 6762 s17: never more than 9000 bytes, whatever the MTU.
+MAX_PACKET = 9000
+#: IPv4 + UDP headers.
+IP_UDP_OVERHEAD = 28
+
+_HEADER = struct.Struct("!HHHHHH")
+_RR_FIXED = struct.Struct("!HHIH")
+
+
+class MessageError(ValueError):
+    """
+    A datagram that is not a usable DNS message.
+    """
+
+
+def name_from_text(text: str) -> Name:
+    """
+    Split a dotted name into labels.  Only for names without dots inside
+    labels (host names, service types); instance names are built from their
+    parts with L{join_name}.
+    """
+    text = text.rstrip(".")
+    if not text:
+        return ()
+    return tuple(label.encode("utf-8") for label in text.split("."))
+
+
+def join_name(*parts: str | bytes | Name) -> Name:
+    """
+    Build a name from parts: a C{str}/C{bytes} part is ONE label (so that
+    C{"My Web. (2)"} keeps its dot and spaces), a tuple is already labels.
+    """
+    labels: list[bytes] = []
+    for part in parts:
+        if isinstance(part, tuple):
+            labels.extend(part)
+        elif isinstance(part, bytes):
+            labels.append(part)
+        else:
+            labels.append(part.encode("utf-8"))
+    return tuple(labels)
+
+
+def name_key(name: Name) -> Name:
+    """
+    The case-insensitive form of C{name} (DNS folds ASCII case only).
+    """
+    return tuple(label.lower() for label in name)
+
+
+def name_to_text(name: Name) -> str:
+    """
+    A display form: labels joined by dots, dots and backslashes inside
+    labels escaped as in RFC 6763 s4.3 presentation.
+    """
+    out = []
+    for label in name:
+        text = label.decode("utf-8", "replace")
+        out.append(text.replace("\\", "\\\\").replace(".", "\\."))
+    return ".".join(out) + "." if out else "."
+
+
+def _label(name: Name) -> DNSLabel:
+    return DNSLabel(list(name))
+
+
+def type_name(rtype: int) -> str:
+    try:
+        return str(QTYPE[rtype])
+    except Exception:
+        return f"TYPE{rtype}"
+
+
+@dataclass(frozen=True)
+class Question:
+    """
+    One question; C{unicast} is the QU bit (RFC 6762 s5.4).
+    """
+
+    name: Name
+    qtype: int
+    unicast: bool = False
+    qclass: int = CLASS_IN
+
+    @property
+    def key(self) -> Name:
+        return name_key(self.name)
+
+    def matches(self, record: "Record") -> bool:
+        """
+        Does C{record} answer this question (name, class and type or ANY)?
+        """
+        return (
+            (self.qtype == TYPE_ANY or self.qtype == record.rtype)
+            and (self.qclass == record.rclass or self.qclass == TYPE_ANY)
+            and name_key(self.name) == record.key
+        )
+
+
+def rdata_bytes(rtype: int, rdata) -> bytes:
+    """
+    The rdata in canonical wire form: names uncompressed and in their
+    original case.  Used to compare records (known answers, conflicts, the
+    s8.2 tie-break), never sent as is.
+    """
+    buf = DNSBuffer()
+    if rtype in (TYPE_PTR, 5, 2):  # PTR, CNAME, NS
+        buf.encode_name_nocompress(rdata.label)
+    elif rtype == TYPE_SRV:
+        buf.pack("!HHH", rdata.priority, rdata.weight, rdata.port)
+        buf.encode_name_nocompress(rdata.target)
+    else:
+        rdata.pack(buf)
+    return bytes(buf.data)
+
+
+@dataclass(frozen=True, eq=False)
+class Record:
+    """
+    A resource record with the cache-flush bit split out of its class.
+
+    Two records are the same record when name (case-insensitively), type,
+    class and rdata are equal; TTL and the cache-flush bit do not take part.
+
+    @ivar rdata: a dnslib rdata object (C{A}, C{PTR}, C{SRV}, C{TXT},
+        C{NSEC}, ...).
+    """
+
+    name: Name
+    rtype: int
+    rdata: object
+    ttl: int
+    cache_flush: bool = False
+    rclass: int = CLASS_IN
+    _wire: bytes = field(default=b"", repr=False, compare=False)
+    _key: Name = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self._wire:
+            object.__setattr__(self, "_wire", rdata_bytes(self.rtype, self.rdata))
+        if not self._key:
+            object.__setattr__(self, "_key", name_key(self.name))
+
+    @property
+    def key(self) -> Name:
+        """
+        Case-folded name.
+        """
+        return self._key
+
+    @property
+    def data(self) -> bytes:
+        """
+        Canonical rdata bytes.
+        """
+        return self._wire
+
+    @property
+    def identity(self) -> tuple:
+        """
+        What makes two records the same record (s6: name, rrtype, rrclass
+        and rdata; not the TTL or the cache-flush bit).
+        """
+        return (self._key, self.rtype, self.rclass, self._wire)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record):
+            return NotImplemented
+        return self.identity == other.identity
+
+    def __hash__(self) -> int:
+        return hash(self.identity)
+
+    def with_ttl(self, ttl: int) -> "Record":
+        """
+        The same record with another TTL (0 for a goodbye).
+        """
+        return Record(
+            self.name, self.rtype, self.rdata, ttl, self.cache_flush, self.rclass,
+            self._wire, self._key,
+        )
+
+    def with_flush(self, cache_flush: bool) -> "Record":
+        return Record(
+            self.name, self.rtype, self.rdata, self.ttl, cache_flush, self.rclass,
+            self._wire, self._key,
+        )
+
+    def pack_into(self, buf: DNSBuffer) -> None:
+        buf.encode_name(_label(self.name))
+        rclass = self.rclass | (TOP_BIT if self.cache_flush else 0)
+        buf.pack("!HHI", self.rtype, rclass, self.ttl)
+        length_at = buf.offset
+        buf.pack("!H", 0)
+        start = buf.offset
+        self.rdata.pack(buf)
+        buf.update(length_at, "!H", buf.offset - start)
+
+    def __repr__(self) -> str:
+        flush = " flush" if self.cache_flush else ""
+        return (
+            f"<Record {name_to_text(self.name)} {type_name(self.rtype)} "
+            f"ttl={self.ttl}{flush} {self.rdata!r}>"
+        )
+
+
+@dataclass
+class Message:
+    """
+    A parsed (or to-be-packed) DNS message.
+    """
+
+    id: int = 0
+    flags: int = 0
+    questions: list[Question] = field(default_factory=list)
+    answers: list[Record] = field(default_factory=list)
+    authorities: list[Record] = field(default_factory=list)
+    additionals: list[Record] = field(default_factory=list)
+
+    @property
+    def is_response(self) -> bool:
+        return bool(self.flags & FLAG_QR)
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.flags & FLAG_TC)
+
+    @property
+    def opcode(self) -> int:
+        return (self.flags & OPCODE_MASK) >> 11
+
+    @property
+    def rcode(self) -> int:
+        return self.flags & 0xF
+
+    @property
+    def is_probe(self) -> bool:
+        """
+        A query with records in the authority section: a probe (s8.1).
+        """
+        return not self.is_response and bool(self.authorities)
+
+    def records(self) -> list[Record]:
+        return [*self.answers, *self.authorities, *self.additionals]
+
+
+def _parse_name(buf: DNSBuffer) -> Name:
+    label = buf.decode_name()
+    name = tuple(label.label)
+    if sum(len(part) + 1 for part in name) + 1 > 255:
+        raise MessageError("name longer than 255 bytes")
+    return name
+
+
+def _parse_record(buf: DNSBuffer) -> Record | None:
+    name = _parse_name(buf)
+    rtype, rclass, ttl, rdlength = buf.unpack("!HHIH")
+    if rdlength > buf.remaining():
+        raise MessageError("record data runs past the end of the packet")
+    end = buf.offset + rdlength
+    if rtype == TYPE_OPT:
+        buf.offset = end
+        return None
+    rd_class = RDMAP.get(QTYPE.get(rtype), RD) if rtype in QTYPE.forward else RD
+    if rdlength == 0:
+        rdata = RD(b"")
+    else:
+        rdata = rd_class.parse(buf, rdlength)
+    if buf.offset != end:
+        raise MessageError(f"{type_name(rtype)} record data length mismatch")
+    if ttl & 0x80000000:
+        ttl = 0  # RFC 2181 s8: treat a TTL with the top bit set as zero
+    return Record(
+        name, rtype, rdata, ttl, bool(rclass & TOP_BIT), rclass & CLASS_MASK
+    )
+
+
+def parse(data: bytes) -> Message:
+    """
+    Parse a datagram.
+
+    @raise MessageError: for anything malformed (short, truncated names,
+        compression loops, counts larger than the packet, bad rdata).
+    """
+    if len(data) < _HEADER.size:
+        raise MessageError(f"datagram of {len(data)} bytes is shorter than a header")
+    ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
+    # Every question takes at least 5 bytes and every record at least 11:
+    # refuse impossible counts before allocating anything for them.
+    if qd * 5 + (an + ns + ar) * 11 > len(data) - _HEADER.size:
+        raise MessageError("section counts larger than the packet")
+    buf = DNSBuffer(data)
+    buf.offset = _HEADER.size
+    msg = Message(ident, flags)
+    try:
+        for _ in range(qd):
+            name = _parse_name(buf)
+            qtype, qclass = buf.unpack("!HH")
+            msg.questions.append(
+                Question(name, qtype, bool(qclass & TOP_BIT), qclass & CLASS_MASK)
+            )
+        for count, section in ((an, msg.answers), (ns, msg.authorities), (ar, msg.additionals)):
+            for _ in range(count):
+                record = _parse_record(buf)
+                if record is not None:
+                    section.append(record)
+    except MessageError:
+        raise
+    except (DNSError, Exception) as e:  # dnslib raises more than DNSError
+        raise MessageError(f"malformed message: {e}") from None
+    return msg
+
+
+# -- building records --------------------------------------------------------
+
+
+def a_record(name: Name, address: str, ttl: int, cache_flush: bool = True) -> Record:
+    return Record(name, TYPE_A, A(address), ttl, cache_flush)
+
+
+def aaaa_record(name: Name, address: str, ttl: int, cache_flush: bool = True) -> Record:
+    return Record(name, TYPE_AAAA, AAAA(address), ttl, cache_flush)
+
+
+def ptr_record(name: Name, target: Name, ttl: int, cache_flush: bool = False) -> Record:
+    return Record(name, TYPE_PTR, PTR(_label(target)), ttl, cache_flush)
+
+
+def srv_record(
+    name: Name, target: Name, port: int, ttl: int, priority: int = 0, weight: int = 0
+) -> Record:
+    return Record(name, TYPE_SRV, SRV(priority, weight, port, _label(target)), ttl, True)
+
+
+def txt_record(name: Name, strings: Sequence[bytes], ttl: int) -> Record:
+    # dnslib packs TXT([]) as zero bytes; an empty TXT is one empty string.
+    return Record(name, TYPE_TXT, TXT(list(strings) or [b""]), ttl, True)
+
+
+def nsec_record(name: Name, types: Iterable[int], ttl: int) -> Record:
+    """
+    The s6.1 negative answer: "name exists, and has only these types".
+    """
+    names = [type_name(t) for t in sorted(set(types))]
+    return Record(name, TYPE_NSEC, NSEC(_label(name), names), ttl, True)
+
+
+def ptr_target(record: Record) -> Name:
+    return tuple(record.rdata.label.label)
+
+
+def srv_target(record: Record) -> Name:
+    return tuple(record.rdata.target.label)
+
+
+def txt_strings(record: Record) -> list[bytes]:
+    return [bytes(s) for s in record.rdata.data]
+
+
+def nsec_types(record: Record) -> set[int]:
+    types = set()
+    for t in getattr(record.rdata, "rrlist", []):
+        try:
+            types.add(int(getattr(QTYPE, t)) if isinstance(t, str) else int(t))
+        except Exception:
+            continue
+    return types
+
+
+# -- packing -----------------------------------------------------------------
+
+
+def packet_limit(mtu: int | None) -> int:
+    """
+    The largest datagram for an interface MTU (s17).
+    """
+    if not mtu:
+        return 1500 - IP_UDP_OVERHEAD
+    return max(512, min(MAX_PACKET, mtu - IP_UDP_OVERHEAD))
+
+
+class _Packer:
+    def __init__(self, ident: int, flags: int, limit: int) -> None:
+        self.ident, self.flags, self.limit = ident, flags, limit
+        self.reset()
+
+    def reset(self) -> None:
+        self.buf = DNSBuffer()
+        self.buf.pack("!HHHHHH", 0, 0, 0, 0, 0, 0)
+        self.counts = [0, 0, 0, 0]
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.counts)
+
+    def _try(self, section: int, write) -> bool:
+        buf = self.buf
+        mark = buf.offset
+        names = dict(buf.names)
+        write(buf)
+        if buf.offset > self.limit:
+            buf.data = buf.data[:mark]
+            buf.offset = mark
+            buf.names = names
+            return False
+        self.counts[section] += 1
+        return True
+
+    def add_question(self, q: Question) -> bool:
+        def write(buf: DNSBuffer) -> None:
+            buf.encode_name(_label(q.name))
+            buf.pack("!HH", q.qtype, q.qclass | (TOP_BIT if q.unicast else 0))
+
+        return self._try(0, write)
+
+    def add_record(self, section: int, record: Record) -> bool:
+        return self._try(section, record.pack_into)
+
+    def finish(self, extra_flags: int = 0) -> bytes:
+        self.buf.update(0, "!HHHHHH", self.ident, self.flags | extra_flags, *self.counts)
+        return bytes(self.buf.data)
+
+
+def pack(
+    *,
+    ident: int = 0,
+    flags: int = 0,
+    questions: Sequence[Question] = (),
+    answers: Sequence[Record] = (),
+    authorities: Sequence[Record] = (),
+    additionals: Sequence[Record] = (),
+    limit: int = 1500 - IP_UDP_OVERHEAD,
+) -> list[bytes]:
+    """
+    Pack into as many datagrams of at most C{limit} bytes as it takes.
+
+    Questions and authority records (a probe's proposed records) go in the
+    first datagram.  Answers then fill datagrams in order; in a query, every
+    datagram but the last gets TC (the known answers continue, s7.2); in a
+    response, each datagram is complete by itself.  Additional records are
+    added where they fit and dropped where they do not (s12: they are a
+    courtesy).  A single record larger than C{limit} is sent alone in an
+    oversized datagram rather than lost, capped by L{MAX_PACKET}.
+    """
+    limit = min(limit, MAX_PACKET)
+    is_query = not flags & FLAG_QR
+    packets: list[bytes] = []
+    packer = _Packer(ident, flags, limit)
+    for q in questions:
+        if not packer.add_question(q):
+            raise MessageError("questions do not fit in one datagram")
+    for record in authorities:
+        if not packer.add_record(2, record):
+            raise MessageError("probe records do not fit in one datagram")
+    for record in answers:
+        if packer.add_record(1, record):
+            continue
+        if packer.empty:
+            packer.limit = MAX_PACKET
+            if not packer.add_record(1, record):
+                raise MessageError(f"record too large to send: {record!r}")
+            packer.limit = limit
+            continue
+        packets.append(packer.finish(FLAG_TC if is_query else 0))
+        packer.reset()
+        if is_query:
+            # s7.2: the continuation packets of a query carry only answers.
+            pass
+        if not packer.add_record(1, record):
+            packer.limit = MAX_PACKET
+            packer.add_record(1, record)
+            packer.limit = limit
+    for record in additionals:
+        packer.add_record(3, record)
+    if not packer.empty or not packets:
+        packets.append(packer.finish())
+    return packets
+
+
+def pack_one(**kwargs) -> bytes:
+    """
+    Pack into exactly one datagram, dropping additionals that do not fit;
+    for legacy unicast replies and tests.
+    """
+    kwargs.setdefault("limit", MAX_PACKET)
+    packets = pack(**kwargs)
+    return packets[0]

@@ -1,0 +1,122 @@
+"""
+The mDNS datagram protocol: parse, check the source, dispatch.
+
+Kept small on purpose (parsing lives in L{twisted_mdns.message}, answering in
+L{twisted_mdns.responder}, caching in L{twisted_mdns.querier}).  What it
+decides is what no later stage should have to: whether a datagram is mDNS
+we may act on at all.
+
+RFC 6762 s11: responses whose source is not on the receiving link are
+ignored, and so are queries (the issue tracker asks us not to answer
+off-link queries at all, multicast included: that is what keeps mDNS from
+being a reflection amplifier).  s6: responses must come from port 5353.
+Everything dropped is counted by reason; nothing raises.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from typing import Protocol as TypingProtocol
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from twisted_mdns.interfaces import IPktInfoDatagramProtocol
+from twisted_mdns.message import Message, MessageError, parse
+from twisted_mdns.pktinfo import InterfaceContext
+
+log = Logger()
+
+MDNS_PORT = 5353
+_LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")
+
+
+class MessageHandler(TypingProtocol):
+    """
+    What the protocol dispatches to (the responder, the querier).
+    """
+
+    def query_received(self, message: Message, source: tuple[str, int], context: InterfaceContext) -> None: ...
+
+    def response_received(self, message: Message, source: tuple[str, int], context: InterfaceContext) -> None: ...
+
+
+def source_on_link(address: str, context: InterfaceContext) -> bool:
+    """
+    s11: is the sender on the receiving link?  IPv4 link-local senders
+    (169.254/16) always are: such a host has no routable address to be
+    off-link from.
+    """
+    if context.on_link(address):
+        return True
+    try:
+        return ipaddress.ip_address(address) in _LINK_LOCAL
+    except ValueError:
+        return False
+
+
+@implementer(IPktInfoDatagramProtocol)
+class MDNSProtocol:
+    """
+    Receives every datagram from the L{InterfaceTransport}.
+
+    @ivar handlers: objects with C{query_received} / C{response_received},
+        called in order.
+    @ivar fast_path: optional callable C{(data, source, context) -> bool}
+        tried before parsing; returns whether it fully handled the datagram
+        (the responder's precomputed legacy answers).
+    @ivar counters: by reason.
+    """
+
+    def __init__(self, handlers=(), counters: Counter | None = None) -> None:
+        self.handlers = list(handlers)
+        self.fast_path = None
+        self.counters: Counter[str] = counters if counters is not None else Counter()
+
+    def datagramReceivedOn(self, datagram: bytes, address, context: InterfaceContext) -> None:
+        counters = self.counters
+        counters["received"] += 1
+        fast = self.fast_path
+        if fast is not None and fast(datagram, address, context):
+            return
+        try:
+            message = parse(datagram)
+        except MessageError as e:
+            counters["dropped.malformed"] += 1
+            log.debug(
+                "malformed datagram from {source} on {iface}: {error}",
+                source=address, iface=context.name, error=str(e),
+            )
+            return
+        self.dispatch(message, address, context)
+
+    def dispatch(self, message: Message, address, context: InterfaceContext) -> None:
+        counters = self.counters
+        if message.opcode != 0:
+            counters["dropped.opcode"] += 1
+            return
+        if not source_on_link(address[0], context):
+            counters["dropped.off-link"] += 1
+            return
+        if message.is_response:
+            if address[1] != MDNS_PORT:
+                counters["dropped.response-not-from-5353"] += 1
+                return
+            counters["responses"] += 1
+            for handler in self.handlers:
+                self._call(handler.response_received, message, address, context)
+        else:
+            counters["queries"] += 1
+            for handler in self.handlers:
+                self._call(handler.query_received, message, address, context)
+
+    def _call(self, method, message, address, context) -> None:
+        try:
+            method(message, address, context)
+        except Exception:
+            self.counters["errors.handler"] += 1
+            log.failure(
+                "handling a message from {source} on {iface} failed",
+                source=address, iface=context.name,
+            )

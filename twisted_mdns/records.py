@@ -1,0 +1,351 @@
+"""
+What we publish: host and service records, and their per-interface views.
+
+RFC 6762 s6.2 and s14: a response sent on an interface carries all the
+addresses valid on that interface and none of any other, reverse-mapping
+PTRs likewise.  So records are not a global table: L{InterfaceRecords}
+is built per interface from the interface's own addresses, and a service
+limited to some interfaces appears only in theirs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping, Sequence
+
+from twisted_mdns.message import (
+    TYPE_A,
+    TYPE_NSEC,
+    TYPE_PTR,
+    TYPE_SRV,
+    TYPE_TXT,
+    Name,
+    Record,
+    a_record,
+    join_name,
+    name_from_text,
+    name_key,
+    name_to_text,
+    nsec_record,
+    ptr_record,
+    srv_record,
+    txt_record,
+)
+from twisted_mdns.netif import NetworkInterface, find_interface
+
+#: RFC 6762 s10: host-name records (A, SRV, reverse PTR) 120 s, others 75 min.
+HOST_TTL = 120
+OTHER_TTL = 4500
+LEGACY_TTL = 10
+
+DOMAIN = "local"
+SERVICES_META = join_name("_services", "_dns-sd", "_udp", "local")
+
+TxtValue = "bytes | str | bool | None"
+
+
+def _txt_key_ok(key: str) -> str | None:
+    if not key:
+        return "TXT key must not be empty"
+    if "=" in key:
+        return f"TXT key {key!r} must not contain '='"
+    if any(not (0x20 <= ord(c) <= 0x7E) for c in key):
+        return f"TXT key {key!r} must be printable US-ASCII"
+    return None
+
+
+def encode_txt(txt: Mapping[str, object] | Sequence[tuple[str, object]]) -> tuple[bytes, ...]:
+    """
+    Encode TXT key/values by RFC 6763 s6: C{key=value} strings, C{key} alone
+    for a boolean attribute (value C{True} or L{None}), C{key=} for an empty
+    value; keys printable ASCII without C{=}, unique case-insensitively;
+    each string at most 255 bytes.
+
+    @raise ValueError: naming the offending key.
+    """
+    items = list(txt.items()) if isinstance(txt, Mapping) else list(txt)
+    seen: set[str] = set()
+    out = []
+    for key, value in items:
+        why = _txt_key_ok(key)
+        if why:
+            raise ValueError(why)
+        if key.lower() in seen:
+            raise ValueError(f"TXT key {key!r} appears twice (keys are case-insensitive)")
+        seen.add(key.lower())
+        if value is False:
+            continue  # s6.4: an absent key means false
+        if value is None or value is True:
+            item = key.encode("ascii")
+        else:
+            raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
+            item = key.encode("ascii") + b"=" + raw
+        if len(item) > 255:
+            raise ValueError(f"TXT entry {key!r} is {len(item)} bytes; at most 255")
+        out.append(item)
+    return tuple(out)
+
+
+def decode_txt(strings: Iterable[bytes]) -> dict[str, bytes | None]:
+    """
+    Decode TXT strings to a dict (s6.4: the first occurrence of a key wins;
+    a string without C{=} is a boolean attribute, value L{None}).
+    """
+    out: dict[str, bytes | None] = {}
+    for s in strings:
+        if not s:
+            continue
+        key, sep, value = s.partition(b"=")
+        if not key:
+            continue
+        k = key.decode("ascii", "replace")
+        if k.lower() in {x.lower() for x in out}:
+            continue
+        out[k] = value if sep else None
+    return out
+
+
+def _split_type(service_type: str) -> Name:
+    labels = name_from_text(service_type)
+    if labels and name_key(labels[-1:]) == (b"local",):
+        labels = labels[:-1]
+    if len(labels) != 2 or not labels[0].startswith(b"_") or labels[1] not in (b"_tcp", b"_udp"):
+        raise ValueError(
+            f"service type {service_type!r} must look like _name._tcp or _name._udp"
+        )
+    if len(labels[0]) > 16:
+        raise ValueError(f"service name {labels[0]!r} is longer than 15 characters")
+    return labels
+
+
+def reverse_name(address: str) -> Name:
+    """
+    The C{in-addr.arpa} name of an IPv4 address (reverse PTR owner).
+    """
+    ip = ipaddress.ip_address(address)
+    return name_from_text(ip.reverse_pointer)
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """
+    A DNS-SD service instance (RFC 6763).
+
+    @ivar instance: the user-visible instance name (any UTF-8, dots and
+        spaces included, at most 63 bytes): C{"My Web"}.
+    @ivar type: C{"_http._tcp"} (C{.local} optional).
+    @ivar port: the port the service listens on.
+    @ivar txt: key/value pairs (see L{encode_txt}).
+    @ivar host: the target host name without C{.local}; L{None} means the
+        responder's own host name.
+    @ivar subtypes: e.g. C{("_printer",)} for C{_printer._sub._http._tcp}.
+    @ivar interfaces: limit the service to these interfaces (names, IPv4
+        addresses or indexes); L{None} for every interface we run on.
+    """
+
+    instance: str
+    type: str
+    port: int
+    txt: Mapping[str, object] | tuple = field(default_factory=dict)
+    host: str | None = None
+    subtypes: tuple[str, ...] = ()
+    interfaces: tuple[str | int, ...] | None = None
+    priority: int = 0
+    weight: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.instance or len(self.instance.encode("utf-8")) > 63:
+            raise ValueError(
+                f"instance name {self.instance!r} must be 1 to 63 bytes of UTF-8"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is not 0-65535")
+        _split_type(self.type)
+        encode_txt(self.txt)
+        for sub in self.subtypes:
+            if not sub.startswith("_") or "." in sub:
+                raise ValueError(f"subtype {sub!r} must be one label starting with '_'")
+        if isinstance(self.txt, dict):
+            object.__setattr__(self, "txt", tuple(self.txt.items()))
+        if self.interfaces is not None:
+            object.__setattr__(self, "interfaces", tuple(self.interfaces))
+
+    @property
+    def type_name(self) -> Name:
+        return join_name(_split_type(self.type), DOMAIN)
+
+    @property
+    def name(self) -> Name:
+        """
+        The full instance name, e.g. C{My Web._http._tcp.local}.
+        """
+        return join_name(self.instance, self.type_name)
+
+    @property
+    def key(self) -> Name:
+        return name_key(self.name)
+
+    @property
+    def txt_strings(self) -> tuple[bytes, ...]:
+        return encode_txt(self.txt)
+
+    @property
+    def txt_dict(self) -> dict[str, bytes | None]:
+        return decode_txt(self.txt_strings)
+
+    def subtype_names(self) -> list[Name]:
+        return [join_name(sub, "_sub", self.type_name) for sub in self.subtypes]
+
+    def renamed(self, instance: str) -> "ServiceInfo":
+        return replace(self, instance=instance)
+
+    def with_txt(self, txt) -> "ServiceInfo":
+        return replace(self, txt=txt)
+
+    def on_interface(self, iface: NetworkInterface) -> bool:
+        """
+        Is this service offered on C{iface}?
+        """
+        if self.interfaces is None:
+            return True
+        return any(find_interface([iface], spec) is not None for spec in self.interfaces)
+
+    def display(self) -> str:
+        return name_to_text(self.name)
+
+
+def next_service_name(instance: str) -> str:
+    """
+    RFC 6763 s9 style renaming: C{My Web} -> C{My Web (2)} -> C{My Web (3)}.
+    """
+    base, n = instance, 1
+    if instance.endswith(")") and " (" in instance:
+        head, _, tail = instance.rpartition(" (")
+        if tail[:-1].isdigit():
+            base, n = head, int(tail[:-1])
+    suffix = f" ({n + 1})"
+    raw = base.encode("utf-8")[: 63 - len(suffix)].decode("utf-8", "ignore")
+    return raw + suffix
+
+
+def next_host_name(host: str) -> str:
+    """
+    Host renaming as avahi does it: C{lab} -> C{lab-2} -> C{lab-3}.
+    """
+    base, n = host, 1
+    head, sep, tail = host.rpartition("-")
+    if sep and tail.isdigit() and head:
+        base, n = head, int(tail)
+    return f"{base}-{n + 1}"
+
+
+def host_name(host: str) -> Name:
+    """
+    C{lab} or C{lab.local} -> the labels of C{lab.local}.
+    """
+    labels = name_from_text(host)
+    if not labels:
+        raise ValueError("host name must not be empty")
+    if name_key(labels[-1:]) != (b"local",):
+        labels = labels + (b"local",)
+    return labels
+
+
+def host_records(host: Name, iface: NetworkInterface, ttl: int = HOST_TTL) -> list[Record]:
+    """
+    The host's unique records for one interface: an A record per IPv4
+    address of that interface (link-local included) and the reverse PTRs.
+    """
+    out: list[Record] = []
+    for addr in iface.ipv4:
+        out.append(a_record(host, str(addr.ip), ttl))
+    for addr in iface.ipv4:
+        out.append(ptr_record(reverse_name(str(addr.ip)), host, ttl, cache_flush=True))
+    return out
+
+
+def service_records(
+    service: ServiceInfo, default_host: Name, ttl: int = OTHER_TTL, host_ttl: int = HOST_TTL
+) -> tuple[list[Record], list[Record]]:
+    """
+    A service's records: (unique, shared).  Unique: SRV and TXT (cache-flush
+    set).  Shared: the type PTR, subtype PTRs and the s9 enumeration PTR
+    (never cache-flush).
+    """
+    target = host_name(service.host) if service.host else default_host
+    unique = [
+        srv_record(service.name, target, service.port, host_ttl, service.priority, service.weight),
+        txt_record(service.name, service.txt_strings, ttl),
+    ]
+    shared = [ptr_record(service.type_name, service.name, ttl)]
+    shared += [ptr_record(sub, service.name, ttl) for sub in service.subtype_names()]
+    shared.append(ptr_record(SERVICES_META, service.type_name, ttl))
+    return unique, shared
+
+
+class InterfaceRecords:
+    """
+    Everything we would say on one interface, indexed for answering.
+
+    @ivar by_name: case-folded name -> records with that name.
+    @ivar unique_names: names we own (s6.1: NSEC for absent types).
+    """
+
+    def __init__(self, iface: NetworkInterface) -> None:
+        self.interface = iface
+        self.by_name: dict[Name, list[Record]] = {}
+        self.unique_names: set[Name] = set()
+
+    def add(self, record: Record) -> None:
+        bucket = self.by_name.setdefault(record.key, [])
+        if record not in bucket:
+            bucket.append(record)
+        if record.cache_flush:
+            self.unique_names.add(record.key)
+
+    def lookup(self, key: Name, qtype: int) -> list[Record]:
+        records = self.by_name.get(key, ())
+        if qtype == 255:
+            return list(records)
+        return [r for r in records if r.rtype == qtype]
+
+    def nsec_for(self, key: Name) -> Record | None:
+        """
+        The NSEC record for a name we own, listing the types it has.
+        """
+        if key not in self.unique_names:
+            return None
+        records = self.by_name.get(key, ())
+        types = {r.rtype for r in records if r.rtype != TYPE_NSEC}
+        if not records:
+            return None
+        first = records[0]
+        ttl = HOST_TTL if types & {TYPE_A, TYPE_SRV} else OTHER_TTL
+        return nsec_record(first.name, types, ttl)
+
+    def all(self) -> list[Record]:
+        return [r for bucket in self.by_name.values() for r in bucket]
+
+    def additional_for(self, record: Record) -> list[Record]:
+        """
+        s12 additional records: PTR -> SRV, TXT and the target's addresses;
+        SRV -> addresses of the target host.
+        """
+        out: list[Record] = []
+        if record.rtype == TYPE_PTR:
+            target = name_key(tuple(record.rdata.label.label))
+            for r in self.by_name.get(target, ()):
+                if r.rtype in (TYPE_SRV, TYPE_TXT):
+                    out.append(r)
+                    if r.rtype == TYPE_SRV:
+                        out.extend(self._addresses(r))
+        elif record.rtype == TYPE_SRV:
+            out.extend(self._addresses(record))
+        return out
+
+    def _addresses(self, srv: Record) -> list[Record]:
+        host = name_key(tuple(srv.rdata.target.label))
+        found = [r for r in self.by_name.get(host, ()) if r.rtype == TYPE_A]
+        nsec = self.nsec_for(host) if found else None
+        return found + ([nsec] if nsec is not None else [])

@@ -1,0 +1,925 @@
+"""
+The mDNS responder: probing, announcing, answering, conflicts, goodbyes.
+
+Everything here is per interface, because RFC 6762 s6.2 and s14 say what a
+host says on an interface must be true of that interface: a query heard on
+eth0 is answered with eth0's addresses only, probes and announcements on
+each interface carry that interface's records, and a service limited to
+some interfaces is invisible on the others.
+
+Timing follows RFC 6762 and is driven by the injected reactor only (tests
+use L{twisted.internet.task.Clock}):
+
+ - s8.1 probing: a random 0-250 ms wait, three probes 250 ms apart (the
+   first asks for a unicast reply), the proposed records in the authority
+   section.  Registrations that start together probe together, in as few
+   packets as fit (many services registered at once cost three packets per
+   interface, not three each).
+ - s8.2 simultaneous probes: the lexicographically later record set wins;
+   the loser waits one second and probes again.
+ - s8.3 announcing: two unsolicited responses one second apart.
+ - s9 conflicts: a conflicting response during probing renames
+   (C{My Web (2)}, C{host-2}); after announcing, the name is probed again
+   and renamed only if the conflict persists; 15 conflicts within 10 s
+   slow probing to one attempt per 5 s (s8.1).
+ - s6 answering: unique answers at once, shared ones after 20-120 ms
+   (aggregated), a TC query waits 400-500 ms for its remaining known
+   answers (s7.2), known-answer suppression (s7.1), duplicate answer
+   suppression (s7.4), at most one multicast of a record per second per
+   interface (250 ms when defending against a probe), QU questions answered
+   by unicast unless the record was not multicast on that interface in the
+   last quarter of its TTL (s5.4), legacy unicast (s6.7).
+ - s10.1 goodbyes (TTL 0) on unregister, on address removal and on stop.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from twisted_mdns.interfaces import IServiceRegistry
+from twisted_mdns.message import (
+    CLASS_IN,
+    FLAG_AA,
+    FLAG_QR,
+    TYPE_A,
+    TYPE_ANY,
+    TYPE_NSEC,
+    TYPE_PTR,
+    Message,
+    Name,
+    Question,
+    Record,
+    name_key,
+    name_to_text,
+    pack,
+    pack_one,
+    packet_limit,
+)
+from twisted_mdns.netif import NetworkInterface
+from twisted_mdns.pktinfo import InterfaceContext
+from twisted_mdns.records import (
+    LEGACY_TTL,
+    SERVICES_META,
+    InterfaceRecords,
+    ServiceInfo,
+    host_name,
+    host_records,
+    next_host_name,
+    next_service_name,
+    service_records,
+)
+
+log = Logger()
+
+MDNS_PORT = 5353
+PROBE_INTERVAL = 0.250
+PROBE_COUNT = 3
+ANNOUNCE_COUNT = 2
+ANNOUNCE_INTERVAL = 1.0
+TIEBREAK_WAIT = 1.0
+RATE_LIMIT = 1.0
+PROBE_DEFENSE_RATE_LIMIT = 0.250
+CONFLICT_WINDOW = 10.0
+CONFLICT_LIMIT = 15
+CONFLICT_BACKOFF = 5.0
+
+_HEADER = struct.Struct("!HHHHHH")
+_QTAIL = struct.Struct("!HH")
+
+
+class RegistrationError(Exception):
+    """
+    A registration could not be completed (the responder stopped, or the
+    service was unregistered while probing).
+    """
+
+
+@dataclass(eq=False)
+class _Entity:
+    """
+    One thing we claim a unique name for: the host, or a service instance.
+    """
+
+    kind: str  # "host" | "service"
+    service: ServiceInfo | None = None
+    state: str = "probing"  # probing | announced | withdrawn
+    ready_on: set[int] = field(default_factory=set)
+    conflict: str | None = None  # None | "conflict" | "lost"
+    done: defer.Deferred | None = None
+
+    def label(self) -> str:
+        return self.service.display() if self.service else "host name"
+
+
+def _sort_key(record: Record) -> tuple:
+    return (record.rclass, record.rtype, record.data)
+
+
+def compare_probe_records(ours: list[Record], theirs: list[Record]) -> int:
+    """
+    RFC 6762 s8.2 tie-break: compare two sorted record sets
+    lexicographically by class, type, then raw rdata; the set that is
+    greater when the first difference is found wins, and a set that runs
+    out first loses.  Returns 1 when we win, -1 when we lose, 0 when equal
+    (our own probe looped back to us).
+    """
+    a = sorted(ours, key=_sort_key)
+    b = sorted(theirs, key=_sort_key)
+    for x, y in zip(a, b):
+        kx, ky = _sort_key(x), _sort_key(y)
+        if kx != ky:
+            return 1 if kx > ky else -1
+    if len(a) != len(b):
+        return 1 if len(a) > len(b) else -1
+    return 0
+
+
+@dataclass
+class _Pending:
+    """
+    Multicast answers waiting for their delay on one interface.
+    """
+
+    answers: dict[Record, None] = field(default_factory=dict)
+    additionals: dict[Record, None] = field(default_factory=dict)
+    call: object = None
+
+
+@implementer(IServiceRegistry)
+class Responder:
+    """
+    Publishes the host name and services on every interface of a
+    L{twisted_mdns.transport.InterfaceTransport}, with per-interface records.
+
+    Register it as a handler of L{twisted_mdns.protocol.MDNSProtocol}; call
+    L{start} once the transport's ports are open.
+    """
+
+    def __init__(
+        self,
+        transport,
+        reactor,
+        hostname: str,
+        counters: Counter | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.transport = transport
+        self.reactor = reactor
+        self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.random = rng or random.Random()
+        self.hostname = hostname
+        self.host: Name = host_name(hostname)
+        self._host = _Entity("host")
+        self._services: dict[Name, _Entity] = {}
+        self._views: dict[int, InterfaceRecords] = {}
+        self._last_multicast: dict[tuple[int, tuple], float] = {}
+        self._pending: dict[int, _Pending] = {}
+        self._tc_waiting: dict[tuple[int, tuple], tuple[Message, object]] = {}
+        self._batch: list[_Entity] = []
+        self._batch_call = None
+        self._batch_interfaces: dict[int, set[int]] = {}
+        self._conflict_times: list[float] = []
+        self._legacy_cache: dict[tuple, tuple[int, int, bytes]] = {}
+        self._onlink: dict[tuple[int, str], bool] = {}
+        self._calls: set = set()
+        self._running = False
+
+    # -- public API ----------------------------------------------------------
+
+    def start(self) -> defer.Deferred:
+        """
+        Probe for the host name on every interface, then announce it.
+
+        @return: a Deferred firing with the host name finally claimed.
+        """
+        self._running = True
+        self._rebuild()
+        self._host.state = "probing"
+        self._host.done = defer.Deferred()
+        self._enqueue_probe(self._host, set(self.transport.interfaces))
+        return self._host.done
+
+    def register(self, service: ServiceInfo) -> defer.Deferred:
+        """
+        Probe for and announce C{service}.
+
+        @return: a Deferred firing with the L{ServiceInfo} published (renamed
+            if its name was taken).
+        """
+        if service.key in self._services:
+            return defer.fail(ValueError(f"{service.display()} is already registered"))
+        entity = _Entity("service", service)
+        entity.done = defer.Deferred()
+        self._services[service.key] = entity
+        if self._running:
+            self._enqueue_probe(entity, set(self.transport.interfaces))
+        return entity.done
+
+    def unregister(self, service: ServiceInfo) -> defer.Deferred:
+        """
+        Withdraw C{service} with goodbyes on every interface it was on.
+        """
+        entity = self._find(service)
+        if entity is None:
+            return defer.fail(KeyError(f"{service.display()} is not registered"))
+        self._withdraw(entity)
+        return defer.succeed(None)
+
+    def update(self, service: ServiceInfo) -> defer.Deferred:
+        """
+        Replace an announced service's TXT record and announce the change
+        (s8.4: a record update is an announcement, no probing).
+        """
+        entity = self._find(service)
+        if entity is None:
+            return defer.fail(KeyError(f"{service.display()} is not registered"))
+        entity.service = entity.service.with_txt(service.txt) if entity.service else service
+        self._rebuild()
+        if entity.state == "announced":
+            self._announce([entity], set(entity.ready_on))
+        return defer.succeed(entity.service)
+
+    def stop(self) -> defer.Deferred:
+        """
+        Send goodbyes for everything on every interface and cancel all
+        timers.  Safe to call twice.
+        """
+        if self._running:
+            entities = [e for e in self._services.values() if e.state == "announced"]
+            if self._host.state == "announced":
+                entities.append(self._host)
+            for index in list(self.transport.interfaces):
+                records = []
+                for entity in entities:
+                    if index in entity.ready_on:
+                        records.extend(self._entity_records(entity, index, shared=True))
+                self._send_goodbyes(index, records)
+        self._running = False
+        for call in list(self._calls):
+            if call.active():
+                call.cancel()
+        self._calls.clear()
+        if self._batch_call is not None and self._batch_call.active():
+            self._batch_call.cancel()
+        self._batch_call = None
+        for pending in self._pending.values():
+            if pending.call is not None and pending.call.active():
+                pending.call.cancel()
+        self._pending.clear()
+        for entity in [self._host, *self._services.values()]:
+            if entity.state != "withdrawn":
+                entity.state = "withdrawn"
+            if entity.done is not None and not entity.done.called:
+                done, entity.done = entity.done, None
+                done.errback(RegistrationError("responder stopped"))
+        self._services.clear()
+        self._views.clear()
+        return defer.succeed(None)
+
+    @property
+    def services(self) -> list[ServiceInfo]:
+        """
+        The services registered (with their current, possibly renamed, names).
+        """
+        return [e.service for e in self._services.values() if e.service]
+
+    def records_for(self, interface: NetworkInterface | int) -> list[Record]:
+        """
+        What we would answer on C{interface}: for tests, the CLI and curious
+        users.
+        """
+        index = interface if isinstance(interface, int) else interface.index
+        view = self._views.get(index)
+        return view.all() if view else []
+
+    # -- interface changes ---------------------------------------------------
+
+    def interfaces_changed(self, change) -> None:
+        """
+        Follow a L{twisted_mdns.transport.TransportChange}: probe and
+        announce on new interfaces, say goodbye to addresses that went away
+        (on interfaces that still exist), announce new ones.
+        """
+        if not self._running:
+            return
+        for iface in change.removed:
+            for entity in [self._host, *self._services.values()]:
+                entity.ready_on.discard(iface.index)
+            self._views.pop(iface.index, None)
+            pending = self._pending.pop(iface.index, None)
+            if pending and pending.call is not None and pending.call.active():
+                pending.call.cancel()
+            self._last_multicast = {
+                k: v for k, v in self._last_multicast.items() if k[0] != iface.index
+            }
+        for old, new in change.readdressed:
+            gone = [a for a in old.ipv4 if a not in new.ipv4]
+            if gone and self._host.state == "announced" and new.index in self._host.ready_on:
+                old_records = host_records(self.host, old)
+                new_records = set(host_records(self.host, new))
+                self._send_goodbyes(new.index, [r for r in old_records if r not in new_records])
+        self._rebuild()
+        for old, new in change.readdressed:
+            if [a for a in new.ipv4 if a not in old.ipv4]:
+                if self._host.state == "announced" and new.index in self._host.ready_on:
+                    self._announce([self._host], {new.index})
+        if change.added:
+            added = {i.index for i in change.added}
+            for entity in [self._host, *self._services.values()]:
+                if entity.state == "withdrawn":
+                    continue
+                self._enqueue_probe(entity, added, keep_state=True)
+
+    # -- records -------------------------------------------------------------
+
+    def _iface(self, index: int) -> NetworkInterface | None:
+        return self.transport.interfaces.get(index)
+
+    def _entity_records(self, entity: _Entity, index: int, shared: bool = False) -> list[Record]:
+        iface = self._iface(index)
+        if iface is None:
+            return []
+        if entity.kind == "host":
+            return host_records(self.host, iface)
+        assert entity.service is not None
+        if not entity.service.on_interface(iface):
+            return []
+        unique, shared_records = service_records(entity.service, self.host)
+        return unique + shared_records if shared else unique
+
+    def _probe_records(self, entity: _Entity, index: int) -> list[Record]:
+        """
+        The records proposed in a probe: those whose name is the one probed.
+        """
+        name = self._entity_key(entity)
+        return [r for r in self._entity_records(entity, index) if r.key == name]
+
+    def _entity_key(self, entity: _Entity) -> Name:
+        return name_key(self.host) if entity.kind == "host" else entity.service.key
+
+    def _rebuild(self) -> None:
+        """
+        Recompute every interface's view from the announced entities.
+        """
+        views: dict[int, InterfaceRecords] = {}
+        for index, iface in self.transport.interfaces.items():
+            view = InterfaceRecords(iface)
+            for entity in [self._host, *self._services.values()]:
+                if entity.state == "announced" and index in entity.ready_on:
+                    for record in self._entity_records(entity, index, shared=True):
+                        view.add(record)
+            views[index] = view
+        self._views = views
+        self._legacy_cache.clear()
+        self._onlink.clear()
+
+    def _find(self, service: ServiceInfo) -> _Entity | None:
+        entity = self._services.get(service.key)
+        if entity is not None:
+            return entity
+        for e in self._services.values():
+            if e.service is not None and e.service.type == service.type and (
+                e.service.port == service.port and e.service.host == service.host
+            ) and e.service.instance.startswith(service.instance):
+                return e
+        return None
+
+    # -- probing -------------------------------------------------------------
+
+    def _later(self, delay: float, fn, *args) -> None:
+        call = None
+
+        def run() -> None:
+            self._calls.discard(call)
+            fn(*args)
+
+        call = self.reactor.callLater(delay, run)
+        self._calls.add(call)
+
+    def _enqueue_probe(self, entity: _Entity, interfaces: set[int], keep_state: bool = False) -> None:
+        if not interfaces:
+            # Nowhere to probe: the name is ours by default (no one to ask).
+            if not keep_state:
+                self._established(entity, set())
+            return
+        if not keep_state:
+            entity.state = "probing"
+        entity.conflict = None
+        self._batch_interfaces.setdefault(id(entity), set()).update(interfaces)
+        if entity not in self._batch:
+            self._batch.append(entity)
+        if self._batch_call is None or not self._batch_call.active():
+            delay = self.random.uniform(0, PROBE_INTERVAL)
+            if self._recent_conflicts() >= CONFLICT_LIMIT:
+                delay = CONFLICT_BACKOFF
+            self._batch_call = self.reactor.callLater(delay, self._start_batch)
+
+    def _recent_conflicts(self) -> int:
+        now = self.reactor.seconds()
+        self._conflict_times = [t for t in self._conflict_times if now - t < CONFLICT_WINDOW]
+        return len(self._conflict_times)
+
+    def _start_batch(self) -> None:
+        self._batch_call = None
+        batch = [(e, self._batch_interfaces.pop(id(e), set())) for e in self._batch]
+        self._batch = []
+        self._probe_round(batch, 0)
+
+    def _probe_round(self, batch: list[tuple[_Entity, set[int]]], n: int) -> None:
+        if not self._running:
+            return
+        alive = []
+        for entity, ifaces in batch:
+            if entity.state == "withdrawn":
+                continue
+            if entity.conflict is not None:
+                self._probe_failed(entity, ifaces)
+                continue
+            alive.append((entity, ifaces & set(self.transport.interfaces)))
+        if not alive:
+            return
+        if n == PROBE_COUNT:
+            for entity, ifaces in alive:
+                self._established(entity, ifaces)
+            return
+        by_iface: dict[int, list[_Entity]] = {}
+        for entity, ifaces in alive:
+            for index in ifaces:
+                by_iface.setdefault(index, []).append(entity)
+        for index, entities in by_iface.items():
+            questions, authorities = [], []
+            for entity in entities:
+                name = self.host if entity.kind == "host" else entity.service.name
+                questions.append(Question(name, TYPE_ANY, unicast=(n == 0)))
+                authorities.extend(self._probe_records(entity, index))
+            self._send_chunked(index, questions, authorities)
+            self.counters["probes.sent"] += 1
+        self._later(PROBE_INTERVAL, self._probe_round, alive, n + 1)
+
+    def _send_chunked(self, index: int, questions: list[Question], authorities: list[Record]) -> None:
+        """
+        Send probe questions with their authority records, splitting across
+        datagrams by question so each probe stays with its own records.
+        """
+        iface = self._iface(index)
+        if iface is None:
+            return
+        limit = packet_limit(iface.mtu)
+        chunk_q: list[Question] = []
+        chunk_a: list[Record] = []
+        for q in questions:
+            mine = [r for r in authorities if r.key == q.key]
+            trial = pack(questions=chunk_q + [q], authorities=chunk_a + mine, limit=9000)[0]
+            if len(trial) > limit and chunk_q:
+                self._send(index, pack(questions=chunk_q, authorities=chunk_a, limit=9000))
+                chunk_q, chunk_a = [], []
+            chunk_q.append(q)
+            chunk_a.extend(mine)
+        if chunk_q:
+            self._send(index, pack(questions=chunk_q, authorities=chunk_a, limit=9000))
+
+    def _probe_failed(self, entity: _Entity, ifaces: set[int]) -> None:
+        why, entity.conflict = entity.conflict, None
+        if why == "lost":
+            log.info("lost a simultaneous probe for {name}; probing again in 1 s", name=entity.label())
+            self._later(TIEBREAK_WAIT, self._enqueue_probe, entity, ifaces)
+            return
+        self.counters["conflicts"] += 1
+        self._conflict_times.append(self.reactor.seconds())
+        if entity.kind == "host":
+            old = self.hostname
+            self.hostname = next_host_name(self.hostname)
+            self.host = host_name(self.hostname)
+            log.warn("host name {old}.local is taken; trying {new}.local", old=old, new=self.hostname)
+            # Every service's SRV target follows the host name.
+            self._rebuild()
+            for other in self._services.values():
+                if other.state == "announced":
+                    self._announce([other], set(other.ready_on))
+        else:
+            old_service = entity.service
+            new_service = old_service.renamed(next_service_name(old_service.instance))
+            self._services.pop(old_service.key, None)
+            entity.service = new_service
+            self._services[new_service.key] = entity
+            log.warn("service name {old} is taken; trying {new}",
+                     old=old_service.display(), new=new_service.display())
+        entity.state = "probing"
+        entity.ready_on.clear()
+        self._rebuild()
+        self._enqueue_probe(entity, set(self.transport.interfaces))
+
+    def _established(self, entity: _Entity, ifaces: set[int]) -> None:
+        first = entity.state != "announced"
+        entity.state = "announced"
+        entity.ready_on |= ifaces
+        self._rebuild()
+        self._announce([entity], ifaces)
+        if first and entity.done is not None:
+            done, entity.done = entity.done, None
+            if entity.kind == "host":
+                log.info("host name {name}.local claimed", name=self.hostname)
+                done.callback(self.hostname)
+            else:
+                log.info("service {name} registered", name=entity.service.display())
+                done.callback(entity.service)
+
+    # -- announcing and goodbyes ---------------------------------------------
+
+    def _announce(self, entities: list[_Entity], ifaces: set[int], count: int = ANNOUNCE_COUNT) -> None:
+        for index in ifaces:
+            records: list[Record] = []
+            extra: list[Record] = []
+            for entity in entities:
+                if index not in entity.ready_on:
+                    continue
+                records.extend(self._entity_records(entity, index, shared=True))
+                if entity.kind == "service" and self._host.state == "announced":
+                    extra.extend(r for r in host_records(self.host, self._iface(index)) if r.rtype == TYPE_A)
+            if records:
+                self._multicast(index, records, [r for r in extra if r not in records])
+        if count > 1:
+            self._later(ANNOUNCE_INTERVAL, self._reannounce, entities, ifaces, count - 1)
+        self.counters["announcements"] += 1
+
+    def _reannounce(self, entities, ifaces, count) -> None:
+        live = [e for e in entities if e.state == "announced"]
+        if live and self._running:
+            self._announce(live, ifaces, count)
+
+    def _withdraw(self, entity: _Entity) -> None:
+        if entity.state == "announced":
+            for index in list(entity.ready_on):
+                self._send_goodbyes(index, self._entity_records(entity, index, shared=True))
+        entity.state = "withdrawn"
+        entity.ready_on.clear()
+        if entity.service is not None:
+            self._services.pop(entity.service.key, None)
+            # The enumeration PTR is shared by every service of the type.
+        if entity.done is not None and not entity.done.called:
+            done, entity.done = entity.done, None
+            done.errback(RegistrationError("unregistered before probing finished"))
+        self._rebuild()
+
+    def _send_goodbyes(self, index: int, records: Iterable[Record]) -> None:
+        records = list(records)
+        view = self._views.get(index)
+        if view is not None:
+            # A shared PTR still published by another registration stays.
+            still = set(self._still_published(index, records))
+            records = [r for r in records if r not in still]
+        if not records:
+            return
+        self._send(index, self._pack_response([r.with_ttl(0) for r in records], [], index))
+        self.counters["goodbyes.sent"] += len(records)
+
+    def _still_published(self, index: int, records: list[Record]) -> list[Record]:
+        out = []
+        for entity in [self._host, *self._services.values()]:
+            if entity.state == "announced" and index in entity.ready_on:
+                theirs = set(self._entity_records(entity, index, shared=True))
+                out.extend(r for r in records if r in theirs and r.rtype == TYPE_PTR)
+        counts = Counter(out)
+        return [r for r, n in counts.items() if n > 1 or r.key == name_key(SERVICES_META) and n > 1]
+
+    # -- sending -------------------------------------------------------------
+
+    def _pack_response(self, answers, additionals, index: int) -> list[bytes]:
+        iface = self._iface(index)
+        return pack(
+            flags=FLAG_QR | FLAG_AA,
+            answers=answers,
+            additionals=additionals,
+            limit=packet_limit(iface.mtu if iface else None),
+        )
+
+    def _send(self, index: int, packets: list[bytes], destination=None, source="0.0.0.0") -> None:
+        for packet in packets:
+            if not self.transport.send(packet, index, destination, source):
+                self.counters["errors.send"] += 1
+
+    def _multicast(self, index: int, answers: list[Record], additionals: list[Record]) -> None:
+        now = self.reactor.seconds()
+        for record in answers:
+            self._last_multicast[(index, record.identity)] = now
+        self._send(index, self._pack_response(answers, additionals, index))
+
+    # -- handling received messages -------------------------------------------
+
+    def query_received(self, message: Message, source, context: InterfaceContext) -> None:
+        if not self._running:
+            return
+        index = context.index
+        view = self._views.get(index)
+        if message.authorities:
+            self._check_simultaneous_probe(message, context)
+        if view is None:
+            return
+        if message.truncated and source[1] == MDNS_PORT:
+            self._stash_truncated(message, source, context)
+            return
+        key = (index, tuple(source))
+        earlier = self._tc_waiting.pop(key, None)
+        if earlier is not None:
+            # s7.2: the continuation of a truncated query.
+            first, call = earlier
+            if call.active():
+                call.cancel()
+            message = Message(
+                first.id, first.flags & ~0x0200, first.questions,
+                first.answers + message.answers, first.authorities, first.additionals,
+            )
+        self._answer(message, source, context, view)
+
+    def _stash_truncated(self, message: Message, source, context) -> None:
+        key = (context.index, tuple(source))
+        earlier = self._tc_waiting.pop(key, None)
+        if earlier is not None:
+            first, call = earlier
+            if call.active():
+                call.cancel()
+            message = Message(
+                first.id, message.flags, first.questions or message.questions,
+                first.answers + message.answers, first.authorities, first.additionals,
+            )
+        delay = self.random.uniform(0.400, 0.500)
+        call = self.reactor.callLater(delay, self._tc_expired, key, context)
+        self._tc_waiting[key] = (message, call)
+
+    def _tc_expired(self, key, context) -> None:
+        entry = self._tc_waiting.pop(key, None)
+        if entry is None:
+            return
+        message, _ = entry
+        view = self._views.get(context.index)
+        if view is not None and self._running:
+            self._answer(message, key[1], context, view)
+
+    def _answer(self, message: Message, source, context: InterfaceContext, view: InterfaceRecords) -> None:
+        index = context.index
+        legacy = source[1] != MDNS_PORT
+        direct_unicast = not context.multicast
+        is_probe = bool(message.authorities)
+        answers: dict[Record, bool] = {}  # record -> asked with QU
+        for q in message.questions:
+            if q.qclass not in (CLASS_IN, TYPE_ANY):
+                continue
+            found = view.lookup(q.key, q.qtype)
+            if not found and q.qtype != TYPE_NSEC:
+                nsec = view.nsec_for(q.key)
+                if nsec is not None:
+                    found = [nsec]
+            for record in found:
+                answers[record] = answers.get(record, False) or q.unicast
+        if not answers:
+            return
+        # s7.1 known-answer suppression: the querier already has it with at
+        # least half our TTL left.
+        known = {r.identity: r.ttl for r in message.answers}
+        for record in list(answers):
+            ttl = known.get(record.identity)
+            if ttl is not None and ttl >= record.ttl / 2:
+                del answers[record]
+                self.counters["suppressed.known-answer"] += 1
+        if not answers:
+            return
+        additionals: dict[Record, None] = {}
+        for record in answers:
+            for extra in view.additional_for(record):
+                if extra not in answers:
+                    additionals[extra] = None
+        if legacy:
+            self._legacy_reply(message, source, context, list(answers), list(additionals))
+            return
+        if direct_unicast:
+            # s5.5: a query sent straight to us, from port 5353: unicast back.
+            self._send(index, self._pack_response(list(answers), list(additionals), index), tuple(source), context.destination)
+            self.counters["answered.unicast"] += 1
+            self.counters["answered"] += 1
+            return
+        now = self.reactor.seconds()
+        unicast, multicast = [], []
+        for record, qu in answers.items():
+            last = self._last_multicast.get((index, record.identity))
+            recently = last is not None and now - last < record.ttl / 4
+            if qu and recently and not is_probe:
+                unicast.append(record)
+            else:
+                multicast.append(record)
+        if unicast:
+            extra = [r for r in additionals if r not in unicast]
+            self._send(index, self._pack_response(unicast, extra, index), tuple(source))
+            self.counters["answered.unicast"] += 1
+        if multicast:
+            limit = PROBE_DEFENSE_RATE_LIMIT if is_probe else RATE_LIMIT
+            allowed = []
+            for record in multicast:
+                last = self._last_multicast.get((index, record.identity))
+                if last is not None and now - last < limit:
+                    self.counters["suppressed.rate-limit"] += 1
+                    continue
+                allowed.append(record)
+            if allowed:
+                self._queue_multicast(index, allowed, list(additionals), shared=any(not r.cache_flush for r in allowed))
+        self.counters["answered"] += 1
+
+    def _queue_multicast(self, index: int, answers: list[Record], additionals: list[Record], shared: bool) -> None:
+        """
+        s6: unique answers go at once; when any answer is shared, wait
+        20-120 ms so other responders' answers can suppress ours (s7.4) and
+        several queries' answers travel together.
+        """
+        if not shared:
+            self._multicast(index, answers, [r for r in additionals if r not in answers])
+            self.counters["answered.multicast"] += 1
+            return
+        pending = self._pending.get(index)
+        if pending is None:
+            pending = self._pending[index] = _Pending()
+            pending.call = self.reactor.callLater(
+                self.random.uniform(0.020, 0.120), self._flush_pending, index
+            )
+        for record in answers:
+            pending.answers[record] = None
+        for record in additionals:
+            pending.additionals[record] = None
+
+    def _flush_pending(self, index: int) -> None:
+        pending = self._pending.pop(index, None)
+        if pending is None or not pending.answers or not self._running:
+            return
+        answers = list(pending.answers)
+        additionals = [r for r in pending.additionals if r not in pending.answers]
+        self._multicast(index, answers, additionals)
+        self.counters["answered.multicast"] += 1
+
+    def _legacy_reply(self, message, source, context, answers, additionals) -> None:
+        """
+        s6.7: echo the id and the question, TTL at most 10 s, no cache-flush
+        bit, unicast to the querier's own port; and remember the reply so
+        the next identical question is answered without parsing.
+        """
+        if not source_on_link_cached(self, source[0], context):
+            self.counters["dropped.off-link"] += 1
+            return
+        def legacy(r: Record) -> Record:
+            return r.with_ttl(min(r.ttl, LEGACY_TTL)).with_flush(False)
+
+        packet = pack_one(
+            ident=message.id,
+            flags=FLAG_QR | FLAG_AA,
+            questions=[Question(q.name, q.qtype, False, q.qclass) for q in message.questions],
+            answers=[legacy(r) for r in answers],
+            additionals=[legacy(r) for r in additionals],
+            limit=packet_limit(context.interface.mtu if context.interface else None),
+        )
+        self._send(context.index, [packet], tuple(source), context.destination if not context.multicast else "0.0.0.0")
+        self.counters["answered.legacy"] += 1
+        self.counters["answered"] += 1
+        if len(message.questions) == 1 and not message.answers:
+            q = message.questions[0]
+            qlen = 12 + sum(len(l) + 1 for l in q.name) + 1 + 4
+            _, _, _, an, ns, ar = _HEADER.unpack_from(packet)
+            if ns == 0:
+                key = (context.index, q.key, q.qtype, q.qclass, qlen)
+                self._legacy_cache[key] = (an, ar, packet[qlen:])
+
+    def fast_path(self, data: bytes, source, context: InterfaceContext) -> bool:
+        """
+        Answer a repeated legacy unicast question from the precomputed reply,
+        without parsing: the throughput path.  Anything unusual (several
+        questions, known answers, compression in the question, a question
+        not seen before) returns False and takes the full path.
+        """
+        if source[1] == MDNS_PORT or len(data) < 17:
+            return False
+        ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
+        if flags & 0xF800 or qd != 1 or an or ns or ar > 1:
+            return False
+        offset = 12
+        labels = []
+        length = len(data)
+        while True:
+            if offset >= length:
+                return False
+            n = data[offset]
+            if n == 0:
+                offset += 1
+                break
+            if n > 63:
+                return False
+            labels.append(data[offset + 1 : offset + 1 + n].lower())
+            offset += 1 + n
+        if offset + 4 > length:
+            return False
+        qtype, qclass = _QTAIL.unpack_from(data, offset)
+        qend = offset + 4
+        cached = self._legacy_cache.get((context.index, tuple(labels), qtype, qclass & 0x7FFF, qend))
+        if cached is None:
+            return False
+        if not source_on_link_cached(self, source[0], context):
+            self.counters["dropped.off-link"] += 1
+            return True
+        an_count, ar_count, tail = cached
+        packet = _HEADER.pack(ident, FLAG_QR | FLAG_AA, 1, an_count, 0, ar_count) + data[12:offset] + _QTAIL.pack(qtype, qclass & 0x7FFF) + tail
+        dest_source = context.destination if not context.multicast else "0.0.0.0"
+        if not self.transport.send(packet, context.index, source, dest_source):
+            self.counters["errors.send"] += 1
+        self.counters["answered.legacy"] += 1
+        self.counters["answered"] += 1
+        return True
+
+    def _check_simultaneous_probe(self, message: Message, context: InterfaceContext) -> None:
+        """
+        s8.2: another host probes for a name we are probing: the
+        lexicographically later record set wins.
+        """
+        index = context.index
+        for entity in [self._host, *self._services.values()]:
+            if entity.state != "probing":
+                continue
+            key = self._entity_key(entity)
+            theirs = [r for r in message.authorities if r.key == key]
+            if not theirs:
+                continue
+            ours = self._probe_records(entity, index)
+            verdict = compare_probe_records(ours, theirs)
+            if verdict < 0 and entity.conflict is None:
+                self.counters["probes.lost-tiebreak"] += 1
+                entity.conflict = "lost"
+
+    def response_received(self, message: Message, source, context: InterfaceContext) -> None:
+        if not self._running:
+            return
+        index = context.index
+        records = message.answers + message.additionals
+        if not records:
+            return
+        # s7.4 duplicate answer suppression.
+        pending = self._pending.get(index)
+        if pending is not None:
+            for record in message.answers:
+                if record in pending.answers and record.ttl > 0:
+                    ours = next(r for r in pending.answers if r == record)
+                    if record.ttl >= ours.ttl / 2:
+                        del pending.answers[ours]
+                        self.counters["suppressed.duplicate-answer"] += 1
+        from_us = any(iface.has_address(source[0]) for iface in self.transport.interfaces.values())
+        for entity in [self._host, *self._services.values()]:
+            if entity.state == "withdrawn":
+                continue
+            key = self._entity_key(entity)
+            theirs = [r for r in records if r.key == key and r.ttl > 0]
+            if not theirs:
+                continue
+            if from_us:
+                mine = set()
+                for ix in self.transport.interfaces:
+                    mine.update(self._entity_records(entity, ix))
+            else:
+                mine = set(self._entity_records(entity, index))
+            if entity.state == "probing":
+                # s8.1: any record with the name being probed, unless it is
+                # what we ourselves propose (our own probe looped back).
+                if any(r not in mine for r in theirs):
+                    if entity.conflict is None:
+                        entity.conflict = "conflict"
+                        log.info("conflict while probing {name} on {iface}: {records}",
+                                 name=entity.label(), iface=context.name, records=theirs)
+            elif entity.state == "announced":
+                # s9: same name, type and class with other data.
+                my_types = {r.rtype for r in mine}
+                clash = [r for r in theirs if r.rtype in my_types and r not in mine and r.cache_flush]
+                if clash and index in entity.ready_on:
+                    self.counters["conflicts.late"] += 1
+                    log.warn("late conflict for {name} on {iface}: {records}; probing again",
+                             name=entity.label(), iface=context.name, records=clash)
+                    entity.state = "probing"
+                    entity.ready_on.clear()
+                    self._rebuild()
+                    self._enqueue_probe(entity, set(self.transport.interfaces))
+
+
+def source_on_link_cached(responder: Responder, address: str, context: InterfaceContext) -> bool:
+    """
+    s11 on-link check with a small per-responder cache (the legacy fast
+    path answers thousands of queries a second from a few sources).
+    """
+    from twisted_mdns.protocol import source_on_link
+
+    key = (context.index, address)
+    cache = responder._onlink
+    hit = cache.get(key)
+    if hit is None:
+        if len(cache) > 4096:
+            cache.clear()
+        hit = cache[key] = source_on_link(address, context)
+    return hit

@@ -1,0 +1,259 @@
+"""
+L{MDNSService}: the responder, the querier, the per-interface ports and the
+interface monitor, composed as one Twisted service.
+
+An application adds it next to its other services::
+
+    mdns = MDNSService(hostname="lab")
+    mdns.setServiceParent(application)
+    mdns.register(ServiceInfo("Web", "_http._tcp", 8080, {"path": "/"}))
+
+Starting it enumerates the interfaces, applies the policy (refusing to start
+on a bad explicit request), opens one port per selected interface, claims
+the host name and the registered services.  While it runs it follows the
+interface monitor: new interfaces get ports, probes and announcements;
+vanished ones lose their ports; readdressed ones announce new addresses and
+say goodbye to old ones.  Stopping it sends goodbyes on every interface and
+closes every port.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from typing import Iterable
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from twisted_mdns.interfaces import IInterfaceEnumerator, IInterfaceMonitor, IInterfacePolicy
+from twisted_mdns.netif import SystemInterfaceEnumerator
+from twisted_mdns.policy import DefaultInterfacePolicy
+from twisted_mdns.protocol import MDNSProtocol
+from twisted_mdns.records import ServiceInfo
+from twisted_mdns.responder import RegistrationError, Responder
+from twisted_mdns.transport import InterfaceTransport
+
+log = Logger()
+
+
+def default_hostname() -> str:
+    """
+    The machine's short host name (what avahi uses by default).
+    """
+    return socket.gethostname().split(".", 1)[0] or "twisted-mdns"
+
+
+class MDNSService(service.MultiService):
+    """
+    mDNS / DNS-SD for an application.
+
+    @param policy: an L{IInterfacePolicy}; the default policy when L{None}.
+    @param hostname: the host name to claim, without C{.local}; the
+        machine's short name when L{None}.
+    @param monitor: an L{IInterfaceMonitor}, C{True} for the platform's
+        default (netlink on Linux), or C{False} to not follow changes.
+    @param enumerator: where interfaces come from (tests may pass a fixed
+        list, applications rarely need to).
+    @param publish_host: claim and answer for the host name (a pure
+        browser may turn it off).
+    @ivar counters: received, answered, dropped by reason, conflicts...
+    """
+
+    def __init__(
+        self,
+        policy: IInterfacePolicy | None = None,
+        hostname: str | None = None,
+        reactor=None,
+        enumerator: IInterfaceEnumerator | None = None,
+        monitor: IInterfaceMonitor | bool = True,
+        publish_host: bool = True,
+        port: int = 5353,
+    ) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.reactor = reactor
+        self.policy = policy or DefaultInterfacePolicy()
+        self.hostname = hostname or default_hostname()
+        self.enumerator = enumerator or SystemInterfaceEnumerator()
+        self._monitor_option = monitor
+        self.monitor: IInterfaceMonitor | None = None
+        self.publish_host = publish_host
+        self.counters: Counter[str] = Counter()
+        self.protocol = MDNSProtocol(counters=self.counters)
+        self.transport = InterfaceTransport(self.protocol, reactor, port=port)
+        self.transport.counters = self.counters
+        self.responder = self._make_responder()
+        self.querier = self._make_querier()
+        self._wanted: list[ServiceInfo] = []
+        self._registrations: dict[int, defer.Deferred] = {}
+        self.selection = None
+        self._stopping: defer.Deferred | None = None
+        self._started_before = False
+
+    def _make_responder(self) -> Responder:
+        """
+        A fresh responder: each start claims the names anew (a stop said
+        goodbye to everything), so nothing of the last run's state is kept.
+        """
+        responder = Responder(self.transport, self.reactor, self.hostname, self.counters)
+        self.protocol.fast_path = responder.fast_path
+        self._set_handlers(responder, getattr(self, "querier", None))
+        return responder
+
+    def _make_querier(self):
+        try:
+            from twisted_mdns.querier import Querier
+        except ImportError:  # pragma: no cover - during bootstrap
+            return None
+        querier = Querier(self.transport, self.reactor, counters=self.counters)
+        self._set_handlers(self.responder, querier)
+        return querier
+
+    def _set_handlers(self, responder, querier) -> None:
+        self.protocol.handlers = [responder] + ([querier] if querier is not None else [])
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def startService(self) -> None:
+        if self.running:
+            return
+        interfaces = self.enumerator.interfaces()
+        self.selection = self.policy.select(interfaces)
+        self.selection.raise_for_errors()
+        super().startService()
+        if self._started_before:
+            self.responder = self._make_responder()
+        self._started_before = True
+        self.transport.apply(self.selection.selected)
+        if self.publish_host:
+            self.responder.start().addCallbacks(self._host_claimed, self._registration_failed)
+        else:
+            self.responder._running = True
+        for svc in self._wanted:
+            self._start_registration(svc)
+        self._start_monitor()
+
+    def _host_claimed(self, name: str) -> str:
+        self.hostname = name
+        return name
+
+    def _registration_failed(self, failure):
+        failure.trap(RegistrationError)
+        return None
+
+    def _start_monitor(self) -> None:
+        option = self._monitor_option
+        if option is False or option is None:
+            return
+        if option is True:
+            from twisted_mdns.monitor import default_monitor
+
+            self.monitor = default_monitor(self.reactor, self.enumerator)
+        else:
+            self.monitor = option
+        try:
+            self.monitor.start(self.interfaces_changed)
+        except Exception as e:
+            log.error("cannot follow interface changes: {error}", error=e)
+            self.monitor = None
+
+    def stopService(self) -> defer.Deferred:
+        if not self.running:
+            return self._stopping or defer.succeed(None)
+        super().stopService()
+        if self.monitor is not None:
+            self.monitor.stop()
+            self.monitor = None
+        self.responder.stop()
+        if self.querier is not None:
+            self.querier.stop()
+        self._stopping = self.transport.close()
+        return self._stopping
+
+    def interfaces_changed(self, changes) -> None:
+        """
+        Apply the policy to a monitor report and follow it: ports, probes,
+        announcements, goodbyes.
+        """
+        if not self.running:
+            return
+        self.selection = self.policy.select(changes.interfaces)
+        for error in self.selection.errors:
+            log.warn("{error}", error=str(error))
+        change = self.transport.apply(self.selection.selected)
+        if change:
+            self.responder.interfaces_changed(change)
+            if self.querier is not None:
+                self.querier.interfaces_changed()
+
+    # -- publishing --------------------------------------------------------------
+
+    def register(self, info: ServiceInfo) -> defer.Deferred:
+        """
+        Publish C{info} (now, or when the service starts).
+
+        @return: a Deferred firing with the L{ServiceInfo} published, whose
+            instance name may have been changed by a conflict.
+        """
+        d = defer.Deferred()
+        self._wanted.append(info)
+        self._registrations[id(info)] = d
+        if self.running:
+            self._start_registration(info)
+        return d
+
+    def _start_registration(self, info: ServiceInfo) -> None:
+        waiting = self._registrations.get(id(info))
+
+        def done(result):
+            if waiting is not None and not waiting.called:
+                waiting.callback(result)
+            return result
+
+        def failed(failure):
+            if waiting is not None and not waiting.called:
+                waiting.errback(failure)
+            return None
+
+        self.responder.register(info).addCallbacks(done, failed)
+
+    def unregister(self, info: ServiceInfo) -> defer.Deferred:
+        """
+        Withdraw C{info} (goodbyes on every interface).
+        """
+        self._wanted = [s for s in self._wanted if s is not info and s.key != info.key]
+        if not self.running:
+            return defer.succeed(None)
+        return self.responder.unregister(info)
+
+    def update(self, info: ServiceInfo) -> defer.Deferred:
+        """
+        Announce a new TXT record for a registered service.
+        """
+        self._wanted = [info if s.key == info.key else s for s in self._wanted]
+        return self.responder.update(info)
+
+    # -- querying --------------------------------------------------------------------
+
+    def browse(self, service_type: str, listener, interface=None):
+        """
+        Browse for C{service_type}; see L{twisted_mdns.querier.Querier.browse}.
+        """
+        return self.querier.browse(service_type, listener, interface=interface)
+
+    def resolve_host(self, name: str, interface=None, timeout: float = 3.0) -> defer.Deferred:
+        """
+        Resolve a C{.local} host name per interface.
+        """
+        return self.querier.resolve_host(name, interface=interface, timeout=timeout)
+
+    def resolve_service(self, instance_name: str, service_type: str | None = None,
+                        interface=None, timeout: float = 3.0) -> defer.Deferred:
+        return self.querier.resolve_service(
+            instance_name, service_type, interface=interface, timeout=timeout
+        )
