@@ -450,16 +450,18 @@ class Responder:
             for entity, ifaces in alive:
                 self._established(entity, ifaces)
             return
-        by_iface: dict[int, list[_Entity]] = {}
+        by_iface: dict[int, list[tuple[_Entity, list[Record]]]] = {}
         for entity, ifaces in alive:
             for index in ifaces:
-                by_iface.setdefault(index, []).append(entity)
+                proposed = self._probe_records(entity, index)
+                if proposed:  # a service limited elsewhere is not probed here
+                    by_iface.setdefault(index, []).append((entity, proposed))
         for index, entities in by_iface.items():
             questions, authorities = [], []
-            for entity in entities:
+            for entity, proposed in entities:
                 name = self.host if entity.kind == "host" else entity.service.name
                 questions.append(Question(name, TYPE_ANY, unicast=(n == 0)))
-                authorities.extend(self._probe_records(entity, index))
+                authorities.extend(proposed)
             self._send_chunked(index, questions, authorities)
             self.counters["probes.sent"] += 1
         self._later(PROBE_INTERVAL, self._probe_round, alive, n + 1)

@@ -1,0 +1,146 @@
+"""
+Test doubles for code built on twisted_mdns (public, so applications can
+test their own mDNS logic too).
+
+Only the edges are faked: the network (L{RecordingTransport} records what
+would be sent instead of sending it) and time (use
+L{twisted.internet.task.Clock}).  The responder, querier and protocol under
+test are the real ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass
+
+from twisted.internet.testing import MemoryReactorClock
+
+from twisted_mdns.message import Message, parse
+from twisted_mdns.netif import InterfaceFlags, NetworkInterface
+from twisted_mdns.pktinfo import InterfaceContext
+from twisted_mdns.transport import MDNS_GROUP, MDNS_PORT
+
+
+def make_interface(name: str, index: int, *cidrs: str, mtu: int = 1500) -> NetworkInterface:
+    """
+    A L{NetworkInterface} value for tests: C{make_interface("eth0", 2,
+    "10.0.0.5/24")}.
+    """
+    return NetworkInterface(
+        name=name,
+        index=index,
+        flags=InterfaceFlags(),
+        mtu=mtu,
+        ipv4=tuple(ipaddress.IPv4Interface(c) for c in cidrs),
+    )
+
+
+@dataclass
+class Sent:
+    """
+    One datagram the code under test sent.
+    """
+
+    data: bytes
+    index: int
+    destination: tuple[str, int] | None
+    source: str
+    time: float
+
+    @property
+    def message(self) -> Message:
+        return parse(self.data)
+
+    @property
+    def multicast(self) -> bool:
+        return self.destination is None
+
+
+class RecordingTransport:
+    """
+    Stands in for L{twisted_mdns.transport.InterfaceTransport}: the same
+    C{interfaces} mapping and C{send} signature, recording datagrams.
+    """
+
+    group = MDNS_GROUP
+    port_number = MDNS_PORT
+
+    def __init__(self, interfaces=(), clock=None) -> None:
+        self.interfaces: dict[int, NetworkInterface] = {i.index: i for i in interfaces}
+        self.clock = clock
+        self.sent: list[Sent] = []
+        self.counters: Counter[str] = Counter()
+        self.fail_on: set[int] = set()
+
+    def send(self, datagram: bytes, interface, destination=None, source: str = "0.0.0.0") -> bool:
+        index = interface if isinstance(interface, int) else interface.index
+        if index not in self.interfaces or index in self.fail_on:
+            self.counters["errors.send"] += 1
+            return False
+        now = self.clock.seconds() if self.clock is not None else 0.0
+        self.sent.append(Sent(datagram, index, destination, source, now))
+        return True
+
+    def take(self) -> list[Sent]:
+        """
+        Return and forget what was sent so far.
+        """
+        sent, self.sent = self.sent, []
+        return sent
+
+    def context(self, index: int, destination: str = MDNS_GROUP) -> InterfaceContext:
+        """
+        The L{InterfaceContext} a datagram arriving on C{index} would carry.
+        """
+        iface = self.interfaces[index]
+        return InterfaceContext(index, iface.name, destination, iface)
+
+
+class MulticastMemoryReactor(MemoryReactorClock):
+    """
+    L{MemoryReactorClock} with the C{listenMulticast} that
+    L{twisted.internet.testing.MemoryReactor} lacks: records the call and
+    returns a port-like object.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.multicast: list[tuple] = []
+
+    def listenMulticast(self, port, protocol, interface="", maxPacketSize=8192, listenMultiple=False):
+        self.multicast.append((port, protocol, interface, maxPacketSize, listenMultiple))
+        fake = _FakeMulticastPort(port)
+        protocol.makeConnection(fake)
+        return fake
+
+
+class _FakeMulticastPort:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.groups: list[str] = []
+        self.written: list[tuple[bytes, tuple]] = []
+        self.stopped = False
+
+    def joinGroup(self, addr, interface=""):
+        from twisted.internet import defer
+
+        self.groups.append(addr)
+        return defer.succeed(1)
+
+    def leaveGroup(self, addr, interface=""):
+        from twisted.internet import defer
+
+        self.groups.remove(addr)
+        return defer.succeed(1)
+
+    def write(self, data, addr=None):
+        self.written.append((data, addr))
+
+    def stopListening(self):
+        self.stopped = True
+
+    def getHost(self):
+        from twisted.internet.address import IPv4Address
+
+        return IPv4Address("UDP", "0.0.0.0", self.port)
