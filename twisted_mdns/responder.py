@@ -731,7 +731,8 @@ class Responder:
                 allowed.append(record)
             if allowed:
                 self._queue_multicast(index, allowed, list(additionals), shared=any(not r.cache_flush for r in allowed))
-        self.counters["answered"] += 1
+        if unicast or (multicast and allowed):
+            self.counters["answered"] += 1
 
     def _queue_multicast(self, index: int, answers: list[Record], additionals: list[Record], shared: bool) -> None:
         """

@@ -1,0 +1,164 @@
+"""
+The responder on real sockets in real namespaces: interface-scoped answers
+as clients on two links see them.
+
+The host namespace runs an L{MDNSService} in this process (host name
+C{lab}, a web service); clients on link A (lana, 10.1.0.0/24) and link B
+(lanb, 10.2.0.0/24) ask with raw sockets and with dig.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+from twisted.internet import defer, reactor, threads
+from twisted.trial import unittest
+
+from tests.netns import NamespaceTestMixin, drain, inside, ip
+from tests.support import sleep, wait_until
+from twisted_mdns.message import (
+    FLAG_QR,
+    TYPE_A,
+    TYPE_PTR,
+    TYPE_SRV,
+    Question,
+    name_from_text,
+    pack_one,
+    parse,
+)
+from twisted_mdns.records import ServiceInfo
+from twisted_mdns.service import MDNSService
+
+LAB = name_from_text("lab.local")
+WEB = ServiceInfo("Lab Web", "_http._tcp", 8080, {"path": "/"})
+
+
+def responses(sock: socket.socket) -> list:
+    out = []
+    for data, source in drain(sock):
+        try:
+            m = parse(data)
+        except Exception:
+            continue
+        if m.is_response:
+            out.append((m, source))
+    return out
+
+
+class ResponderNetnsTests(NamespaceTestMixin, unittest.TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        super().setUp()
+        self.a = self.topology.links["a"]
+        self.b = self.topology.links["b"]
+        self.mdns = MDNSService(hostname="lab", monitor=False)
+        self.mdns.startService()
+        self.addCleanup(self.mdns.stopService)
+        registered = yield self.mdns.register(WEB)
+        self.assertEqual(registered.instance, "Lab Web")
+
+    def legacy_query(self, client: str, name, qtype: int, ident: int = 0x4242) -> socket.socket:
+        sock = self.topology.client_socket(client)
+        self.addCleanup(sock.close)
+        sock.sendto(pack_one(ident=ident, questions=[Question(name, qtype)]), ("224.0.0.251", 5353))
+        return sock
+
+    @defer.inlineCallbacks
+    def test_legacy_unicast_gets_own_link_address(self):
+        for client, link in (("a", self.a), ("b", self.b)):
+            sock = self.legacy_query(client, LAB, TYPE_A)
+            got = yield wait_until(lambda: responses(sock), what=f"reply on link {client}")
+            self.assertEqual(len(got), 1)
+            message, source = got[0]
+            self.assertEqual(source, (link.host_ip, 5353))
+            self.assertEqual(message.id, 0x4242)
+            self.assertEqual([(q.name, q.qtype) for q in message.questions], [(LAB, TYPE_A)])
+            self.assertEqual([str(r.rdata) for r in message.answers], [link.host_ip])
+            for r in message.answers + message.additionals:
+                self.assertLessEqual(r.ttl, 10)
+                self.assertFalse(r.cache_flush)
+
+    @defer.inlineCallbacks
+    def test_dig_gets_own_link_address(self):
+        for client, link in (("a", self.a), ("b", self.b)):
+            out = yield threads.deferToThread(
+                subprocess.run,
+                ["ip", "netns", "exec", link.client_ns, "dig", f"@{link.host_ip}", "-p", "5353",
+                 "lab.local", "A", "+short", "+time=2", "+tries=2"],
+                capture_output=True, text=True, timeout=20,
+            )
+            self.assertEqual(out.stdout.split(), [link.host_ip], out.stderr)
+
+    @defer.inlineCallbacks
+    def test_qm_srv_query_answers_with_link_b_addresses_only(self):
+        listener = self.topology.client_listener("b")
+        self.addCleanup(listener.close)
+        querier = self.topology.client_socket("b", port=5353)
+        self.addCleanup(querier.close)
+        querier.sendto(pack_one(questions=[Question(WEB.name, TYPE_SRV)]), ("224.0.0.251", 5353))
+        got = yield wait_until(lambda: [m for m, _ in responses(listener) if m.answers and m.answers[0].rtype == TYPE_SRV],
+                               what="SRV response on link B")
+        message = got[0]
+        addresses = [str(r.rdata) for r in message.answers + message.additionals if r.rtype == TYPE_A]
+        self.assertEqual(addresses, [self.b.host_ip])
+        self.assertEqual(message.answers[0].rdata.port, 8080)
+
+    @defer.inlineCallbacks
+    def test_ptr_browse_on_each_link(self):
+        # Registration fires at the first announcement; the second follows
+        # 1 s later.  Ask more than 1 s after that, so what arrives is the
+        # answer (a record is multicast at most once a second per interface).
+        yield sleep(2.2)
+        for client, link in (("a", self.a), ("b", self.b)):
+            listener = self.topology.client_listener(client)
+            self.addCleanup(listener.close)
+            q = self.topology.client_socket(client, port=5353)
+            self.addCleanup(q.close)
+            q.sendto(pack_one(questions=[Question(WEB.type_name, TYPE_PTR)]), ("224.0.0.251", 5353))
+            got = yield wait_until(
+                lambda: [m for m, _ in responses(listener)
+                         if any(r.rtype == TYPE_PTR and r.name == WEB.type_name for r in m.answers)],
+                what=f"PTR response on {client}")
+            records = got[0].answers + got[0].additionals
+            self.assertEqual([str(r.rdata) for r in records if r.rtype == TYPE_A], [link.host_ip])
+            self.assertIn(TYPE_SRV, {r.rtype for r in records})
+
+    @defer.inlineCallbacks
+    def test_off_link_source_gets_no_answer(self):
+        # Client A gains an address on another subnet and asks from it: the
+        # datagram arrives on lana with a source that is not on lana's subnet.
+        ip("addr", "add", "10.50.0.2/24", "dev", "eth0", ns=self.a.client_ns)
+        with inside(self.a.client_ns):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("10.50.0.2", 0))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("10.50.0.2"))
+            sock.setblocking(False)
+        self.addCleanup(sock.close)
+        before = self.mdns.counters["dropped.off-link"]
+        sock.sendto(pack_one(ident=7, questions=[Question(LAB, TYPE_A)]), ("224.0.0.251", 5353))
+        yield wait_until(lambda: self.mdns.counters["dropped.off-link"] > before, what="drop counted")
+        # A unicast query from the off-link address, routed in.
+        ip("route", "add", "10.1.0.0/24", "dev", "eth0", "src", "10.50.0.2", "table", "100", ns=self.a.client_ns, check=False)
+        sock.sendto(pack_one(ident=8, questions=[Question(LAB, TYPE_A)]), (self.a.host_ip, 5353))
+        yield sleep(0.5)
+        self.assertEqual(responses(sock), [])
+        self.assertGreaterEqual(self.mdns.counters["dropped.off-link"], before + 1)
+
+    @defer.inlineCallbacks
+    def test_stop_sends_goodbyes_on_every_interface(self):
+        listeners = {}
+        for client in ("a", "b"):
+            listeners[client] = self.topology.client_listener(client)
+            self.addCleanup(listeners[client].close)
+        yield self.mdns.stopService()
+        for client, link in (("a", self.a), ("b", self.b)):
+            got = yield wait_until(lambda: responses(listeners[client]), what="goodbyes")
+            records = [r for m, _ in got for r in m.answers]
+            self.assertTrue(records)
+            self.assertTrue(all(r.ttl == 0 for r in records), records)
+            types = {r.rtype for r in records}
+            self.assertEqual(types, {TYPE_A, TYPE_PTR, TYPE_SRV, 16})
+            self.assertEqual([str(r.rdata) for r in records if r.rtype == TYPE_A], [link.host_ip])
