@@ -1,4 +1,85 @@
 """
 twisted_mdns: multicast DNS (RFC 6762) and DNS-SD (RFC 6763) for Twisted,
 correct on multi-homed hosts.
+
+The public API, re-exported here:
+
+ - choosing interfaces: L{DefaultInterfacePolicy}, L{ExplicitInterfacePolicy},
+   L{FilterInterfacePolicy}, L{AllInterfacesPolicy}, L{ExcludingPolicy},
+   L{InterfaceValidationError}, L{interface_for_destination};
+ - interfaces as values: L{NetworkInterface}, L{SystemInterfaceEnumerator};
+ - the service an application composes: L{MDNSService}, L{ServiceInfo};
+ - interface-aware multicast for other Twisted code:
+   L{PktInfoMulticastPort}, L{InterfaceContext}, L{listenMulticastOn};
+ - following interface changes: L{default_monitor}, L{InterfaceChanges}.
 """
+
+from twisted_mdns.interfaces import (
+    IInterfaceEnumerator,
+    IInterfaceMonitor,
+    IInterfacePolicy,
+    IPktInfoDatagramProtocol,
+    IServiceListener,
+    IServiceRegistry,
+)
+from twisted_mdns.monitor import (
+    InterfaceChanges,
+    NetlinkInterfaceMonitor,
+    PollingInterfaceMonitor,
+    default_monitor,
+    diff_interfaces,
+)
+from twisted_mdns.netif import NetworkInterface, SystemInterfaceEnumerator, find_interface
+from twisted_mdns.pktinfo import InterfaceContext, PktInfoMulticastPort
+from twisted_mdns.policy import (
+    AllInterfacesPolicy,
+    DefaultInterfacePolicy,
+    ExcludingPolicy,
+    ExplicitInterfacePolicy,
+    FilterInterfacePolicy,
+    InterfaceValidationError,
+    Selection,
+    interface_for_destination,
+    validate_interface,
+)
+from twisted_mdns.records import ServiceInfo
+from twisted_mdns.service import MDNSService
+from twisted_mdns.transport import InterfaceTransport
+
+try:
+    from twisted_mdns.multicast import listenMulticastOn, resolve_and_listen
+except ImportError:  # pragma: no cover - bootstrap
+    pass
+
+__all__ = [
+    "AllInterfacesPolicy",
+    "DefaultInterfacePolicy",
+    "ExcludingPolicy",
+    "ExplicitInterfacePolicy",
+    "FilterInterfacePolicy",
+    "IInterfaceEnumerator",
+    "IInterfaceMonitor",
+    "IInterfacePolicy",
+    "IPktInfoDatagramProtocol",
+    "IServiceListener",
+    "IServiceRegistry",
+    "InterfaceChanges",
+    "InterfaceContext",
+    "InterfaceTransport",
+    "InterfaceValidationError",
+    "MDNSService",
+    "NetlinkInterfaceMonitor",
+    "NetworkInterface",
+    "PktInfoMulticastPort",
+    "PollingInterfaceMonitor",
+    "Selection",
+    "ServiceInfo",
+    "SystemInterfaceEnumerator",
+    "default_monitor",
+    "diff_interfaces",
+    "find_interface",
+    "interface_for_destination",
+    "listenMulticastOn",
+    "resolve_and_listen",
+    "validate_interface",
+]

@@ -101,7 +101,7 @@ def _line_of(path: str, pattern: str) -> int:
     try:
         with open(path, encoding="utf-8") as f:
             for n, line in enumerate(f, start=1):
-                if re.match(pattern, line.strip(), re.IGNORECASE):
+                if re.search(pattern, line.strip(), re.IGNORECASE):
                     return n
     except OSError:
         pass
@@ -130,14 +130,14 @@ def load_service_file(path: str) -> ServiceInfo:
     if not parser.has_section("service"):
         raise ServiceSpecError(f"{path}:1: no [service] section")
     sec = parser["service"]
-    section_line = _line_of(path, r"\[service\]")
+    section_line = _line_of(path, r"^\[service\]")
     for key in ("name", "type", "port"):
         if not sec.get(key):
             raise ServiceSpecError(f"{path}:{section_line}: [service] needs {key} =")
     try:
         port = int(sec["port"])
     except ValueError:
-        port_line = _line_of(path, r"port\s*=")
+        port_line = _line_of(path, r"^port\s*=")
         raise ServiceSpecError(
             f"{path}:{port_line}: port {sec['port']!r} is not a number"
         ) from None
