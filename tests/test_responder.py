@@ -250,6 +250,28 @@ class ProbingTests(ResponderCase):
             self.clock.advance(0.25)
         self.assertEqual(self.responder.hostname, "lab-2")
 
+    def test_services_registered_before_start(self) -> None:
+        got = []
+        self.responder.register(WEB).addCallback(got.append)
+        self.settle()
+        self.assertEqual([s.instance for s in got], ["My Web"])
+
+    def test_unregister_renamed_service_by_its_original_info(self) -> None:
+        self.settle()
+        got = []
+        self.responder.register(WEB).addCallback(got.append)
+        self.clock.advance(0.25)
+        theirs = srv_record(WEB.name, name_from_text("other.local"), 80, 120)
+        self.receive(pack_one(flags=FLAG_QR | FLAG_AA, answers=[theirs]), PEER_B, 3)
+        for _ in range(20):
+            self.clock.advance(0.25)
+        self.assertEqual(got[0].instance, "My Web (2)")
+        self.transport.take()
+        self.responder.unregister(WEB)
+        names = {r.name for s in self.transport.take() for r in s.message.answers if r.rtype == TYPE_SRV}
+        self.assertEqual(names, {got[0].name})
+        self.assertEqual(self.responder.services, [])
+
     def test_batched_probes(self) -> None:
         self.settle()
         services = [ServiceInfo(f"svc {n}", "_http._tcp", 8000 + n) for n in range(50)]
@@ -461,6 +483,23 @@ class AnsweringTests(ResponderCase):
         self.query(Question(WEB.type_name, TYPE_PTR), index=2)
         self.clock.advance(0.2)
         self.assertEqual(self.transport.take(), [])
+
+    def test_unregister_keeps_shared_enumeration_ptr_of_other_services(self) -> None:
+        other = ServiceInfo("Other Web", "_http._tcp", 8081)
+        self.responder.register(other)
+        for _ in range(20):
+            self.clock.advance(0.25)
+        self.transport.take()
+        self.responder.unregister(WEB)
+        records = [r for s in self.transport.take() if s.index == 2 for r in s.message.answers]
+        self.assertTrue(records)
+        self.assertNotIn(SERVICES_META, [r.name for r in records], "_http._tcp is still offered")
+        type_ptrs = [tuple(r.rdata.label.label) for r in records if r.name == WEB.type_name]
+        self.assertEqual(type_ptrs, [WEB.name])
+        self.clock.advance(2)
+        self.query(Question(SERVICES_META, TYPE_PTR), index=2)
+        self.clock.advance(0.2)
+        self.assertEqual(len(self.transport.take()), 1)
 
     def test_stop_sends_goodbyes_for_everything(self) -> None:
         self.responder.stop()

@@ -67,7 +67,6 @@ from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.pktinfo import InterfaceContext
 from twisted_mdns.records import (
     LEGACY_TTL,
-    SERVICES_META,
     InterfaceRecords,
     ServiceInfo,
     host_name,
@@ -114,6 +113,9 @@ class _Entity:
     ready_on: set[int] = field(default_factory=set)
     conflict: str | None = None  # None | "conflict" | "lost"
     done: defer.Deferred | None = None
+    #: The name first asked for, so the caller's own ServiceInfo still finds
+    #: the registration after a conflict renamed it.
+    requested: Name = ()
 
     def label(self) -> str:
         return self.service.display() if self.service else "host name"
@@ -205,6 +207,8 @@ class Responder:
         self._host.state = "probing"
         self._host.done = defer.Deferred()
         self._enqueue_probe(self._host, set(self.transport.interfaces))
+        for entity in self._services.values():
+            self._enqueue_probe(entity, set(self.transport.interfaces))
         return self._host.done
 
     def register(self, service: ServiceInfo) -> defer.Deferred:
@@ -216,7 +220,7 @@ class Responder:
         """
         if service.key in self._services:
             return defer.fail(ValueError(f"{service.display()} is already registered"))
-        entity = _Entity("service", service)
+        entity = _Entity("service", service, requested=service.key)
         entity.done = defer.Deferred()
         self._services[service.key] = entity
         if self._running:
@@ -386,9 +390,7 @@ class Responder:
         if entity is not None:
             return entity
         for e in self._services.values():
-            if e.service is not None and e.service.type == service.type and (
-                e.service.port == service.port and e.service.host == service.host
-            ) and e.service.instance.startswith(service.instance):
+            if e.requested == service.key:
                 return e
         return None
 
@@ -560,7 +562,11 @@ class Responder:
     def _withdraw(self, entity: _Entity) -> None:
         if entity.state == "announced":
             for index in list(entity.ready_on):
-                self._send_goodbyes(index, self._entity_records(entity, index, shared=True))
+                records = self._entity_records(entity, index, shared=True)
+                # A shared PTR another registration still publishes (the
+                # _services._dns-sd._udp PTR of a type) must not be withdrawn.
+                others = self._published_by_others(entity, index)
+                self._send_goodbyes(index, [r for r in records if r not in others])
         entity.state = "withdrawn"
         entity.ready_on.clear()
         if entity.service is not None:
@@ -571,26 +577,19 @@ class Responder:
             done.errback(RegistrationError("unregistered before probing finished"))
         self._rebuild()
 
+    def _published_by_others(self, entity: _Entity, index: int) -> set[Record]:
+        out: set[Record] = set()
+        for other in [self._host, *self._services.values()]:
+            if other is not entity and other.state == "announced" and index in other.ready_on:
+                out.update(self._entity_records(other, index, shared=True))
+        return out
+
     def _send_goodbyes(self, index: int, records: Iterable[Record]) -> None:
-        records = list(records)
-        view = self._views.get(index)
-        if view is not None:
-            # A shared PTR still published by another registration stays.
-            still = set(self._still_published(index, records))
-            records = [r for r in records if r not in still]
+        records = list(dict.fromkeys(records))
         if not records:
             return
         self._send(index, self._pack_response([r.with_ttl(0) for r in records], [], index))
         self.counters["goodbyes.sent"] += len(records)
-
-    def _still_published(self, index: int, records: list[Record]) -> list[Record]:
-        out = []
-        for entity in [self._host, *self._services.values()]:
-            if entity.state == "announced" and index in entity.ready_on:
-                theirs = set(self._entity_records(entity, index, shared=True))
-                out.extend(r for r in records if r in theirs and r.rtype == TYPE_PTR)
-        counts = Counter(out)
-        return [r for r, n in counts.items() if n > 1 or r.key == name_key(SERVICES_META) and n > 1]
 
     # -- sending -------------------------------------------------------------
 
