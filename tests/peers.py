@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SkipTest
 
 T = TypeVar("T")
@@ -396,7 +396,7 @@ class PeerProcess:
                 self._popen.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-        _live.discard(self)
+        self._finish()
 
     def wait(self, timeout: float) -> "Deferred[int]":
         """
@@ -617,7 +617,10 @@ def run(
     L{ProcessResult.check}).  After C{timeout} seconds it is killed and the
     result says C{timed_out=True}.
     """
-    process = PeerProcess(ns, argv, name=name, env=env, cwd=cwd, reactor=reactor).start()
+    try:
+        process = PeerProcess(ns, argv, name=name, env=env, cwd=cwd, reactor=reactor).start()
+    except Exception:
+        return fail()
 
     def result(code: int, timed_out: bool = False) -> ProcessResult:
         return ProcessResult(
@@ -1120,13 +1123,22 @@ class ZeroconfPublisher:
         """
         self.process.start()
         d = self.process.wait_for_event(timeout, event="registered")
+        return d.addCallback(self._registered)
 
-        def registered(event: dict[str, Any]) -> str:
-            self.registered_name = event["instance"]
-            self.renamed = event["renamed"]
-            return event["instance"]
+    def start_blocking(self, timeout: float = 10.0) -> str:
+        """
+        L{start}, blocking the calling thread.
+        """
+        self.process.start()
+        event = self.process.wait_for_blocking(
+            _event_matcher(self.process.name, {"event": "registered"}), timeout
+        )
+        return self._registered(event)
 
-        return d.addCallback(registered)
+    def _registered(self, event: dict[str, Any]) -> str:
+        self.registered_name = event["instance"]
+        self.renamed = event["renamed"]
+        return event["instance"]
 
     def stop(self, timeout: float = 5.0) -> "Deferred[int]":
         """
@@ -1181,6 +1193,13 @@ class ZeroconfBrowser:
         """
         self.process.start()
         return self.process.wait_for_event(timeout, event="browsing").addCallback(lambda _: None)
+
+    def start_blocking(self, timeout: float = 10.0) -> None:
+        """
+        L{start}, blocking the calling thread.
+        """
+        self.process.start()
+        self.process.wait_for_blocking(_event_matcher(self.process.name, {"event": "browsing"}), timeout)
 
     def wait_for_added(self, instance: str, timeout: float = 5.0) -> "Deferred[ZeroconfService]":
         """

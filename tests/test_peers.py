@@ -279,6 +279,9 @@ class ZeroconfPeerTests(NamespaceTestMixin, TestCase):
         self.addCleanup(second.stop)
         name = yield second.start()
         self.assertEqual((name, second.renamed), ("Zc Web-2", True))
+        # One 5353 listener per namespace: with two, a unicast reply to a
+        # QU probe reaches only one of them (SO_REUSEPORT), at random.
+        yield second.stop()
         strict = ZeroconfPublisher(
             self.topology.host_ns, "Zc Web", "_http._tcp", 9092,
             hostname="strict.local.", interface="lanb", rename=False,
@@ -286,3 +289,35 @@ class ZeroconfPeerTests(NamespaceTestMixin, TestCase):
         self.addCleanup(strict.stop)
         failure = yield self.assertFailure(strict.start(), PeerError)
         self.assertIn("NonUniqueNameException", str(failure))
+
+
+class AvahiConflictTests(NamespaceTestMixin, TestCase):
+    """
+    avahi probes its host name and renames on a conflict, and says so.
+    """
+
+    clients = ("a",)
+    virtual = False
+    timeout = 40
+
+    @defer.inlineCallbacks
+    def test_host_name_conflict(self):
+        """
+        A second avahi, in the host on lana, asked for the host name that
+        avahi in client A already holds, becomes C{peerhost-2}; both run at
+        once (each has its own runtime directory) and the first keeps its
+        name.
+        """
+        require_peers("avahi-daemon")
+        first = AvahiDaemon(self.topology.links["a"].client_ns, "peerhost", [WEB])
+        self.addCleanup(first.stop)
+        yield first.start()
+        second = AvahiDaemon(self.topology.host_ns, "peerhost", [WEB], interfaces=("lana",))
+        self.addCleanup(second.stop)
+        name = yield second.start()
+        self.assertEqual(name, "peerhost-2.local")
+        self.assertIn("Host name conflict, retrying with peerhost-2", second.log)
+        self.assertEqual(second.service_names, {0: "Peer Web #2"})
+        self.assertTrue(first.running)
+        self.assertEqual(first.host_name, "peerhost.local")
+        self.assertNotIn("conflict", first.log)

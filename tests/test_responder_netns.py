@@ -162,3 +162,66 @@ class ResponderNetnsTests(NamespaceTestMixin, unittest.TestCase):
             types = {r.rtype for r in records}
             self.assertEqual(types, {TYPE_A, TYPE_PTR, TYPE_SRV, 16})
             self.assertEqual([str(r.rdata) for r in records if r.rtype == TYPE_A], [link.host_ip])
+
+
+class PeerInteropTests(NamespaceTestMixin, unittest.TestCase):
+    """
+    Peers written by others judge us: python-zeroconf resolves our service
+    on each link, avahi-daemon defends a host name we then must give up.
+    """
+
+    timeout = 90
+
+    def setUp(self):
+        from tests.peers import require_peers
+
+        super().setUp()
+        require_peers("avahi-daemon", "zeroconf")
+        self.a = self.topology.links["a"]
+        self.b = self.topology.links["b"]
+
+    def start_mdns(self, hostname: str = "lab") -> MDNSService:
+        mdns = MDNSService(hostname=hostname, monitor=False)
+        mdns.startService()
+        self.addCleanup(mdns.stopService)
+        return mdns
+
+    @defer.inlineCallbacks
+    def test_zeroconf_resolves_with_its_own_link_address(self):
+        from tests.peers import zeroconf_resolve_host, zeroconf_resolve_service
+
+        mdns = self.start_mdns()
+        yield mdns.register(WEB)
+        for link in (self.a, self.b):
+            found = yield zeroconf_resolve_service(link.client_ns, "_http._tcp", "Lab Web", timeout=5)
+            self.assertIsNotNone(found, f"zeroconf in {link.client_ns} resolved nothing")
+            self.assertEqual(list(found.addresses), [link.host_ip])
+            self.assertEqual(found.port, 8080)
+            self.assertEqual(found.server.rstrip("."), "lab.local")
+            self.assertEqual(found.txt, {"path": "/"})
+            addresses = yield zeroconf_resolve_host(link.client_ns, "lab.local.", timeout=5)
+            self.assertEqual(addresses, [link.host_ip])
+
+    @defer.inlineCallbacks
+    def test_host_name_claimed_by_avahi_makes_us_rename(self):
+        from tests.peers import AvahiDaemon, dig_query
+
+        avahi = AvahiDaemon(self.a.client_ns, "lab")
+        self.addCleanup(avahi.stop)
+        claimed = yield avahi.start(timeout=15)
+        self.assertEqual(claimed, "lab.local")
+        mdns = self.start_mdns("lab")
+        yield wait_until(lambda: mdns.responder._host.state == "announced", timeout=10, what="host claimed")
+        self.assertEqual(mdns.responder.hostname, "lab-2")
+        self.assertGreaterEqual(mdns.counters["conflicts"], 1)
+        yield sleep(1.0)
+        self.assertNotIn("conflict", avahi.log.lower(), "avahi keeps its name")
+        self.assertTrue(avahi.running)
+        # Each answers for its own name on link A; on link B only we exist,
+        # and our new name is claimed there too.
+        theirs = yield dig_query(self.a.client_ns, self.a.client_ip, "lab.local", "A", timeout=2)
+        self.assertEqual(theirs.data("A"), [self.a.client_ip])
+        ours = yield dig_query(self.a.client_ns, self.a.host_ip, "lab-2.local", "A", timeout=2)
+        self.assertEqual(ours.data("A"), [self.a.host_ip])
+        ours_b = yield dig_query(self.b.client_ns, self.b.host_ip, "lab-2.local", "A", timeout=2)
+        self.assertEqual(ours_b.data("A"), [self.b.host_ip])
