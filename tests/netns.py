@@ -28,6 +28,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -194,7 +195,24 @@ class Topology:
         ip("route", "add", "224.0.0.0/4", "dev", "eth0", ns=client_ns)
         link.host_index = self.host_index(host_if)
         self.links[client] = link
+        self.wait_link_up(link)
         return link
+
+    def wait_link_up(self, link: Link, timeout: float = 5.0) -> None:
+        """
+        Block until both ends of C{link} are operational.  A fresh veth
+        drops what is sent through it until the kernel's link watcher has
+        activated its queue (operstate UP), a moment after C{ip link set
+        up}: tests that send at once would otherwise lose datagrams.
+        """
+        deadline = time.monotonic() + timeout
+        ends = ((self.host_ns, link.host_if), (link.client_ns, link.client_if))
+        while True:
+            if all("state UP" in ip("-o", "link", "show", "dev", dev, ns=ns) for ns, dev in ends):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"link {link.host_if} did not come up in {timeout}s")
+            time.sleep(0.01)
 
     def remove_link(self, client: str) -> None:
         """

@@ -52,6 +52,14 @@ class ServiceLifecycleTests(NamespaceTestMixin, unittest.TestCase):
             sock = self.ask("a", "twice")
             got = yield wait_until(lambda: a_answers(sock), what="answer")
             self.assertEqual(got, [self.topology.links["a"].host_ip])
+            # Browsing works in every run, and finds our own service on each
+            # link with that link's address (our queries loop back to us).
+            seen = []
+            browser = mdns.browse("_http._tcp", lambda event, svc, iface: seen.append((event, svc, iface)))
+            yield wait_until(lambda: len({i.name for e, _, i in seen if e == "added"}) == 2, what="browse")
+            browser.stop()
+            for event, svc, iface in seen:
+                self.assertEqual(list(svc.addresses), [str(iface.ipv4[0].ip)])
             yield mdns.stopService()
             yield mdns.stopService()  # harmless
             self.assertEqual(mdns.transport.ports, {})

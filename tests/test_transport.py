@@ -118,6 +118,35 @@ class TransportTests(NamespaceTestMixin, unittest.TestCase):
         self.assertEqual(rec.got[0][2].index, lana.index)
 
     @defer.inlineCallbacks
+    def test_each_port_hears_only_its_link_with_both_open(self):
+        """
+        Both links' ports open at once (the transport's situation): each
+        socket reads only its own link's multicast.  With SO_REUSEPORT,
+        Linux would hand every datagram to one socket of the group,
+        whichever link it joined.
+        """
+        yield self.transport.close()
+        recorders = {}
+        for name in ("lana", "lanb"):
+            iface = next(i for i in self.interfaces if i.name == name)
+            rec = recorders[iface.index] = Recorder()
+            port = PktInfoMulticastPort(5353, rec, reactor=reactor, network_interface=iface)
+            port.startListening()
+            self.addCleanup(port.stopListening)
+            yield port.joinGroup("224.0.0.251")
+        ca = self.topology.client_socket("a")
+        cb = self.topology.client_socket("b")
+        self.addCleanup(ca.close)
+        self.addCleanup(cb.close)
+        for n in range(10):
+            ca.sendto(b"a%d" % n, ("224.0.0.251", 5353))
+            cb.sendto(b"b%d" % n, ("224.0.0.251", 5353))
+        yield wait_until(lambda: sum(len(r.got) for r in recorders.values()) >= 20, what="20 datagrams")
+        yield sleep(0.2)
+        self.assertEqual(recorders[self.a.host_index].payloads(), [b"a%d" % n for n in range(10)])
+        self.assertEqual(recorders[self.b.host_index].payloads(), [b"b%d" % n for n in range(10)])
+
+    @defer.inlineCallbacks
     def test_unicast_tagged_with_arrival_interface(self):
         ca = self.topology.client_socket("a")
         cb = self.topology.client_socket("b")
@@ -226,6 +255,7 @@ class TransportTests(NamespaceTestMixin, unittest.TestCase):
         change = self.transport.apply(only_a.selected)
         self.assertEqual([i.name for i in change.removed], ["lanb"])
         self.assertEqual(list(self.transport.ports), [self.a.host_index])
+        yield change.closed
         cb = self.topology.client_socket("b")
         self.addCleanup(cb.close)
         cb.sendto(b"b-after-close", ("224.0.0.251", 5353))

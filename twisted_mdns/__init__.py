@@ -46,10 +46,9 @@ from twisted_mdns.records import ServiceInfo
 from twisted_mdns.service import MDNSService
 from twisted_mdns.transport import InterfaceTransport
 
-try:
-    from twisted_mdns.multicast import listenMulticastOn, resolve_and_listen
-except ImportError:  # pragma: no cover - bootstrap
-    pass
+from twisted_mdns.cache import RecordCache
+from twisted_mdns.multicast import NotResolvedError, listenMulticastOn, resolve_and_listen
+from twisted_mdns.querier import Querier, ResolvedService, ServiceBrowser, ServiceListener
 
 __all__ = [
     "AllInterfacesPolicy",
@@ -68,6 +67,12 @@ __all__ = [
     "InterfaceTransport",
     "InterfaceValidationError",
     "MDNSService",
+    "NotResolvedError",
+    "Querier",
+    "RecordCache",
+    "ResolvedService",
+    "ServiceBrowser",
+    "ServiceListener",
     "NetlinkInterfaceMonitor",
     "NetworkInterface",
     "PktInfoMulticastPort",

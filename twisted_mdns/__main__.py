@@ -27,6 +27,16 @@ class UsageError(Exception):
     """
 
 
+class _Parser(argparse.ArgumentParser):
+    """
+    An argument parser whose errors are one line on stderr (exit 2), with
+    no usage block: the message says what is wrong, C{--help} says the rest.
+    """
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def policy_from_args(
     ifaces: Sequence[str] = (), all_ifaces: bool = False, exclude: Sequence[str] = ()
 ):
@@ -94,8 +104,193 @@ def cmd_interfaces(args: argparse.Namespace) -> int:
     return 0 if selection.selected else 1
 
 
+def _timeout(text: str) -> float:
+    """
+    argparse type for C{--timeout}: a positive, finite number of seconds.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: not a number") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: must be more than 0 seconds")
+    return value
+
+
+def _add_query_options(parser: argparse.ArgumentParser) -> None:
+    _add_iface_options(parser)
+    parser.add_argument(
+        "--timeout", type=_timeout, default=3.0, metavar="SECONDS",
+        help="how long to listen (default: 3)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log what happens to stderr",
+    )
+
+
+def _selected_interfaces(args: argparse.Namespace):
+    """
+    The interfaces the options select, or exit 2 with the reason.
+    """
+    from twisted_mdns.netif import SystemInterfaceEnumerator
+
+    policy = policy_from_args(args.iface, args.all_ifaces, args.exclude_iface)
+    selection = policy.select(SystemInterfaceEnumerator().interfaces())
+    selection.raise_for_errors()
+    if not selection.selected:
+        reasons = "; ".join(f"{i.name}: {why}" for i, why in selection.excluded)
+        raise UsageError(
+            "no interface to run mDNS on"
+            + (f" ({reasons})" if reasons else "")
+            + "; see 'python -m twisted_mdns interfaces'"
+        )
+    return selection.selected
+
+
+class _Session:
+    """
+    One run of the reactor for C{browse} or C{resolve}: open the transport
+    on the selected interfaces, run C{work(querier)} (a coroutine function
+    that returns the exit status), close everything, stop the reactor.
+
+    Whatever C{work} collected is printed by the caller after the reactor
+    stopped, so an interrupted run (Ctrl-C) still prints what it found.
+    """
+
+    def __init__(self, interfaces, work, verbose: bool) -> None:
+        self.interfaces = interfaces
+        self.work = work
+        self.verbose = verbose
+        self.status: int | None = None
+        self.error: str | None = None
+
+    def run(self) -> int:
+        from twisted.internet import reactor
+        from twisted.logger import globalLogBeginner, textFileLogObserver
+
+        if self.verbose:
+            globalLogBeginner.beginLoggingTo(
+                [textFileLogObserver(sys.stderr)], redirectStandardIO=False
+            )
+        reactor.callWhenRunning(self._start, reactor)
+        reactor.run()
+        if self.error is not None:
+            print(f"error: {self.error}", file=sys.stderr)
+            return 2
+        return 1 if self.status is None else self.status
+
+    def _start(self, reactor) -> None:
+        from twisted.internet import defer
+
+        from twisted_mdns.protocol import MDNSProtocol
+        from twisted_mdns.querier import Querier
+        from twisted_mdns.transport import InterfaceTransport
+
+        protocol = MDNSProtocol()
+        transport = InterfaceTransport(protocol, reactor)
+        querier = Querier(transport, reactor)
+        protocol.handlers.append(querier)
+
+        async def session() -> None:
+            try:
+                transport.apply(self.interfaces)
+                querier.interfaces_changed()
+                if not transport.interfaces:
+                    self.error = (
+                        "cannot open port 5353 on "
+                        + ", ".join(i.name for i in self.interfaces)
+                        + " (use --verbose for the reason)"
+                    )
+                    return
+                self.status = await self.work(querier, reactor)
+            except Exception as e:  # never a traceback for the user
+                self.error = f"{type(e).__name__}: {e}"
+            finally:
+                querier.stop()
+                await transport.close()
+
+        def stop(_: object) -> None:
+            if reactor.running:
+                reactor.stop()
+
+        defer.ensureDeferred(session()).addBoth(stop)
+
+
+def _sleep(reactor, seconds: float):
+    from twisted.internet import task
+
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+def cmd_browse(args: argparse.Namespace) -> int:
+    from twisted_mdns.querier import ServiceListener, parse_service_type
+
+    service_type = parse_service_type(args.type)
+    interfaces = _selected_interfaces(args)
+    found: dict = {}
+
+    def keep(service, interface) -> None:
+        found[(interface.index, service.name)] = service
+
+    def drop(service, interface) -> None:
+        found.pop((interface.index, service.name), None)
+
+    async def work(querier, reactor) -> int:
+        browser = querier.browse(
+            service_type.text, ServiceListener(added=keep, removed=drop, updated=keep)
+        )
+        try:
+            await _sleep(reactor, args.timeout)
+        finally:
+            browser.stop()
+        return 0
+
+    status = _Session(interfaces, work, args.verbose).run()
+    if status == 2:
+        return 2
+    services = sorted(found.values(), key=lambda s: (s.interface.index, s.instance.lower()))
+    for service in services:
+        if args.json:
+            print(json.dumps(service.to_json()), flush=True)
+        else:
+            txt = " ".join(
+                k if v is None else f"{k}={v}" for k, v in service.txt_text().items()
+            )
+            print(
+                f"{service.interface.name:<10} {service.instance:<24} {service.type:<14} "
+                f"{service.host}:{service.port:<6} {','.join(service.addresses):<16} {txt}",
+                flush=True,
+            )
+    return 0 if services else 1
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from twisted_mdns.message import name_to_text
+    from twisted_mdns.querier import parse_host_name
+
+    labels = parse_host_name(args.name)
+    shown = name_to_text(labels).rstrip(".")
+    interfaces = _selected_interfaces(args)
+    answers: dict = {}
+
+    async def work(querier, reactor) -> int:
+        answers.update(await querier.resolve_host(shown, timeout=args.timeout))
+        return 0
+
+    status = _Session(interfaces, work, args.verbose).run()
+    if status == 2:
+        return 2
+    for iface, addresses in answers.items():
+        if args.json:
+            print(json.dumps({"interface": iface.name, "name": shown, "addresses": addresses}),
+                  flush=True)
+        else:
+            print(f"{iface.name:<10} {shown}\t{' '.join(addresses)}", flush=True)
+    return 0 if answers else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m twisted_mdns",
         description="Multicast DNS / DNS-SD for multi-homed hosts.",
     )
@@ -103,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("interfaces", help="show which interfaces mDNS would use and why")
     _add_iface_options(p)
     p.set_defaults(func=cmd_interfaces)
+    p = sub.add_parser(
+        "browse", help="list the services of a type, per interface (like avahi-browse)"
+    )
+    p.add_argument("type", metavar="TYPE", help="service type, e.g. _http._tcp")
+    _add_query_options(p)
+    p.set_defaults(func=cmd_browse)
+    p = sub.add_parser(
+        "resolve", help="resolve a .local host name, per interface (like avahi-resolve)"
+    )
+    p.add_argument("name", metavar="NAME", help="host name, e.g. radiod or radiod.local")
+    _add_query_options(p)
+    p.set_defaults(func=cmd_resolve)
     return parser
 
 

@@ -100,8 +100,9 @@ class IServiceListener(Interface):
 
     def service_added(service, interface):
         """
-        C{service} (a L{twisted_mdns.records.ServiceInfo}) appeared on
-        C{interface} (a L{twisted_mdns.netif.NetworkInterface}).
+        C{service} (a L{twisted_mdns.querier.ResolvedService}: instance,
+        type, host, port, TXT and the addresses heard on that interface)
+        appeared on C{interface} (a L{twisted_mdns.netif.NetworkInterface}).
         """
 
     def service_removed(service, interface):

@@ -106,10 +106,8 @@ class MDNSService(service.MultiService):
         return responder
 
     def _make_querier(self):
-        try:
-            from twisted_mdns.querier import Querier
-        except ImportError:  # pragma: no cover - during bootstrap
-            return None
+        from twisted_mdns.querier import Querier
+
         querier = Querier(self.transport, self.reactor, counters=self.counters)
         self._set_handlers(self.responder, querier)
         return querier
@@ -127,9 +125,14 @@ class MDNSService(service.MultiService):
         self.selection.raise_for_errors()
         super().startService()
         if self._started_before:
+            # Each start claims names and watches records anew: stop() said
+            # goodbye to everything and ended every query.
             self.responder = self._make_responder()
+            self.querier = self._make_querier()
         self._started_before = True
         self.transport.apply(self.selection.selected)
+        if self.querier is not None:
+            self.querier.interfaces_changed()
         if self.publish_host:
             self.responder.start().addCallbacks(self._host_claimed, self._registration_failed)
         else:

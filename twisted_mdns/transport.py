@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from twisted.internet import defer
@@ -52,6 +52,10 @@ class TransportChange:
     added: tuple[NetworkInterface, ...] = ()
     removed: tuple[NetworkInterface, ...] = ()
     readdressed: tuple[tuple[NetworkInterface, NetworkInterface], ...] = ()
+    #: Fires once the ports of removed interfaces are closed (a port closes
+    #: on the next reactor turn; until then its socket still takes its share
+    #: of unicast datagrams).
+    closed: defer.Deferred | None = field(default=None, compare=False, repr=False)
 
     def __bool__(self) -> bool:
         return bool(self.added or self.removed or self.readdressed)
@@ -121,8 +125,7 @@ class InterfaceTransport:
         """
         wanted = {i.index: i for i in selected}
         removed = [self.interfaces[ix] for ix in list(self.interfaces) if ix not in wanted]
-        for iface in removed:
-            self._close(iface.index)
+        closing = [self._close(iface.index) for iface in removed]
         added, readdressed = [], []
         for index, iface in sorted(wanted.items()):
             old = self.interfaces.get(index)
@@ -136,7 +139,10 @@ class InterfaceTransport:
             # Any port may have read (and cached a context for) any index.
             for port in self.ports.values():
                 port.refresh()
-        change = TransportChange(tuple(added), tuple(removed), tuple(readdressed))
+        change = TransportChange(
+            tuple(added), tuple(removed), tuple(readdressed),
+            closed=defer.gatherResults(closing, consumeErrors=True),
+        )
         if change:
             log.info(
                 "transport: {ports} port(s) open; added {added}, removed "

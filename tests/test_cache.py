@@ -1,0 +1,417 @@
+"""
+Tests for L{twisted_mdns.cache.RecordCache} on a fake clock: TTL expiry,
+the s10.2 cache-flush one-second rule, goodbyes (s10.1), s5.2 refresh
+points, the size bound, lookups, known answers and listeners.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from twisted_mdns.cache import CacheEvent, RecordCache
+from twisted_mdns.message import (
+    TYPE_A,
+    TYPE_ANY,
+    TYPE_PTR,
+    TYPE_SRV,
+    Question,
+    a_record,
+    name_from_text,
+    ptr_record,
+    srv_record,
+)
+
+HOST = name_from_text("lab.local")
+OTHER = name_from_text("other.local")
+SERVICES = name_from_text("_http._tcp.local")
+
+
+def a(address: str, ttl: int = 120, flush: bool = True, name=HOST):
+    return a_record(name, address, ttl, flush)
+
+
+def ptr(instance: str, ttl: int = 4500):
+    return ptr_record(SERVICES, (instance.encode(),) + SERVICES, ttl)
+
+
+class Changes:
+    """
+    A listener that keeps every batch.
+    """
+
+    def __init__(self) -> None:
+        self.batches: list = []
+
+    def __call__(self, changes) -> None:
+        self.batches.append(list(changes))
+
+    def events(self) -> list[tuple[str, str]]:
+        return [(c.event.value, str(c.record.rdata)) for b in self.batches for c in b]
+
+
+class CacheTestCase(unittest.TestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.counters: Counter = Counter()
+        self.cache = RecordCache(self.clock, counters=self.counters, random=random.Random(7))
+        self.changes = Changes()
+        self.cache.add_listener(self.changes)
+        self.addCleanup(self.assertNoTimersAfterClose)
+
+    def assertNoTimersAfterClose(self) -> None:
+        self.cache.close()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def addresses(self, name=HOST) -> list[str]:
+        return sorted(str(r.rdata) for r in self.cache.get(name, TYPE_A))
+
+
+class ExpiryTests(CacheTestCase):
+    def test_record_lives_for_its_ttl(self) -> None:
+        self.cache.add(a("10.0.0.1", ttl=10))
+        self.clock.advance(9.9)
+        self.assertEqual(self.addresses(), ["10.0.0.1"])
+        self.clock.advance(0.2)
+        self.assertEqual(self.addresses(), [])
+        self.assertEqual(len(self.cache), 0)
+        self.assertEqual(self.changes.events(), [("added", "10.0.0.1"), ("expired", "10.0.0.1")])
+        self.assertEqual(self.counters["cache.expired"], 1)
+
+    def test_received_again_renews_ttl(self) -> None:
+        self.cache.add(a("10.0.0.1", ttl=10))
+        self.clock.advance(8)
+        self.cache.add(a("10.0.0.1", ttl=10))
+        self.clock.advance(8)
+        self.assertEqual(self.addresses(), ["10.0.0.1"])
+        self.clock.advance(2.1)
+        self.assertEqual(self.addresses(), [])
+        self.assertEqual(
+            [e for e, _ in self.changes.events()], ["added", "updated", "expired"]
+        )
+
+    def test_one_timer_for_many_records(self) -> None:
+        """
+        However many records, one delayed call: the next deadline.
+        """
+        for n in range(50):
+            self.cache.add(a(f"10.0.1.{n}", ttl=100 + n, flush=False))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertAlmostEqual(self.clock.getDelayedCalls()[0].getTime(), 100)
+        self.clock.advance(125)
+        self.assertEqual(len(self.cache), 24)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_expiry_batches_records_due_together(self) -> None:
+        self.cache.add_all([a("10.0.0.1", ttl=5, flush=False), a("10.0.0.2", ttl=5, flush=False)])
+        self.clock.advance(5)
+        self.assertEqual(len(self.changes.batches), 2)
+        self.assertEqual(
+            sorted(self.changes.events()[2:]), [("expired", "10.0.0.1"), ("expired", "10.0.0.2")]
+        )
+
+    def test_entries_past_expiry_not_returned(self) -> None:
+        """
+        A record whose time is up is not returned even before the timer
+        ran (the clock moved without the reactor running it).
+        """
+        self.cache.add(a("10.0.0.1", ttl=10))
+        self.clock.rightNow = 11.0  # time passed, timer not yet run
+        self.assertEqual(self.cache.get(HOST, TYPE_A), [])
+
+
+class CacheFlushTests(CacheTestCase):
+    def test_flush_expires_old_records_one_second_later(self) -> None:
+        """
+        s10.2: a cache-flush record makes records of the same rrset received
+        more than a second earlier expire one second from now.
+        """
+        self.cache.add(a("10.0.0.1"))
+        self.clock.advance(5)
+        self.cache.add(a("10.0.0.2"))
+        self.assertEqual(self.addresses(), ["10.0.0.1", "10.0.0.2"])
+        self.clock.advance(0.99)
+        self.assertEqual(self.addresses(), ["10.0.0.1", "10.0.0.2"])
+        self.clock.advance(0.02)
+        self.assertEqual(self.addresses(), ["10.0.0.2"])
+        self.assertEqual(self.changes.events()[-1], ("removed", "10.0.0.1"))
+        self.assertEqual(self.counters["cache.flushed"], 1)
+
+    def test_records_within_one_second_survive(self) -> None:
+        """
+        Records of one rrset spread over packets less than a second apart
+        (a multi-packet answer) all stay.
+        """
+        self.cache.add(a("10.0.0.1"))
+        self.clock.advance(0.5)
+        self.cache.add(a("10.0.0.2"))
+        self.clock.advance(10)
+        self.assertEqual(self.addresses(), ["10.0.0.1", "10.0.0.2"])
+        self.assertEqual(self.counters["cache.flushed"], 0)
+
+    def test_same_packet_records_survive(self) -> None:
+        """
+        A re-announcement of both addresses in one message keeps both,
+        whichever comes first in it.
+        """
+        self.cache.add_all([a("10.0.0.1"), a("10.0.0.2")])
+        self.clock.advance(30)
+        self.cache.add_all([a("10.0.0.2"), a("10.0.0.1")])
+        self.clock.advance(5)
+        self.assertEqual(self.addresses(), ["10.0.0.1", "10.0.0.2"])
+
+    def test_without_flush_bit_records_accumulate(self) -> None:
+        self.cache.add(a("10.0.0.1", flush=False))
+        self.clock.advance(5)
+        self.cache.add(a("10.0.0.2", flush=False))
+        self.clock.advance(5)
+        self.assertEqual(self.addresses(), ["10.0.0.1", "10.0.0.2"])
+
+    def test_flush_only_touches_same_name_and_type(self) -> None:
+        self.cache.add(a("10.0.0.1", name=OTHER))
+        self.cache.add(srv_record(HOST, OTHER, 80, 120))
+        self.clock.advance(5)
+        self.cache.add(a("10.0.0.2"))
+        self.clock.advance(2)
+        self.assertEqual(self.addresses(OTHER), ["10.0.0.1"])
+        self.assertEqual(len(self.cache.get(HOST, TYPE_SRV)), 1)
+
+    def test_reannounced_record_is_rescued(self) -> None:
+        """
+        A record marked by a flush and received again within the second
+        lives on.
+        """
+        self.cache.add(a("10.0.0.1"))
+        self.clock.advance(5)
+        self.cache.add(a("10.0.0.2"))
+        self.clock.advance(0.5)
+        self.cache.add(a("10.0.0.1"))
+        self.clock.advance(2)
+        self.assertEqual(self.addresses(), ["10.0.0.1", "10.0.0.2"])
+
+
+class GoodbyeTests(CacheTestCase):
+    def test_goodbye_removes_after_one_second(self) -> None:
+        """
+        s10.1: TTL 0 means "record a TTL of 1 and then delete the record
+        one second later".
+        """
+        self.cache.add(ptr("Web"))
+        self.clock.advance(10)
+        self.cache.add(ptr("Web", ttl=0))
+        self.assertEqual(len(self.cache.get(SERVICES, TYPE_PTR)), 1)
+        self.clock.advance(0.99)
+        self.assertEqual(len(self.cache.get(SERVICES, TYPE_PTR)), 1)
+        self.clock.advance(0.02)
+        self.assertEqual(self.cache.get(SERVICES, TYPE_PTR), [])
+        self.assertEqual(
+            [c.event for b in self.changes.batches for c in b],
+            [CacheEvent.ADDED, CacheEvent.GOODBYE, CacheEvent.REMOVED],
+        )
+        self.assertTrue(self.changes.batches[-1][0].gone)
+
+    def test_goodbye_for_unknown_record_is_not_cached(self) -> None:
+        self.cache.add(ptr("Web", ttl=0))
+        self.assertEqual(len(self.cache), 0)
+        self.assertEqual(self.changes.batches, [])
+        self.assertEqual(self.counters["cache.goodbye-unknown"], 1)
+
+    def test_goodbye_entry_marked(self) -> None:
+        self.cache.add(a("10.0.0.1"))
+        self.cache.add(a("10.0.0.1", ttl=0))
+        entry = self.cache.entries(HOST, TYPE_A)[0]
+        self.assertTrue(entry.goodbye)
+        self.assertEqual(entry.remaining(self.clock.seconds()), 1.0)
+
+
+class RefreshTests(CacheTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.refreshed: list[tuple[float, list]] = []
+        self.cache.on_refresh = lambda records: self.refreshed.append(
+            (self.clock.seconds(), list(records))
+        )
+
+    def run_for(self, seconds: float, step: float = 0.1) -> None:
+        for _ in range(int(seconds / step)):
+            self.clock.advance(step)
+
+    def test_watched_record_refreshed_at_80_85_90_95(self) -> None:
+        """
+        s5.2: refresh queries at 80%, 85%, 90% and 95% of the TTL, each up
+        to 2% of the TTL late; then the record expires at 100%.
+        """
+        self.cache.watch(HOST, TYPE_A)
+        self.cache.add(a("10.0.0.1", ttl=100))
+        self.run_for(101)
+        times = [t for t, _ in self.refreshed]
+        self.assertEqual(len(times), 4)
+        for t, point in zip(times, (80, 85, 90, 95)):
+            self.assertGreaterEqual(t, point)
+            self.assertLessEqual(t, point + 2 + 0.1)
+        self.assertEqual([str(r[0].rdata) for _, r in self.refreshed], ["10.0.0.1"] * 4)
+        self.assertEqual(self.cache.get(HOST, TYPE_A), [])
+        self.assertEqual(self.counters["cache.refreshes"], 4)
+
+    def test_jitter_is_random(self) -> None:
+        """
+        The 2% are random: two caches with different random sources refresh
+        at different moments (so two hosts do not ask in lockstep).
+        """
+        times = set()
+        for seed in range(5):
+            clock = Clock()
+            cache = RecordCache(clock, random=random.Random(seed))
+            seen: list[float] = []
+            cache.on_refresh = lambda records, clock=clock, seen=seen: seen.append(clock.seconds())
+            cache.watch(HOST, TYPE_A)
+            cache.add(a("10.0.0.1", ttl=1000))
+            for _ in range(840 * 4):
+                clock.advance(0.25)
+            cache.close()
+            self.assertTrue(800 <= seen[0] <= 820.25, seen)
+            times.add(seen[0])
+        self.assertGreater(len(times), 1)
+
+    def test_answer_resets_refresh(self) -> None:
+        self.cache.watch(HOST, TYPE_A)
+        self.cache.add(a("10.0.0.1", ttl=100))
+        self.run_for(83)
+        self.assertEqual(len(self.refreshed), 1)
+        self.cache.add(a("10.0.0.1", ttl=100))  # the refresh was answered
+        self.run_for(60)
+        self.assertEqual(len(self.refreshed), 1)
+        self.run_for(25)
+        self.assertEqual(len(self.refreshed), 2)
+        self.assertEqual(len(self.cache), 1)
+
+    def test_unwatched_records_not_refreshed(self) -> None:
+        self.cache.add(a("10.0.0.1", ttl=100))
+        self.cache.add(a("10.0.0.2", ttl=100, name=OTHER))
+        self.cache.watch(OTHER, TYPE_A)
+        self.run_for(100)
+        self.assertEqual(
+            [str(r.rdata) for _, records in self.refreshed for r in records], ["10.0.0.2"] * 4
+        )
+
+    def test_watch_later_and_unwatch(self) -> None:
+        self.cache.add(a("10.0.0.1", ttl=100))
+        self.run_for(50)
+        self.cache.watch(HOST, TYPE_A)
+        self.run_for(33)
+        self.assertEqual(len(self.refreshed), 1)
+        self.cache.unwatch(HOST, TYPE_A)
+        self.run_for(20)
+        self.assertEqual(len(self.refreshed), 1)
+
+    def test_watch_is_counted(self) -> None:
+        self.cache.watch(HOST, TYPE_A)
+        self.cache.watch(HOST, TYPE_A)
+        self.cache.unwatch(HOST, TYPE_A)
+        self.assertTrue(self.cache.watched(HOST, TYPE_A))
+        self.cache.unwatch(HOST, TYPE_A)
+        self.assertFalse(self.cache.watched(HOST, TYPE_A))
+
+    def test_goodbye_cancels_refresh(self) -> None:
+        self.cache.watch(HOST, TYPE_A)
+        self.cache.add(a("10.0.0.1", ttl=100))
+        self.run_for(10)
+        self.cache.add(a("10.0.0.1", ttl=0))
+        self.run_for(100)
+        self.assertEqual(self.refreshed, [])
+
+
+class BoundTests(CacheTestCase):
+    def test_oldest_evicted_and_counted(self) -> None:
+        cache = RecordCache(self.clock, max_records=3, counters=self.counters)
+        changes = Changes()
+        cache.add_listener(changes)
+        for n in range(5):
+            cache.add(a(f"10.0.0.{n}", flush=False))
+            self.clock.advance(1)
+        self.assertEqual(len(cache), 3)
+        self.assertEqual(sorted(str(r.rdata) for r in cache.records()),
+                         ["10.0.0.2", "10.0.0.3", "10.0.0.4"])
+        self.assertEqual(self.counters["cache.evicted"], 2)
+        self.assertIn(("evicted", "10.0.0.0"), changes.events())
+        cache.close()
+
+    def test_received_again_is_young_again(self) -> None:
+        cache = RecordCache(self.clock, max_records=2, counters=self.counters)
+        cache.add(a("10.0.0.1", flush=False))
+        self.clock.advance(1)
+        cache.add(a("10.0.0.2", flush=False))
+        self.clock.advance(1)
+        cache.add(a("10.0.0.1", flush=False))
+        cache.add(a("10.0.0.3", flush=False))
+        self.assertEqual(sorted(str(r.rdata) for r in cache.records()), ["10.0.0.1", "10.0.0.3"])
+        cache.close()
+
+    def test_bound_must_be_positive(self) -> None:
+        self.assertRaises(ValueError, RecordCache, self.clock, max_records=0)
+
+
+class LookupTests(CacheTestCase):
+    def test_lookup_is_case_insensitive(self) -> None:
+        self.cache.add(a("10.0.0.1"))
+        self.assertEqual(len(self.cache.get(name_from_text("LAB.Local"), TYPE_A)), 1)
+        self.assertEqual(self.cache.get(HOST, TYPE_SRV), [])
+
+    def test_any_type(self) -> None:
+        self.cache.add(a("10.0.0.1"))
+        self.cache.add(srv_record(HOST, OTHER, 80, 120))
+        self.assertEqual(sorted(r.rtype for r in self.cache.get(HOST, TYPE_ANY)), [TYPE_A, TYPE_SRV])
+
+    def test_newest_prefers_live_over_flushed(self) -> None:
+        self.cache.add(srv_record(HOST, OTHER, 80, 120))
+        self.clock.advance(5)
+        self.cache.add(srv_record(HOST, OTHER, 81, 120))
+        self.assertEqual(self.cache.newest(HOST, TYPE_SRV).rdata.port, 81)
+
+    def test_known_answers_more_than_half_ttl(self) -> None:
+        """
+        s7.1: only records with more than half their TTL left, with the TTL
+        they have left.
+        """
+        self.cache.add(a("10.0.0.1", ttl=100, flush=False))
+        self.clock.advance(30)
+        self.cache.add(a("10.0.0.2", ttl=100, flush=False))
+        self.clock.advance(25)
+        known = self.cache.known_answers(Question(HOST, TYPE_A))
+        self.assertEqual([(str(r.rdata), r.ttl) for r in known], [("10.0.0.2", 75)])
+        self.clock.advance(30)
+        self.assertEqual(self.cache.known_answers(Question(HOST, TYPE_A)), [])
+
+    def test_known_answers_leave_out_goodbyes(self) -> None:
+        self.cache.add(a("10.0.0.1"))
+        self.cache.add(a("10.0.0.1", ttl=0))
+        self.assertEqual(self.cache.known_answers(Question(HOST, TYPE_A)), [])
+
+    def test_remove_and_contains(self) -> None:
+        record = a("10.0.0.1")
+        self.cache.add(record)
+        self.assertIn(record, self.cache)
+        self.assertTrue(self.cache.remove(record))
+        self.assertNotIn(record, self.cache)
+        self.assertFalse(self.cache.remove(record))
+        self.assertEqual(self.changes.events()[-1], ("removed", "10.0.0.1"))
+
+    def test_closed_cache_takes_nothing(self) -> None:
+        self.cache.add(a("10.0.0.1"))
+        self.cache.close()
+        self.assertEqual(self.cache.add(a("10.0.0.2")), [])
+        self.assertEqual(len(self.cache), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_failing_listener_does_not_break_cache(self) -> None:
+        def broken(changes):
+            raise RuntimeError("listener bug")
+
+        self.cache.add_listener(broken)
+        self.cache.add(a("10.0.0.1"))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.addresses(), ["10.0.0.1"])
+        self.assertEqual(self.changes.events(), [("added", "10.0.0.1")])

@@ -1,0 +1,563 @@
+"""
+The record cache of one interface (RFC 6762 s5.2, s10).
+
+Why one cache per interface: RFC 6762 s14 makes every link its own
+namespace.  An answer heard on eth0 says nothing about wlan0 (the same name
+may be another host there, or nobody), so the querier keeps a dict
+C{ifindex -> RecordCache} and never looks across.
+
+What the cache does with time, all through an injected C{IReactorTime}:
+
+ - s10: a record lives for its TTL from the moment it was received.
+ - s10.1: "Queriers receiving a Multicast DNS response with a TTL of zero
+   SHOULD NOT immediately delete the record from the cache, but instead
+   record a TTL of 1 and then delete the record one second later."
+ - s10.2: a record with the cache-flush bit set makes the other records of
+   the same name, rrtype and rrclass that were received "more than one
+   second ago" expire one second from now (records of the same rrset that
+   arrive together, or within a second, survive: multi-packet answers).
+ - s5.2: for records someone is watching, refresh queries are due "at 80%
+   of the record lifetime, and then if no answer is received, at 85%, 90%,
+   and 95%", each with "a random variation of 2% of the record TTL"; the
+   cache announces them through L{RecordCache.on_refresh}, the querier
+   sends them.
+ - the cache is bounded: past C{max_records}, the record received longest
+   ago is evicted and counted (a busy or hostile link must not grow it
+   without end).
+
+One timer (C{callLater}) serves the next deadline of all records, expiry
+and refresh alike; a heap with lazy invalidation holds the deadlines.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import random as _random
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Sequence
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from twisted_mdns.message import TYPE_ANY, Name, Question, Record, name_key
+from twisted_mdns.netif import NetworkInterface
+
+log = Logger()
+
+#: s5.2 refresh points, as fractions of the TTL.
+REFRESH_POINTS = (0.80, 0.85, 0.90, 0.95)
+#: s5.2: "a random variation of 2% of the record TTL".
+REFRESH_JITTER = 0.02
+#: s10.1 (goodbye) and s10.2 (cache flush): one second.
+GRACE = 1.0
+#: The default bound on the number of records per interface.
+DEFAULT_MAX_RECORDS = 4096
+#: Float slack when comparing deadlines with the clock.
+_EPSILON = 1e-6
+
+
+class CacheEvent(str, enum.Enum):
+    """
+    What happened to a record.
+    """
+
+    #: A record not in the cache before.
+    ADDED = "added"
+    #: A record already in the cache was received again (TTL renewed).
+    UPDATED = "updated"
+    #: A goodbye (TTL 0) arrived; the record is removed one second later.
+    GOODBYE = "goodbye"
+    #: Removed after a goodbye or a cache flush (s10.1, s10.2).
+    REMOVED = "removed"
+    #: Its TTL ran out without a refresh.
+    EXPIRED = "expired"
+    #: Pushed out by the size bound.
+    EVICTED = "evicted"
+
+
+#: The events after which a record is no longer in the cache.
+GONE = frozenset({CacheEvent.REMOVED, CacheEvent.EXPIRED, CacheEvent.EVICTED})
+
+
+@dataclass(frozen=True)
+class CacheChange:
+    """
+    One change, as reported to listeners.
+    """
+
+    event: CacheEvent
+    record: Record
+
+    @property
+    def gone(self) -> bool:
+        """
+        Has the record left the cache?
+        """
+        return self.event in GONE
+
+
+CacheListener = Callable[[Sequence[CacheChange]], None]
+RefreshCallback = Callable[[Sequence[Record]], None]
+
+
+class CacheEntry:
+    """
+    A cached record and its clock.
+
+    @ivar record: the record as last received (with the TTL it came with).
+    @ivar received: when it was last received.
+    @ivar expires: when it leaves the cache: C{received + ttl}, or one
+        second after a goodbye or a cache flush.
+    @ivar refresh: the s5.2 refresh points still ahead.
+    @ivar doomed: marked to go by a goodbye or a cache flush.
+    @ivar goodbye: marked by a goodbye (TTL 0) in particular.
+    """
+
+    __slots__ = ("record", "received", "expires", "refresh", "doomed", "goodbye", "generation")
+
+    def __init__(self, record: Record, received: float) -> None:
+        self.record = record
+        self.received = received
+        self.expires = received + record.ttl
+        self.refresh: tuple[float, ...] = ()
+        self.doomed = False
+        self.goodbye = False
+        self.generation = 0
+
+    @property
+    def ttl(self) -> int:
+        """
+        The TTL the record was received with.
+        """
+        return self.record.ttl
+
+    def remaining(self, now: float) -> float:
+        """
+        Seconds left before the record leaves the cache.
+        """
+        return max(0.0, self.expires - now)
+
+    def __repr__(self) -> str:
+        state = " goodbye" if self.goodbye else (" doomed" if self.doomed else "")
+        return f"<CacheEntry {self.record!r} received={self.received} expires={self.expires}{state}>"
+
+
+class RecordCache:
+    """
+    The records heard on one interface.
+
+    @ivar interface: the interface this cache belongs to (informational).
+    @ivar max_records: the size bound.
+    @ivar counters: C{cache.added}, C{cache.updated}, C{cache.goodbyes},
+        C{cache.flushed}, C{cache.removed}, C{cache.expired},
+        C{cache.evicted}, C{cache.refreshes}; shared with the querier when
+        it passes its own.
+    @ivar on_refresh: called with the watched records whose refresh point
+        came (s5.2), for the querier to ask about them again.
+    """
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        interface: NetworkInterface | None = None,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        counters: Counter | None = None,
+        random: _random.Random | None = None,
+    ) -> None:
+        if max_records < 1:
+            raise ValueError("max_records must be at least 1")
+        self.reactor = reactor
+        self.interface = interface
+        self.max_records = max_records
+        self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.on_refresh: RefreshCallback | None = None
+        self._random = random or _random.Random()
+        # identity -> entry, least recently received first (eviction order).
+        self._entries: OrderedDict[tuple, CacheEntry] = OrderedDict()
+        # (folded name, rrtype) -> {identity: entry}
+        self._buckets: dict[tuple[Name, int], dict[tuple, CacheEntry]] = {}
+        self._watched: Counter[tuple[Name, int]] = Counter()
+        self._listeners: list[CacheListener] = []
+        self._heap: list[tuple[float, int, int, CacheEntry]] = []
+        self._sequence = itertools.count()
+        self._timer: IDelayedCall | None = None
+        self._timer_at = 0.0
+        self._closed = False
+
+    # -- inspection ----------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, record: object) -> bool:
+        return isinstance(record, Record) and record.identity in self._entries
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records())
+
+    def records(self) -> list[Record]:
+        """
+        Every record in the cache, least recently received first.
+        """
+        return [e.record for e in self._entries.values()]
+
+    def entry(self, record: Record) -> CacheEntry | None:
+        """
+        The entry holding C{record} (same name, type, class and rdata).
+        """
+        return self._entries.get(record.identity)
+
+    def entries(self, name: Name, rtype: int) -> list[CacheEntry]:
+        """
+        The live entries for C{name} (any case) and C{rtype}
+        (L{TYPE_ANY} for every type), oldest first.
+
+        Records marked by a goodbye or a flush are still here during their
+        last second, as s10.1 asks ("record a TTL of 1").
+        """
+        key = name_key(name)
+        now = self.reactor.seconds()
+        if rtype == TYPE_ANY:
+            found = [
+                e for (k, _), bucket in self._buckets.items() if k == key
+                for e in bucket.values()
+            ]
+        else:
+            found = list(self._buckets.get((key, rtype), {}).values())
+        live = [e for e in found if e.expires > now + _EPSILON]
+        live.sort(key=lambda e: e.received)
+        return live
+
+    def get(self, name: Name, rtype: int) -> list[Record]:
+        """
+        The live records for C{name} and C{rtype}, oldest first.
+        """
+        return [e.record for e in self.entries(name, rtype)]
+
+    def newest(self, name: Name, rtype: int) -> Record | None:
+        """
+        The most recently received live record of an rrset, preferring one
+        not marked to go: what a unique rrset (SRV, TXT) holds now.
+        """
+        found = self.entries(name, rtype)
+        if not found:
+            return None
+        fresh = [e for e in found if not e.doomed]
+        return (fresh or found)[-1].record
+
+    def known_answers(self, question: Question) -> list[Record]:
+        """
+        The known-answer list for C{question} (s7.1): the cached answers
+        with more than half their TTL left, each with the TTL it has left
+        ("the TTL ... SHOULD be the remaining TTL", rounded down).
+
+        s7.1: "a Multicast DNS querier SHOULD NOT include records in the
+        Known-Answer list whose remaining TTL is less than half of their
+        original TTL"; records marked to go are left out too.
+        """
+        now = self.reactor.seconds()
+        out = []
+        for e in self.entries(question.name, question.qtype):
+            if e.doomed or e.record.rclass != question.qclass:
+                continue
+            left = e.remaining(now)
+            if left > e.ttl / 2:
+                out.append(e.record.with_ttl(int(left)))
+        return out
+
+    # -- watching (refresh) --------------------------------------------------
+
+    def watch(self, name: Name, rtype: int) -> None:
+        """
+        Someone cares about C{(name, rtype)}: its records get refresh
+        points (s5.2).  Counted: every L{watch} needs an L{unwatch}.
+        """
+        key = (name_key(name), rtype)
+        self._watched[key] += 1
+        if self._watched[key] == 1:
+            self._reschedule_bucket(key)
+
+    def unwatch(self, name: Name, rtype: int) -> None:
+        """
+        Undo one L{watch}.
+        """
+        key = (name_key(name), rtype)
+        if self._watched[key] <= 0:
+            return
+        self._watched[key] -= 1
+        if self._watched[key] == 0:
+            del self._watched[key]
+            self._reschedule_bucket(key)
+
+    def watched(self, name: Name, rtype: int) -> bool:
+        return self._watched[(name_key(name), rtype)] > 0
+
+    def _reschedule_bucket(self, key: tuple[Name, int]) -> None:
+        for e in self._buckets.get(key, {}).values():
+            self._schedule(e)
+        self._arm()
+
+    # -- listeners -----------------------------------------------------------
+
+    def add_listener(self, listener: CacheListener) -> None:
+        """
+        Call C{listener} with a list of L{CacheChange} after every batch of
+        changes (one received message, one timer run).  Batches let a
+        browser see PTR, SRV, TXT and A of one response together.
+        """
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: CacheListener) -> None:
+        try:
+            self._listeners.remove(listener)
+        except ValueError:
+            pass
+
+    def _notify(self, changes: list[CacheChange]) -> None:
+        if not changes:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(changes)
+            except Exception:
+                log.failure("cache listener {listener!r} failed", listener=listener)
+
+    # -- changes -------------------------------------------------------------
+
+    def add(self, record: Record) -> list[CacheChange]:
+        """
+        Cache one record received now.
+        """
+        return self.add_all([record])
+
+    def add_all(self, records: Iterable[Record]) -> list[CacheChange]:
+        """
+        Cache the records of one received message, as one batch.
+
+        @return: the changes made (also reported to the listeners).
+        """
+        if self._closed:
+            return []
+        now = self.reactor.seconds()
+        changes: list[CacheChange] = []
+        for record in records:
+            self._add(record, now, changes)
+        self._arm()
+        self._notify(changes)
+        return changes
+
+    def _add(self, record: Record, now: float, changes: list[CacheChange]) -> None:
+        entry = self._entries.get(record.identity)
+        if record.ttl == 0:
+            # s10.1: a goodbye keeps the record for one more second.
+            if entry is None:
+                self.counters["cache.goodbye-unknown"] += 1
+                return
+            self._doom(entry, now, goodbye=True)
+            self.counters["cache.goodbyes"] += 1
+            changes.append(CacheChange(CacheEvent.GOODBYE, entry.record))
+            return
+        if record.cache_flush:
+            self._flush(record, entry, now)
+        if entry is None:
+            while len(self._entries) >= self.max_records:
+                self._evict(changes)
+            entry = CacheEntry(record, now)
+            self._entries[record.identity] = entry
+            self._buckets.setdefault((record.key, record.rtype), {})[record.identity] = entry
+            self.counters["cache.added"] += 1
+            event = CacheEvent.ADDED
+        else:
+            entry.record = record
+            entry.received = now
+            entry.expires = now + record.ttl
+            entry.doomed = entry.goodbye = False
+            self._entries.move_to_end(record.identity)
+            self.counters["cache.updated"] += 1
+            event = CacheEvent.UPDATED
+        entry.refresh = self._refresh_points(now, record.ttl)
+        self._schedule(entry)
+        changes.append(CacheChange(event, record))
+
+    def _flush(self, record: Record, entry: CacheEntry | None, now: float) -> None:
+        """
+        s10.2: "Rather than immediately deleting the records, the host
+        should ... set [them] to expire in one second ... for records
+        [of the same name, rrtype and rrclass] that were received more
+        than one second ago."
+        """
+        bucket = self._buckets.get((record.key, record.rtype), {})
+        for other in list(bucket.values()):
+            if other is entry or other.record.rclass != record.rclass:
+                continue
+            if other.received < now - GRACE and other.expires > now + GRACE:
+                self._doom(other, now, goodbye=False)
+                self.counters["cache.flushed"] += 1
+
+    def _doom(self, entry: CacheEntry, now: float, goodbye: bool) -> None:
+        entry.expires = min(entry.expires, now + GRACE)
+        entry.doomed = True
+        entry.goodbye = entry.goodbye or goodbye
+        entry.refresh = ()
+        self._schedule(entry)
+
+    def _evict(self, changes: list[CacheChange]) -> None:
+        _, oldest = next(iter(self._entries.items()))
+        self._drop(oldest)
+        self.counters["cache.evicted"] += 1
+        changes.append(CacheChange(CacheEvent.EVICTED, oldest.record))
+        log.debug(
+            "cache on {iface}: evicted {record!r} (bound {bound})",
+            iface=self._iface_name(), record=oldest.record, bound=self.max_records,
+        )
+
+    def remove(self, record: Record) -> bool:
+        """
+        Remove C{record} now (reported as L{CacheEvent.REMOVED}).
+        """
+        entry = self._entries.get(record.identity)
+        if entry is None:
+            return False
+        self._drop(entry)
+        self.counters["cache.removed"] += 1
+        self._arm()
+        self._notify([CacheChange(CacheEvent.REMOVED, entry.record)])
+        return True
+
+    def clear(self) -> None:
+        """
+        Forget everything, silently (the interface is gone).
+        """
+        self._entries.clear()
+        self._buckets.clear()
+        self._heap.clear()
+        self._arm()
+
+    def close(self) -> None:
+        """
+        Stop the timer and forget everything; the cache stays usable for
+        reads (empty) but takes no more records.
+        """
+        self._closed = True
+        self.clear()
+        self._listeners.clear()
+        self.on_refresh = None
+
+    def _drop(self, entry: CacheEntry) -> None:
+        ident = entry.record.identity
+        self._entries.pop(ident, None)
+        key = (entry.record.key, entry.record.rtype)
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.pop(ident, None)
+            if not bucket:
+                del self._buckets[key]
+        entry.generation += 1  # its heap items are stale now
+
+    # -- time ----------------------------------------------------------------
+
+    def _refresh_points(self, now: float, ttl: int) -> tuple[float, ...]:
+        """
+        s5.2: 80%, 85%, 90% and 95% of the TTL, each plus up to 2%.
+        """
+        return tuple(
+            sorted(
+                now + ttl * (point + self._random.uniform(0, REFRESH_JITTER))
+                for point in REFRESH_POINTS
+            )
+        )
+
+    def _deadline(self, entry: CacheEntry) -> float:
+        deadline = entry.expires
+        if entry.refresh and self._watched[(entry.record.key, entry.record.rtype)] > 0:
+            deadline = min(deadline, entry.refresh[0])
+        return deadline
+
+    def _schedule(self, entry: CacheEntry) -> None:
+        entry.generation += 1
+        heapq.heappush(
+            self._heap,
+            (self._deadline(entry), next(self._sequence), entry.generation, entry),
+        )
+        if len(self._heap) > 2 * len(self._entries) + 64:
+            self._compact()
+
+    def _compact(self) -> None:
+        self._heap = [
+            item for item in self._heap
+            if item[2] == item[3].generation and item[3].record.identity in self._entries
+        ]
+        heapq.heapify(self._heap)
+
+    def _stale(self, item: tuple[float, int, int, CacheEntry]) -> bool:
+        entry = item[3]
+        return item[2] != entry.generation or self._entries.get(entry.record.identity) is not entry
+
+    def _arm(self) -> None:
+        """
+        Keep exactly one timer, set for the earliest deadline.
+        """
+        heap = self._heap
+        while heap and self._stale(heap[0]):
+            heapq.heappop(heap)
+        timer = self._timer
+        if not heap or self._closed:
+            if timer is not None and timer.active():
+                timer.cancel()
+            self._timer = None
+            return
+        when = heap[0][0]
+        if timer is not None and timer.active():
+            if abs(self._timer_at - when) < _EPSILON:
+                return
+            timer.cancel()
+        self._timer_at = when
+        self._timer = self.reactor.callLater(
+            max(0.0, when - self.reactor.seconds()), self._fire
+        )
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = self.reactor.seconds()
+        changes: list[CacheChange] = []
+        refresh: list[Record] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now + _EPSILON:
+            item = heapq.heappop(heap)
+            if self._stale(item):
+                continue
+            entry = item[3]
+            if entry.expires <= now + _EPSILON:
+                self._drop(entry)
+                if entry.doomed:
+                    self.counters["cache.removed"] += 1
+                    changes.append(CacheChange(CacheEvent.REMOVED, entry.record))
+                else:
+                    self.counters["cache.expired"] += 1
+                    changes.append(CacheChange(CacheEvent.EXPIRED, entry.record))
+                continue
+            due = [p for p in entry.refresh if p <= now + _EPSILON]
+            if due:
+                entry.refresh = tuple(p for p in entry.refresh if p > now + _EPSILON)
+                if self._watched[(entry.record.key, entry.record.rtype)] > 0:
+                    refresh.append(entry.record)
+            self._schedule(entry)
+        self._arm()
+        self._notify(changes)
+        if refresh:
+            self.counters["cache.refreshes"] += len(refresh)
+            callback = self.on_refresh
+            if callback is not None:
+                try:
+                    callback(refresh)
+                except Exception:
+                    log.failure("refresh callback failed")
+
+    def _iface_name(self) -> str:
+        return self.interface.name if self.interface is not None else "?"
+
+    def __repr__(self) -> str:
+        return f"<RecordCache {self._iface_name()}: {len(self)} records>"
