@@ -105,7 +105,16 @@ class ProbingTests(ResponderCase):
             self.assertEqual(m.questions[0].qtype, TYPE_ANY)
             self.assertTrue(m.questions[0].unicast, "first probe asks for unicast")
             own = {2: "10.0.0.5", 3: "192.168.1.100"}[p.index]
-            self.assertEqual([str(r.rdata) for r in m.authorities], [own])
+            self.assertEqual([str(r.rdata) for r in m.authorities if r.rtype == TYPE_A], [own])
+            # The reverse mapping of this interface's address is probed too.
+            reverse = {2: "5.0.0.10.in-addr.arpa", 3: "100.1.168.192.in-addr.arpa"}[p.index]
+            self.assertEqual(
+                [q.name for q in m.questions], [LAB, name_from_text(reverse)]
+            )
+            self.assertEqual(
+                [(r.name, str(r.rdata)) for r in m.authorities if r.rtype == TYPE_PTR],
+                [(name_from_text(reverse), "lab.local.")],
+            )
         first = probes[0].time
         times = [first]
         for _ in range(2):
@@ -188,12 +197,13 @@ class ProbingTests(ResponderCase):
         probe = pack_one(questions=[Question(LAB, TYPE_ANY, True)], authorities=[a_record(LAB, "10.0.0.200", 120)])
         self.receive(probe, ("10.0.0.200", 5353), 2)
         self.clock.advance(0.25)
-        self.assertEqual(self.transport.take(), [], "loser stops probing")
+        host_probes = lambda sent: [p for p in sent if any(q.name == LAB for q in p.message.questions)]
+        self.assertEqual(host_probes(self.transport.take()), [], "loser stops probing")
         self.assertEqual(self.responder.counters["probes.lost-tiebreak"], 1)
         self.run_for(0.99)
-        self.assertEqual(self.transport.take(), [])
+        self.assertEqual(host_probes(self.transport.take()), [])
         self.run_for(0.3)  # 1 s wait, then the 0-250 ms start delay
-        again = self.transport.take()
+        again = host_probes(self.transport.take())
         self.assertTrue(again and not again[0].message.is_response)
         for _ in range(5):
             self.clock.advance(0.25)
@@ -209,6 +219,40 @@ class ProbingTests(ResponderCase):
             self.clock.advance(0.25)
         self.assertEqual(done, ["lab"])
         self.assertEqual(self.responder.counters["probes.lost-tiebreak"], 0)
+
+    def test_reverse_mapping_held_elsewhere_is_given_up_not_renamed(self) -> None:
+        """
+        Another responder (on this very host, s15) holds the reverse name of
+        our address: we publish our host name without it, and do not rename.
+        """
+        done = []
+        self.responder.start().addCallback(done.append)
+        self.clock.advance(0.25)
+        reverse = name_from_text("5.0.0.10.in-addr.arpa")
+        theirs = ptr_record(reverse, name_from_text("theirs.local"), 120, cache_flush=True)
+        self.receive(pack_one(flags=FLAG_QR | FLAG_AA, answers=[theirs]), ("10.0.0.5", 5353), 2)
+        for _ in range(20):
+            self.clock.advance(0.25)
+        self.assertEqual(done, ["lab"])
+        self.assertEqual(self.responder.counters["reverse.yielded"], 1)
+        self.assertEqual(self.responder.counters["conflicts"], 0)
+        names = {r.name for r in self.responder.records_for(2)}
+        self.assertNotIn(reverse, names)
+        self.assertIn(name_from_text("100.1.168.192.in-addr.arpa"), {r.name for r in self.responder.records_for(3)})
+
+    def test_announced_reverse_mapping_yields_to_a_probe(self) -> None:
+        self.settle()
+        reverse = name_from_text("5.0.0.10.in-addr.arpa")
+        probe = pack_one(
+            questions=[Question(reverse, TYPE_ANY, True)],
+            authorities=[ptr_record(reverse, name_from_text("theirs.local"), 120, cache_flush=True)],
+        )
+        self.receive(probe, ("10.0.0.5", 5353), 2)
+        sent = self.transport.take()
+        goodbyes = [r for p in sent for r in p.message.answers if r.ttl == 0]
+        self.assertEqual([(r.name, str(r.rdata)) for r in goodbyes], [(reverse, "lab.local.")])
+        self.assertNotIn(reverse, {r.name for r in self.responder.records_for(2)})
+        self.assertEqual(self.responder.hostname, "lab")
 
     def test_compare_probe_records(self) -> None:
         a = [a_record(LAB, "10.0.0.5", 120)]
@@ -443,6 +487,52 @@ class AnsweringTests(ResponderCase):
         self.assertEqual(self.transport.take(), [])
         self.run_for(0.25)  # at most 500 ms, then the 20-120 ms shared delay
         self.assertEqual(len(self.transport.take()), 1)
+
+    def test_truncated_queries_cannot_hold_us_for_ever(self) -> None:
+        """
+        More TC packets do not extend the 400-500 ms wait, and the known
+        answers held are bounded.
+        """
+        from twisted_mdns.responder import MAX_HELD_KNOWN_ANSWERS
+
+        first = pack(questions=[Question(WEB.type_name, TYPE_PTR)], limit=512)[0]
+        first = first[:2] + (FLAG_TC).to_bytes(2, "big") + first[4:]
+        self.receive(first, PEER_A, 2)
+        junk = [a_record(name_from_text(f"j{n}.local"), "10.0.0.77", 120) for n in range(100)]
+        more = pack(answers=junk, limit=9000)[0]
+        more = more[:2] + (FLAG_TC).to_bytes(2, "big") + more[4:]
+        for _ in range(35):  # 0.28 s of TC packets, 3500 known answers
+            self.receive(more, PEER_A, 2)
+            self.clock.advance(0.008)
+        held, _ = self.responder._tc_waiting[(2, PEER_A)]
+        self.assertLessEqual(len(held.answers), MAX_HELD_KNOWN_ANSWERS)
+        self.assertGreater(self.responder.counters["dropped.known-answers-over-limit"], 0)
+        self.run_for(0.22 + 0.12)  # past 500 ms from the first, then the shared delay
+        self.assertEqual(len(self.transport.take()), 1, "answered by the first packet's deadline")
+        self.assertEqual(self.responder._tc_waiting, {})
+
+    def test_truncated_sources_bounded(self) -> None:
+        import twisted_mdns.responder
+
+        self.patch(twisted_mdns.responder, "MAX_HELD_TRUNCATED", 100)
+        first = pack(questions=[Question(WEB.type_name, TYPE_PTR)], limit=512)[0]
+        first = first[:2] + (FLAG_TC).to_bytes(2, "big") + first[4:]
+        for n in range(110):
+            self.receive(first, (f"10.0.0.{n + 10}", 5353), 2)
+        self.assertEqual(len(self.responder._tc_waiting), 100)
+        self.assertEqual(self.responder.counters["dropped.truncated-over-limit"], 10)
+        self.responder.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [], "stop cancels the waits")
+
+    def test_legacy_cache_bounded(self) -> None:
+        from twisted_mdns.responder import MAX_LEGACY_CACHE
+
+        for qtype in range(1, MAX_LEGACY_CACHE + 50):
+            if qtype in (TYPE_A, TYPE_PTR, 41, TYPE_ANY):
+                continue
+            self.query(Question(LAB, qtype), index=2, source=("10.0.0.9", 40000), ident=qtype)
+        self.assertLessEqual(len(self.responder._legacy_cache), MAX_LEGACY_CACHE)
+        self.assertGreater(self.responder.counters["legacy-cache.cleared"], 0)
 
     def test_duplicate_answer_suppression(self) -> None:
         self.query(Question(WEB.type_name, TYPE_PTR), index=2)

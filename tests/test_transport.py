@@ -288,6 +288,21 @@ class TransportTests(NamespaceTestMixin, unittest.TestCase):
 
         ip("addr", "add", cidr, "dev", dev, ns=self.topology.host_ns)
 
+    @defer.inlineCallbacks
+    def test_oversized_datagram_dropped_and_counted(self):
+        """
+        RFC 6762 s17 caps mDNS at 9000 bytes: a larger datagram would be
+        read cut short, and a prefix is not the message; it is dropped and
+        counted, and the next datagram still arrives.
+        """
+        ca = self.topology.client_socket("a")
+        self.addCleanup(ca.close)
+        ca.sendto(b"x" * 9500, (self.a.host_ip, 5353))
+        ca.sendto(b"after", (self.a.host_ip, 5353))
+        yield wait_until(lambda: self.recorder.got, what="the small datagram")
+        self.assertEqual(self.recorder.payloads(), [b"after"])
+        self.assertEqual(self.transport.counters["dropped.oversized"], 1)
+
     def test_send_to_vanished_interface_is_counted(self) -> None:
         self.assertFalse(self.transport.send(b"x", 9999))
         self.assertEqual(self.transport.counters["errors.send-no-port"], 1)

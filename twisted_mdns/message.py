@@ -37,6 +37,7 @@ from dnslib import (
     DNSError,
     DNSLabel,
 )
+from dnslib.buffer import BufferError as _BufferError
 from dnslib.dns import RDMAP
 
 Name = tuple  # tuple[bytes, ...]
@@ -305,9 +306,79 @@ class Message:
         return [*self.answers, *self.authorities, *self.additionals]
 
 
+#: Each hop must go further back, and a name has at most 127 labels; a
+#: longer chain of pointers (to pointers) can only be an attack.
+_MAX_POINTER_HOPS = 128
+
+
+class _NameSafeBuffer(DNSBuffer):
+    """
+    A L{DNSBuffer} whose C{decode_name} (used for owner names and, through
+    dnslib's rdata parsers, for PTR/SRV/NSEC targets) cannot be made to
+    loop or recurse: every compression pointer must point before the
+    previous one (before the name itself, for the first), hops are
+    bounded, labels are at most 63 bytes and names at most 255.
+
+    dnslib's own decoder only refuses a pointer to itself and recurses
+    once per pointer, so two pointers leading to each other cost a
+    thousand stack frames and a C{RecursionError} per 29-byte datagram
+    (about 5 ms of CPU each: a cheap way to keep a responder busy).
+    """
+
+    def decode_name(self, last: int = -1) -> DNSLabel:
+        data = self.data
+        size = len(data)
+        offset = floor = self.offset
+        resume = None
+        labels: list[bytes] = []
+        wire_length = 1
+        hops = 0
+        while True:
+            if offset >= size:
+                raise _BufferError("name runs past the end of the packet")
+            n = data[offset]
+            if n >= 0xC0:
+                if offset + 1 >= size:
+                    raise _BufferError("compression pointer cut short")
+                target = ((n & 0x3F) << 8) | data[offset + 1]
+                if resume is None:
+                    resume = offset + 2
+                hops += 1
+                if target >= floor or hops > _MAX_POINTER_HOPS:
+                    raise _BufferError(
+                        f"compression pointer at {offset} to {target} does not point backwards"
+                    )
+                offset = floor = target
+                continue
+            if n == 0:
+                offset += 1
+                break
+            if n > 63:
+                raise _BufferError(f"label length byte {n:#04x} at {offset}")
+            label = bytes(data[offset + 1 : offset + 1 + n])
+            if len(label) != n:
+                raise _BufferError("label runs past the end of the packet")
+            try:
+                label.decode()
+            except UnicodeDecodeError:
+                raise _BufferError(f"label {label!r} is not UTF-8") from None
+            wire_length += n + 1
+            if wire_length > 255:
+                raise _BufferError("name longer than 255 bytes")
+            labels.append(label)
+            offset += n + 1
+        self.offset = resume if resume is not None else offset
+        return DNSLabel(labels)
+
+
 def _parse_name(buf: DNSBuffer) -> Name:
     label = buf.decode_name()
     name = tuple(label.label)
+    # dnslib reads length bytes 0x40-0xBF (the reserved and extended label
+    # types of RFC 1035 s4.1.4 / RFC 6891) as label lengths 64-191; such a
+    # name could not be packed again (an echoed legacy question would raise).
+    if any(len(part) > 63 for part in name):
+        raise MessageError("label longer than 63 bytes")
     if sum(len(part) + 1 for part in name) + 1 > 255:
         raise MessageError("name longer than 255 bytes")
     return name
@@ -350,7 +421,7 @@ def parse(data: bytes) -> Message:
     # refuse impossible counts before allocating anything for them.
     if qd * 5 + (an + ns + ar) * 11 > len(data) - _HEADER.size:
         raise MessageError("section counts larger than the packet")
-    buf = DNSBuffer(data)
+    buf = _NameSafeBuffer(data)
     buf.offset = _HEADER.size
     msg = Message(ident, flags)
     try:

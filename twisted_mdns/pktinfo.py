@@ -19,6 +19,7 @@ import errno
 import ipaddress
 import socket
 import struct
+from collections import Counter
 import sys
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,6 +45,7 @@ IP_RECVDSTADDR = getattr(socket, "IP_RECVDSTADDR", None)
 REUSEPORT_SPREADS_MULTICAST = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 _IN_PKTINFO = struct.Struct("I4s4s")
+_MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0x20)
 _ANCILLARY_SPACE = socket.CMSG_SPACE(64)
 _READ_IGNORE = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
 _READ_REFUSE = (errno.ECONNREFUSED,)
@@ -168,6 +170,8 @@ class PktInfoMulticastPort(udp.MulticastPort):
         self._contexts: dict[tuple[int, bytes], InterfaceContext] = {}
         self._ancillary: dict[tuple[int, str], tuple] = {}
         self._pktinfo_protocol = IPktInfoDatagramProtocol.providedBy(proto)
+        #: Datagrams dropped here, by reason (the transport shares its own).
+        self.counters: Counter[str] = Counter()
 
     # -- socket set-up -----------------------------------------------------
 
@@ -305,6 +309,11 @@ class PktInfoMulticastPort(udp.MulticastPort):
                     return
                 raise
             read += len(data)
+            if _flags & _MSG_TRUNC:
+                # Larger than maxPacketSize (9000, RFC 6762 s17): what we
+                # read is a prefix, and a prefix is not the message.
+                self.counters["dropped.oversized"] += 1
+                continue
             try:
                 if pktinfo:
                     if len(ancdata) == 1:

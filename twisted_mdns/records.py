@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterable, Mapping, Sequence
 
 from twisted_mdns.message import (
@@ -171,18 +172,21 @@ class ServiceInfo:
         if self.interfaces is not None:
             object.__setattr__(self, "interfaces", tuple(self.interfaces))
 
-    @property
+    # The names are computed once per (immutable) value: the responder asks
+    # for them per entity on every received response and probe.
+
+    @cached_property
     def type_name(self) -> Name:
         return join_name(_split_type(self.type), DOMAIN)
 
-    @property
+    @cached_property
     def name(self) -> Name:
         """
         The full instance name, e.g. C{My Web._http._tcp.local}.
         """
         return join_name(self.instance, self.type_name)
 
-    @property
+    @cached_property
     def key(self) -> Name:
         return name_key(self.name)
 
@@ -296,11 +300,17 @@ class InterfaceRecords:
         self.interface = iface
         self.by_name: dict[Name, list[Record]] = {}
         self.unique_names: set[Name] = set()
+        self._members: set[Record] = set()
+        self._nsec: dict[Name, Record | None] = {}
 
     def add(self, record: Record) -> None:
         bucket = self.by_name.setdefault(record.key, [])
-        if record not in bucket:
+        # A set beside the buckets: a type's PTR bucket holds every instance
+        # of the type, and a linear "not in bucket" made a rebuild O(n^2).
+        if record not in self._members:
+            self._members.add(record)
             bucket.append(record)
+            self._nsec.clear()
         if record.cache_flush:
             self.unique_names.add(record.key)
 
@@ -316,13 +326,18 @@ class InterfaceRecords:
         """
         if key not in self.unique_names:
             return None
+        # Built once per name and view (every PTR answer of a browse asks
+        # for the host's NSEC among its additionals); add() forgets them.
+        if key in self._nsec:
+            return self._nsec[key]
         records = self.by_name.get(key, ())
         types = {r.rtype for r in records if r.rtype != TYPE_NSEC}
         if not records:
             return None
         first = records[0]
         ttl = HOST_TTL if types & {TYPE_A, TYPE_SRV} else OTHER_TTL
-        return nsec_record(first.name, types, ttl)
+        nsec = self._nsec[key] = nsec_record(first.name, types, ttl)
+        return nsec
 
     def all(self) -> list[Record]:
         return [r for bucket in self.by_name.values() for r in bucket]

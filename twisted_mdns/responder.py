@@ -54,6 +54,7 @@ from twisted_mdns.message import (
     TYPE_NSEC,
     TYPE_PTR,
     Message,
+    MessageError,
     Name,
     Question,
     Record,
@@ -62,10 +63,13 @@ from twisted_mdns.message import (
     pack,
     pack_one,
     packet_limit,
+    ptr_record,
 )
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.pktinfo import InterfaceContext
+from twisted_mdns.protocol import source_on_link
 from twisted_mdns.records import (
+    HOST_TTL,
     LEGACY_TTL,
     InterfaceRecords,
     ServiceInfo,
@@ -73,6 +77,7 @@ from twisted_mdns.records import (
     host_records,
     next_host_name,
     next_service_name,
+    reverse_name,
     service_records,
 )
 
@@ -89,6 +94,11 @@ PROBE_DEFENSE_RATE_LIMIT = 0.250
 CONFLICT_WINDOW = 10.0
 CONFLICT_LIMIT = 15
 CONFLICT_BACKOFF = 5.0
+#: Bounds on what TC queries (s7.2) may make us hold while we wait.
+MAX_HELD_TRUNCATED = 256
+MAX_HELD_KNOWN_ANSWERS = 2000
+#: Precomputed legacy replies kept at most (see Responder.fast_path).
+MAX_LEGACY_CACHE = 4096
 
 _HEADER = struct.Struct("!HHHHHH")
 _QTAIL = struct.Struct("!HH")
@@ -107,17 +117,25 @@ class _Entity:
     One thing we claim a unique name for: the host, or a service instance.
     """
 
-    kind: str  # "host" | "service"
+    kind: str  # "host" | "service" | "reverse"
     service: ServiceInfo | None = None
-    state: str = "probing"  # probing | announced | withdrawn
+    state: str = "probing"  # probing | announced | withdrawn | yielded
     ready_on: set[int] = field(default_factory=set)
     conflict: str | None = None  # None | "conflict" | "lost"
     done: defer.Deferred | None = None
     #: The name first asked for, so the caller's own ServiceInfo still finds
     #: the registration after a conflict renamed it.
     requested: Name = ()
+    #: (service, host name, unique, shared) as last computed: the records
+    #: of a service change only when its value or the host name does.
+    records: tuple | None = field(default=None, repr=False)
+
+    #: For a reverse-mapping entity: the IPv4 address it maps.
+    address: str | None = None
 
     def label(self) -> str:
+        if self.address is not None:
+            return f"reverse mapping of {self.address}"
         return self.service.display() if self.service else "host name"
 
 
@@ -172,6 +190,7 @@ class Responder:
         hostname: str,
         counters: Counter | None = None,
         rng: random.Random | None = None,
+        publish_reverse: bool = True,
     ) -> None:
         self.transport = transport
         self.reactor = reactor
@@ -181,6 +200,14 @@ class Responder:
         self.host: Name = host_name(hostname)
         self._host = _Entity("host")
         self._services: dict[Name, _Entity] = {}
+        #: Reverse mappings (C{5.0.0.10.in-addr.arpa PTR lab.local}), one
+        #: entity per address, by address and by case-folded name.  They are
+        #: probed like any unique record but never renamed for: a reverse
+        #: name someone else holds (another responder on this very host,
+        #: RFC 6762 s15) is given up instead.
+        self.publish_reverse = publish_reverse
+        self._reverse: dict[str, _Entity] = {}
+        self._reverse_keys: dict[Name, _Entity] = {}
         self._views: dict[int, InterfaceRecords] = {}
         self._last_multicast: dict[tuple[int, tuple], float] = {}
         self._pending: dict[int, _Pending] = {}
@@ -189,10 +216,19 @@ class Responder:
         self._batch_call = None
         self._batch_interfaces: dict[int, set[int]] = {}
         self._conflict_times: list[float] = []
-        self._legacy_cache: dict[tuple, tuple[int, int, bytes]] = {}
+        # Two kinds of key, cleared together (one dict, so whatever forgets
+        # the precomputed replies forgets both):
+        # (index, labels, qtype, qclass, end of question) -> (an, ar, reply
+        # after the question), and (index, the query's bytes after the id
+        # and flags) -> the whole reply after the id.
+        self._legacy_cache: dict[tuple, tuple[int, int, bytes] | bytes] = {}
+        self._chunk_memo: dict[int, tuple[tuple, list[int]]] = {}
         self._onlink: dict[tuple[int, str], bool] = {}
         self._calls: set = set()
         self._running = False
+
+    def _entities(self) -> list[_Entity]:
+        return [self._host, *self._services.values(), *self._reverse.values()]
 
     # -- public API ----------------------------------------------------------
 
@@ -209,6 +245,7 @@ class Responder:
         self._enqueue_probe(self._host, set(self.transport.interfaces))
         for entity in self._services.values():
             self._enqueue_probe(entity, set(self.transport.interfaces))
+        self._sync_reverse()
         return self._host.done
 
     def register(self, service: ServiceInfo) -> defer.Deferred:
@@ -257,9 +294,7 @@ class Responder:
         timers.  Safe to call twice.
         """
         if self._running:
-            entities = [e for e in self._services.values() if e.state == "announced"]
-            if self._host.state == "announced":
-                entities.append(self._host)
+            entities = [e for e in self._entities() if e.state == "announced"]
             for index in list(self.transport.interfaces):
                 records = []
                 for entity in entities:
@@ -278,13 +313,19 @@ class Responder:
             if pending.call is not None and pending.call.active():
                 pending.call.cancel()
         self._pending.clear()
-        for entity in [self._host, *self._services.values()]:
+        for _, call in self._tc_waiting.values():
+            if call.active():
+                call.cancel()
+        self._tc_waiting.clear()
+        for entity in self._entities():
             if entity.state != "withdrawn":
                 entity.state = "withdrawn"
             if entity.done is not None and not entity.done.called:
                 done, entity.done = entity.done, None
                 done.errback(RegistrationError("responder stopped"))
         self._services.clear()
+        self._reverse.clear()
+        self._reverse_keys.clear()
         self._views.clear()
         return defer.succeed(None)
 
@@ -315,7 +356,7 @@ class Responder:
         if not self._running:
             return
         for iface in change.removed:
-            for entity in [self._host, *self._services.values()]:
+            for entity in self._entities():
                 entity.ready_on.discard(iface.index)
             self._views.pop(iface.index, None)
             pending = self._pending.pop(iface.index, None)
@@ -327,9 +368,10 @@ class Responder:
         for old, new in change.readdressed:
             gone = [a for a in old.ipv4 if a not in new.ipv4]
             if gone and self._host.state == "announced" and new.index in self._host.ready_on:
-                old_records = host_records(self.host, old)
-                new_records = set(host_records(self.host, new))
+                old_records = self._address_records(old)
+                new_records = set(self._address_records(new))
                 self._send_goodbyes(new.index, [r for r in old_records if r not in new_records])
+        self._sync_reverse()
         self._rebuild()
         for old, new in change.readdressed:
             if [a for a in new.ipv4 if a not in old.ipv4]:
@@ -337,8 +379,8 @@ class Responder:
                     self._announce([self._host], {new.index})
         if change.added:
             added = {i.index for i in change.added}
-            for entity in [self._host, *self._services.values()]:
-                if entity.state == "withdrawn":
+            for entity in self._entities():
+                if entity.state in ("withdrawn", "yielded"):
                     continue
                 self._enqueue_probe(entity, added, keep_state=True)
 
@@ -352,12 +394,66 @@ class Responder:
         if iface is None:
             return []
         if entity.kind == "host":
-            return host_records(self.host, iface)
+            return self._address_records(iface)
+        if entity.kind == "reverse":
+            if not any(str(a.ip) == entity.address for a in iface.ipv4):
+                return []
+            return [ptr_record(reverse_name(entity.address), self.host, HOST_TTL, cache_flush=True)]
         assert entity.service is not None
         if not entity.service.on_interface(iface):
             return []
-        unique, shared_records = service_records(entity.service, self.host)
-        return unique + shared_records if shared else unique
+        cached = entity.records
+        if cached is None or cached[0] is not entity.service or cached[1] != self.host:
+            cached = entity.records = (entity.service, self.host, *service_records(entity.service, self.host))
+        unique, shared_records = cached[2], cached[3]
+        return unique + shared_records if shared else list(unique)
+
+    def _address_records(self, iface: NetworkInterface) -> list[Record]:
+        """
+        The host's A records on C{iface} (its reverse mappings are entities
+        of their own).
+        """
+        return [r for r in host_records(self.host, iface) if r.rtype == TYPE_A]
+
+    def _sync_reverse(self) -> None:
+        """
+        One reverse-mapping entity per IPv4 address of the interfaces we run
+        on: probe the new ones, withdraw (with goodbyes where the interface
+        still exists) those whose address is gone.
+        """
+        if not self.publish_reverse or not self._running:
+            return
+        where: dict[str, set[int]] = {}
+        for index, iface in self.transport.interfaces.items():
+            for addr in iface.ipv4:
+                where.setdefault(str(addr.ip), set()).add(index)
+        for address in [a for a in self._reverse if a not in where]:
+            entity = self._reverse.pop(address)
+            self._reverse_keys.pop(self._entity_key(entity), None)
+            if entity.state == "announced":
+                self._withdraw(entity)
+            entity.state = "withdrawn"
+        for address, indexes in where.items():
+            if address not in self._reverse:
+                entity = _Entity("reverse", address=address)
+                self._reverse[address] = entity
+                self._reverse_keys[self._entity_key(entity)] = entity
+                self._enqueue_probe(entity, indexes)
+
+    def _yield(self, entity: _Entity, why: str) -> None:
+        """
+        Give up a reverse mapping someone else holds: no renaming (the name
+        is the address's), a goodbye for what we had announced.
+        """
+        if entity.state == "announced":
+            for index in list(entity.ready_on):
+                self._send_goodbyes(index, self._entity_records(entity, index))
+        entity.state = "yielded"
+        entity.ready_on.clear()
+        self.counters["reverse.yielded"] += 1
+        log.info("{name} is held by another responder ({why}); not publishing it",
+                 name=entity.label(), why=why)
+        self._rebuild()
 
     def _probe_records(self, entity: _Entity, index: int) -> list[Record]:
         """
@@ -366,8 +462,19 @@ class Responder:
         name = self._entity_key(entity)
         return [r for r in self._entity_records(entity, index) if r.key == name]
 
+    def _entity_name(self, entity: _Entity) -> Name:
+        if entity.kind == "host":
+            return self.host
+        if entity.kind == "reverse":
+            return reverse_name(entity.address)
+        return entity.service.name
+
     def _entity_key(self, entity: _Entity) -> Name:
-        return name_key(self.host) if entity.kind == "host" else entity.service.key
+        if entity.kind == "host":
+            return name_key(self.host)
+        if entity.kind == "reverse":
+            return name_key(reverse_name(entity.address))
+        return entity.service.key
 
     def _rebuild(self) -> None:
         """
@@ -376,7 +483,7 @@ class Responder:
         views: dict[int, InterfaceRecords] = {}
         for index, iface in self.transport.interfaces.items():
             view = InterfaceRecords(iface)
-            for entity in [self._host, *self._services.values()]:
+            for entity in self._entities():
                 if entity.state == "announced" and index in entity.ready_on:
                     for record in self._entity_records(entity, index, shared=True):
                         view.add(record)
@@ -415,9 +522,11 @@ class Responder:
         if not keep_state:
             entity.state = "probing"
         entity.conflict = None
-        self._batch_interfaces.setdefault(id(entity), set()).update(interfaces)
-        if entity not in self._batch:
+        # An entity is in _batch exactly when its id is in _batch_interfaces
+        # (a list membership test made registering n services O(n^2)).
+        if id(entity) not in self._batch_interfaces:
             self._batch.append(entity)
+        self._batch_interfaces.setdefault(id(entity), set()).update(interfaces)
         if self._batch_call is None or not self._batch_call.active():
             delay = self.random.uniform(0, PROBE_INTERVAL)
             if self._recent_conflicts() >= CONFLICT_LIMIT:
@@ -449,8 +558,7 @@ class Responder:
         if not alive:
             return
         if n == PROBE_COUNT:
-            for entity, ifaces in alive:
-                self._established(entity, ifaces)
+            self._established_many(alive)
             return
         by_iface: dict[int, list[tuple[_Entity, list[Record]]]] = {}
         for entity, ifaces in alive:
@@ -461,7 +569,7 @@ class Responder:
         for index, entities in by_iface.items():
             questions, authorities = [], []
             for entity, proposed in entities:
-                name = self.host if entity.kind == "host" else entity.service.name
+                name = self._entity_name(entity)
                 questions.append(Question(name, TYPE_ANY, unicast=(n == 0)))
                 authorities.extend(proposed)
             self._send_chunked(index, questions, authorities)
@@ -477,21 +585,61 @@ class Responder:
         if iface is None:
             return
         limit = packet_limit(iface.mtu)
+        by_key: dict[Name, list[Record]] = {}
+        for r in authorities:
+            by_key.setdefault(r.key, []).append(r)
+        # The three probes of a batch differ only in the QU bit, which does
+        # not change sizes: split once, reuse the split for the next two.
+        signature = (limit, tuple((q.name, q.qtype, q.qclass) for q in questions), tuple(authorities))
+        memo = self._chunk_memo.get(index)
+        if memo is None or memo[0] != signature:
+            memo = self._chunk_memo[index] = (signature, self._chunk_ends(limit, questions, by_key))
+        start = 0
+        for end in memo[1]:
+            chunk_q = questions[start:end]
+            chunk_a = [r for q in chunk_q for r in by_key.get(q.key, [])]
+            self._send(index, pack(questions=chunk_q, authorities=chunk_a, limit=9000))
+            start = end
+
+    @staticmethod
+    def _chunk_ends(limit: int, questions: list[Question], by_key: dict[Name, list[Record]]) -> list[int]:
+        """
+        Where each probe datagram ends: as many questions (with their
+        records) as fit under C{limit}, at least one.
+        """
+        ends: list[int] = []
         chunk_q: list[Question] = []
         chunk_a: list[Record] = []
-        for q in questions:
-            mine = [r for r in authorities if r.key == q.key]
-            trial = pack(questions=chunk_q + [q], authorities=chunk_a + mine, limit=9000)[0]
-            if len(trial) > limit and chunk_q:
-                self._send(index, pack(questions=chunk_q, authorities=chunk_a, limit=9000))
-                chunk_q, chunk_a = [], []
+        size = 0  # at least the chunk's packed size
+        for i, q in enumerate(questions):
+            mine = by_key.get(q.key, [])
+            # More names in a packet only help compression, so what q and its
+            # records take packed alone bounds what they add to the chunk;
+            # the chunk is packed again only when that bound is over the
+            # limit (repacking it for every question made probing n
+            # services O(n * chunk) encodings).  Same chunks as always.
+            alone = len(pack(questions=[q], authorities=mine, limit=9000)[0]) - 12
+            if chunk_q and size + alone > limit:
+                trial = len(pack(questions=chunk_q + [q], authorities=chunk_a + mine, limit=9000)[0])
+                if trial > limit:
+                    ends.append(i)
+                    chunk_q, chunk_a = [], []
+                    size = 12 + alone
+                else:
+                    size = trial
+            else:
+                size = (size or 12) + alone
             chunk_q.append(q)
             chunk_a.extend(mine)
         if chunk_q:
-            self._send(index, pack(questions=chunk_q, authorities=chunk_a, limit=9000))
+            ends.append(len(questions))
+        return ends
 
     def _probe_failed(self, entity: _Entity, ifaces: set[int]) -> None:
         why, entity.conflict = entity.conflict, None
+        if entity.kind == "reverse":
+            self._yield(entity, "conflict while probing")
+            return
         if why == "lost":
             log.info("lost a simultaneous probe for {name}; probing again in 1 s", name=entity.label())
             self._later(TIEBREAK_WAIT, self._enqueue_probe, entity, ifaces)
@@ -503,9 +651,9 @@ class Responder:
             self.hostname = next_host_name(self.hostname)
             self.host = host_name(self.hostname)
             log.warn("host name {old}.local is taken; trying {new}.local", old=old, new=self.hostname)
-            # Every service's SRV target follows the host name.
+            # Every SRV target and reverse mapping follows the host name.
             self._rebuild()
-            for other in self._services.values():
+            for other in [*self._services.values(), *self._reverse.values()]:
                 if other.state == "announced":
                     self._announce([other], set(other.ready_on))
         else:
@@ -522,19 +670,40 @@ class Responder:
         self._enqueue_probe(entity, set(self.transport.interfaces))
 
     def _established(self, entity: _Entity, ifaces: set[int]) -> None:
-        first = entity.state != "announced"
-        entity.state = "announced"
-        entity.ready_on |= ifaces
+        self._established_many([(entity, ifaces)])
+
+    def _established_many(self, batch: list[tuple[_Entity, set[int]]]) -> None:
+        """
+        The names of a probe batch are ours: one rebuild and one
+        announcement for the whole batch (per rebuild and announcement an
+        entity, registering n services was O(n^2)), then each Deferred.
+        """
+        firsts = []
+        for entity, ifaces in batch:
+            firsts.append(entity.state != "announced")
+            entity.state = "announced"
+            entity.ready_on |= ifaces
         self._rebuild()
-        self._announce([entity], ifaces)
-        if first and entity.done is not None:
-            done, entity.done = entity.done, None
-            if entity.kind == "host":
-                log.info("host name {name}.local claimed", name=self.hostname)
-                done.callback(self.hostname)
-            else:
-                log.info("service {name} registered", name=entity.service.display())
-                done.callback(entity.service)
+        # The host alone (its own announcement, as before), services that
+        # went through probing together in as few packets as fit.
+        # The host's own records (its addresses and their reverse mappings)
+        # travel together, per interface.
+        groups: dict[tuple, list[_Entity]] = {}
+        for entity, ifaces in batch:
+            kind = "service" if entity.kind == "service" else "host"
+            for index in ifaces:
+                groups.setdefault((kind, index), []).append(entity)
+        for (_, index), entities in groups.items():
+            self._announce(entities, {index})
+        for (entity, _), first in zip(batch, firsts):
+            if first and entity.done is not None:
+                done, entity.done = entity.done, None
+                if entity.kind == "host":
+                    log.info("host name {name}.local claimed", name=self.hostname)
+                    done.callback(self.hostname)
+                else:
+                    log.info("service {name} registered", name=entity.service.display())
+                    done.callback(entity.service)
 
     # -- announcing and goodbyes ---------------------------------------------
 
@@ -546,10 +715,14 @@ class Responder:
                 if index not in entity.ready_on:
                     continue
                 records.extend(self._entity_records(entity, index, shared=True))
-                if entity.kind == "service" and self._host.state == "announced":
+                if not extra and entity.kind == "service" and self._host.state == "announced":
                     extra.extend(r for r in host_records(self.host, self._iface(index)) if r.rtype == TYPE_A)
             if records:
-                self._multicast(index, records, [r for r in extra if r not in records])
+                # Several services share the enumeration PTR and the host's
+                # addresses: each once.
+                records = list(dict.fromkeys(records))
+                mine = set(records)
+                self._multicast(index, records, [r for r in dict.fromkeys(extra) if r not in mine])
         if count > 1:
             self._later(ANNOUNCE_INTERVAL, self._reannounce, entities, ifaces, count - 1)
         self.counters["announcements"] += 1
@@ -579,7 +752,7 @@ class Responder:
 
     def _published_by_others(self, entity: _Entity, index: int) -> set[Record]:
         out: set[Record] = set()
-        for other in [self._host, *self._services.values()]:
+        for other in self._entities():
             if other is not entity and other.state == "announced" and index in other.ready_on:
                 out.update(self._entity_records(other, index, shared=True))
         return out
@@ -619,9 +792,9 @@ class Responder:
         if not self._running:
             return
         index = context.index
-        view = self._views.get(index)
         if message.authorities:
             self._check_simultaneous_probe(message, context)
+        view = self._views.get(index)
         if view is None:
             return
         if message.truncated and source[1] == MDNS_PORT:
@@ -641,16 +814,29 @@ class Responder:
         self._answer(message, source, context, view)
 
     def _stash_truncated(self, message: Message, source, context) -> None:
+        """
+        s7.2: hold a TC query 400-500 ms for the rest of its known answers.
+        The deadline is the first packet's (more TC packets do not extend
+        it), and what is held is bounded: a querier that keeps sending TC
+        packets cannot make us hold its records, or wait, for ever.
+        """
         key = (context.index, tuple(source))
-        earlier = self._tc_waiting.pop(key, None)
+        earlier = self._tc_waiting.get(key)
         if earlier is not None:
             first, call = earlier
-            if call.active():
-                call.cancel()
-            message = Message(
-                first.id, message.flags, first.questions or message.questions,
-                first.answers + message.answers, first.authorities, first.additionals,
+            known = first.answers + message.answers
+            if len(known) > MAX_HELD_KNOWN_ANSWERS:
+                self.counters["dropped.known-answers-over-limit"] += 1
+                known = known[:MAX_HELD_KNOWN_ANSWERS]
+            self._tc_waiting[key] = (
+                Message(first.id, first.flags, first.questions or message.questions,
+                        known, first.authorities, first.additionals),
+                call,
             )
+            return
+        if len(self._tc_waiting) >= MAX_HELD_TRUNCATED:
+            self.counters["dropped.truncated-over-limit"] += 1
+            return
         delay = self.random.uniform(0.400, 0.500)
         call = self.reactor.callLater(delay, self._tc_expired, key, context)
         self._tc_waiting[key] = (message, call)
@@ -775,14 +961,20 @@ class Responder:
         def legacy(r: Record) -> Record:
             return r.with_ttl(min(r.ttl, LEGACY_TTL)).with_flush(False)
 
-        packet = pack_one(
-            ident=message.id,
-            flags=FLAG_QR | FLAG_AA,
-            questions=[Question(q.name, q.qtype, False, q.qclass) for q in message.questions],
-            answers=[legacy(r) for r in answers],
-            additionals=[legacy(r) for r in additionals],
-            limit=packet_limit(context.interface.mtu if context.interface else None),
-        )
+        try:
+            packet = pack_one(
+                ident=message.id,
+                flags=FLAG_QR | FLAG_AA,
+                questions=[Question(q.name, q.qtype, False, q.qclass) for q in message.questions],
+                answers=[legacy(r) for r in answers],
+                additionals=[legacy(r) for r in additionals],
+                limit=packet_limit(context.interface.mtu if context.interface else None),
+            )
+        except MessageError:
+            # s6.7 says echo the question section; one that cannot be echoed
+            # in a datagram on this link is not answered.
+            self.counters["dropped.legacy-too-large"] += 1
+            return
         self._send(context.index, [packet], tuple(source), context.destination if not context.multicast else "0.0.0.0")
         self.counters["answered.legacy"] += 1
         self.counters["answered"] += 1
@@ -791,6 +983,11 @@ class Responder:
             qlen = 12 + sum(len(l) + 1 for l in q.name) + 1 + 4
             _, _, _, an, ns, ar = _HEADER.unpack_from(packet)
             if ns == 0:
+                if len(self._legacy_cache) >= MAX_LEGACY_CACHE:
+                    # Bounded: every type asked of a name we own has a
+                    # reply (an NSEC), so the keys are the askers' to choose.
+                    self._legacy_cache.clear()
+                    self.counters["legacy-cache.cleared"] += 1
                 key = (context.index, q.key, q.qtype, q.qclass, qlen)
                 self._legacy_cache[key] = (an, ar, packet[qlen:])
 
@@ -803,6 +1000,12 @@ class Responder:
         """
         if source[1] == MDNS_PORT or len(data) < 17:
             return False
+        # The same question in the same bytes as before (the usual case: a
+        # client repeating itself): one look-up instead of parsing labels.
+        if not data[2] & 0xF8:  # QR and opcode clear
+            reply = self._legacy_cache.get((context.index, data[4:]))
+            if reply is not None:
+                return self._send_legacy(data[:2] + reply, source, context)
         ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
         if flags & 0xF800 or qd != 1 or an or ns or ar > 1:
             return False
@@ -824,14 +1027,33 @@ class Responder:
             return False
         qtype, qclass = _QTAIL.unpack_from(data, offset)
         qend = offset + 4
-        cached = self._legacy_cache.get((context.index, tuple(labels), qtype, qclass & 0x7FFF, qend))
+        if ar:
+            # Exactly one complete OPT record (EDNS0, as dig sends) may
+            # follow; anything else is for the parser to judge.
+            if (
+                length < qend + 11
+                or data[qend] != 0
+                or data[qend + 1 : qend + 3] != b"\x00\x29"
+                or qend + 11 + int.from_bytes(data[qend + 9 : qend + 11], "big") != length
+            ):
+                return False
+        key = (context.index, tuple(labels), qtype, qclass & 0x7FFF, qend)
+        cached = self._legacy_cache.get(key)
         if cached is None:
             return False
-        if not source_on_link_cached(self, source[0], context):
-            self.counters["dropped.off-link"] += 1
-            return True
         an_count, ar_count, tail = cached
         packet = _HEADER.pack(ident, FLAG_QR | FLAG_AA, 1, an_count, 0, ar_count) + data[12:offset] + _QTAIL.pack(qtype, qclass & 0x7FFF) + tail
+        if ar == 0 and qend == length and len(self._legacy_cache) < MAX_LEGACY_CACHE:
+            self._legacy_cache[(context.index, data[4:])] = packet[2:]
+        return self._send_legacy(packet, source, context)
+
+    def _send_legacy(self, packet: bytes, source, context: InterfaceContext) -> bool:
+        onlink = self._onlink.get((context.index, source[0]))
+        if onlink is None:
+            onlink = source_on_link_cached(self, source[0], context)
+        if not onlink:
+            self.counters["dropped.off-link"] += 1
+            return True
         dest_source = context.destination if not context.multicast else "0.0.0.0"
         if not self.transport.send(packet, context.index, source, dest_source):
             self.counters["errors.send"] += 1
@@ -845,18 +1067,46 @@ class Responder:
         lexicographically later record set wins.
         """
         index = context.index
-        for entity in [self._host, *self._services.values()]:
+        by_key: dict[Name, list[Record]] = {}
+        for r in message.authorities:
+            by_key.setdefault(r.key, []).append(r)
+        for entity in self._entities_named(by_key):
+            theirs = by_key[self._entity_key(entity)]
+            ours = self._probe_records(entity, index)
+            if entity.kind == "reverse":
+                # Another responder (on this host, s15) wants this address's
+                # reverse name: let it have it rather than make it rename.
+                if entity.state in ("probing", "announced") and any(r not in ours for r in theirs):
+                    if entity.state == "announced":
+                        self._yield(entity, "probed for by another responder")
+                    else:
+                        entity.conflict = "conflict"
+                continue
             if entity.state != "probing":
                 continue
-            key = self._entity_key(entity)
-            theirs = [r for r in message.authorities if r.key == key]
-            if not theirs:
-                continue
-            ours = self._probe_records(entity, index)
             verdict = compare_probe_records(ours, theirs)
             if verdict < 0 and entity.conflict is None:
                 self.counters["probes.lost-tiebreak"] += 1
                 entity.conflict = "lost"
+
+    def _entities_named(self, keys) -> list[_Entity]:
+        """
+        The host and the services whose names are among C{keys} (case-folded
+        names), host first: a look-up per name in a message rather than a
+        scan of every entity per message, which made our own looped-back
+        probes and announcements of n services cost O(n^2).
+        """
+        out = []
+        if name_key(self.host) in keys:
+            out.append(self._host)
+        for key in keys:
+            entity = self._services.get(key)
+            if entity is not None and entity.service is not None and entity.service.key == key:
+                out.append(entity)
+            entity = self._reverse_keys.get(key)
+            if entity is not None:
+                out.append(entity)
+        return out
 
     def response_received(self, message: Message, source, context: InterfaceContext) -> None:
         if not self._running:
@@ -875,13 +1125,14 @@ class Responder:
                         del pending.answers[ours]
                         self.counters["suppressed.duplicate-answer"] += 1
         from_us = any(iface.has_address(source[0]) for iface in self.transport.interfaces.values())
-        for entity in [self._host, *self._services.values()]:
+        by_key: dict[Name, list[Record]] = {}
+        for r in records:
+            if r.ttl > 0:
+                by_key.setdefault(r.key, []).append(r)
+        for entity in self._entities_named(by_key):
             if entity.state == "withdrawn":
                 continue
-            key = self._entity_key(entity)
-            theirs = [r for r in records if r.key == key and r.ttl > 0]
-            if not theirs:
-                continue
+            theirs = by_key[self._entity_key(entity)]
             if from_us:
                 mine = set()
                 for ix in self.transport.interfaces:
@@ -900,7 +1151,9 @@ class Responder:
                 # s9: same name, type and class with other data.
                 my_types = {r.rtype for r in mine}
                 clash = [r for r in theirs if r.rtype in my_types and r not in mine and r.cache_flush]
-                if clash and index in entity.ready_on:
+                if clash and index in entity.ready_on and entity.kind == "reverse":
+                    self._yield(entity, "announced by another responder")
+                elif clash and index in entity.ready_on:
                     self.counters["conflicts.late"] += 1
                     log.warn("late conflict for {name} on {iface}: {records}; probing again",
                              name=entity.label(), iface=context.name, records=clash)
@@ -915,8 +1168,6 @@ def source_on_link_cached(responder: Responder, address: str, context: Interface
     s11 on-link check with a small per-responder cache (the legacy fast
     path answers thousands of queries a second from a few sources).
     """
-    from twisted_mdns.protocol import source_on_link
-
     key = (context.index, address)
     cache = responder._onlink
     hit = cache.get(key)

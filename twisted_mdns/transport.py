@@ -86,7 +86,10 @@ class InterfaceTransport:
         arrived on a selected interface.
     @ivar interfaces: index -> the L{NetworkInterface} we run on.
     @ivar ports: index -> its port.
-    @ivar counters: received, sent, dropped and error counts by reason.
+    @ivar counters: C{transport.received}, C{transport.sent}, drops and
+        errors by reason.  Prefixed, because an L{MDNSService} shares one
+        counter between the transport and the protocol, which counts its own
+        C{received}: no event is counted twice under one name.
     """
 
     port_factory = PktInfoMulticastPort
@@ -167,6 +170,7 @@ class InterfaceTransport:
             lookup=self.interfaces.get,
             loopback=self.loopback,
         )
+        port.counters = self.counters
         try:
             port.startListening()
         except Exception as e:
@@ -220,7 +224,7 @@ class InterfaceTransport:
         if context.index not in self.interfaces:
             self.counters["dropped.unselected-interface"] += 1
             return
-        self.counters["received"] += 1
+        self.counters["transport.received"] += 1
         self.receiver.datagramReceivedOn(datagram, address, context)
 
     def send(
@@ -253,12 +257,12 @@ class InterfaceTransport:
         except Exception as e:  # MessageLengthError and friends
             self._send_failed(index, e)
             return False
-        self.counters["sent"] += 1
+        self.counters["transport.sent"] += 1
         self._failing.discard(index)
         return True
 
     def _send_failed(self, index: int, error: Exception) -> None:
-        self.counters["errors.send"] += 1
+        self.counters["transport.errors.send"] += 1
         code = getattr(error, "errno", None)
         if index not in self._failing:
             self._failing.add(index)
