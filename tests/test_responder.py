@@ -432,6 +432,23 @@ class AnsweringTests(ResponderCase):
                 self.assertFalse(r.cache_flush)
         self.assertEqual(self.responder.counters["answered.legacy"], 2)
 
+    def test_legacy_reply_that_does_not_fit_sets_tc(self) -> None:
+        many = [ServiceInfo(f"Printer {n:03d}", "_ipp._tcp", 631) for n in range(80)]
+        for info in many:
+            self.responder.register(info)
+        for _ in range(20):
+            self.clock.advance(0.25)
+        self.transport.take()
+        self.query(Question(many[0].type_name, TYPE_PTR), index=2, source=("10.0.0.9", 40000), ident=5)
+        (sent,) = self.transport.take()
+        self.assertLessEqual(len(sent.data), 1472)
+        m = sent.message
+        self.assertTrue(m.flags & FLAG_TC, "an incomplete legacy reply says so")
+        self.assertLess(len(m.answers), 80)
+        # A small answer is complete and has no TC.
+        self.query(Question(LAB, TYPE_A), index=2, source=("10.0.0.9", 40000), ident=6)
+        self.assertFalse(self.transport.take()[0].message.flags & FLAG_TC)
+
     def test_legacy_fast_path_is_per_interface_and_keeps_case(self) -> None:
         self.query(Question(LAB, TYPE_A), index=2, source=("10.0.0.9", 40000), ident=1)
         self.query(Question(LAB, TYPE_A), index=3, source=("192.168.1.9", 40000), ident=2)

@@ -54,6 +54,29 @@ class TransportTests(NamespaceTestMixin, unittest.TestCase):
         self.addCleanup(self.transport.close)
         self.transport.apply(self.selection.selected)
 
+    @defer.inlineCallbacks
+    def open_port(self, name: str, protocol):
+        """
+        A bare port on interface C{name}, joined to the mDNS group (no
+        transport in between), closed at cleanup.
+        """
+        iface = next(i for i in self.interfaces if i.name == name)
+        port = PktInfoMulticastPort(5353, protocol, reactor=reactor, network_interface=iface)
+        port.startListening()
+        self.addCleanup(port.stopListening)
+        yield port.joinGroup("224.0.0.251")
+        return iface
+
+    def client_pair(self):
+        """
+        Sockets in client namespaces a and b, closed at cleanup.
+        """
+        ca = self.topology.client_socket("a")
+        cb = self.topology.client_socket("b")
+        self.addCleanup(ca.close)
+        self.addCleanup(cb.close)
+        return ca, cb
+
     def test_enumeration_sees_the_topology(self) -> None:
         names = {i.name for i in self.interfaces}
         self.assertEqual(names, {"lo", "lana", "lanb", "tun0", "docker0"})
@@ -72,10 +95,7 @@ class TransportTests(NamespaceTestMixin, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_multicast_tagged_with_arrival_interface(self):
-        ca = self.topology.client_socket("a")
-        cb = self.topology.client_socket("b")
-        self.addCleanup(ca.close)
-        self.addCleanup(cb.close)
+        ca, cb = self.client_pair()
         ca.sendto(b"query-from-a", ("224.0.0.251", 5353))
         cb.sendto(b"query-from-b", ("224.0.0.251", 5353))
         yield wait_until(lambda: len(self.recorder.got) >= 2, what="two datagrams")
@@ -99,16 +119,9 @@ class TransportTests(NamespaceTestMixin, unittest.TestCase):
         only link A's multicast.
         """
         yield self.transport.close()
-        lana = next(i for i in self.interfaces if i.name == "lana")
         rec = Recorder()
-        port = PktInfoMulticastPort(5353, rec, reactor=reactor, network_interface=lana)
-        port.startListening()
-        self.addCleanup(port.stopListening)
-        yield port.joinGroup("224.0.0.251")
-        ca = self.topology.client_socket("a")
-        cb = self.topology.client_socket("b")
-        self.addCleanup(ca.close)
-        self.addCleanup(cb.close)
+        lana = yield self.open_port("lana", rec)
+        ca, cb = self.client_pair()
         for n in range(5):
             cb.sendto(b"from-b-%d" % n, ("224.0.0.251", 5353))
         ca.sendto(b"from-a", ("224.0.0.251", 5353))
@@ -128,16 +141,10 @@ class TransportTests(NamespaceTestMixin, unittest.TestCase):
         yield self.transport.close()
         recorders = {}
         for name in ("lana", "lanb"):
-            iface = next(i for i in self.interfaces if i.name == name)
-            rec = recorders[iface.index] = Recorder()
-            port = PktInfoMulticastPort(5353, rec, reactor=reactor, network_interface=iface)
-            port.startListening()
-            self.addCleanup(port.stopListening)
-            yield port.joinGroup("224.0.0.251")
-        ca = self.topology.client_socket("a")
-        cb = self.topology.client_socket("b")
-        self.addCleanup(ca.close)
-        self.addCleanup(cb.close)
+            rec = Recorder()
+            iface = yield self.open_port(name, rec)
+            recorders[iface.index] = rec
+        ca, cb = self.client_pair()
         for n in range(10):
             ca.sendto(b"a%d" % n, ("224.0.0.251", 5353))
             cb.sendto(b"b%d" % n, ("224.0.0.251", 5353))
@@ -148,10 +155,7 @@ class TransportTests(NamespaceTestMixin, unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_unicast_tagged_with_arrival_interface(self):
-        ca = self.topology.client_socket("a")
-        cb = self.topology.client_socket("b")
-        self.addCleanup(ca.close)
-        self.addCleanup(cb.close)
+        ca, cb = self.client_pair()
         # Several each, so SO_REUSEPORT's spreading has the chance to hand
         # B's datagrams to A's socket: attribution must not care.
         for n in range(8):
@@ -219,12 +223,8 @@ class TransportTests(NamespaceTestMixin, unittest.TestCase):
     @defer.inlineCallbacks
     def test_plain_protocol_still_works(self):
         yield self.transport.close()
-        lana = next(i for i in self.interfaces if i.name == "lana")
         rec = PlainRecorder()
-        port = PktInfoMulticastPort(5353, rec, reactor=reactor, network_interface=lana)
-        port.startListening()
-        self.addCleanup(port.stopListening)
-        yield port.joinGroup("224.0.0.251")
+        yield self.open_port("lana", rec)
         ca = self.topology.client_socket("a")
         self.addCleanup(ca.close)
         ca.sendto(b"plain", ("224.0.0.251", 5353))

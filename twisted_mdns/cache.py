@@ -42,6 +42,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from twisted_mdns.counters import Counters
 from twisted_mdns.message import TYPE_ANY, Name, Question, Record, name_key
 from twisted_mdns.netif import NetworkInterface
 
@@ -172,7 +173,7 @@ class RecordCache:
         self.reactor = reactor
         self.interface = interface
         self.max_records = max_records
-        self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.counters: Counter[str] = counters if counters is not None else Counters()
         self.on_refresh: RefreshCallback | None = None
         self._random = random or _random.Random()
         # identity -> entry, least recently received first (eviction order).

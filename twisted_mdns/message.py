@@ -611,9 +611,15 @@ def pack(
 
 def pack_one(**kwargs) -> bytes:
     """
-    Pack into exactly one datagram, dropping additionals that do not fit;
-    for legacy unicast replies and tests.
+    Pack into exactly one datagram: for legacy unicast replies, which must
+    be one datagram (RFC 6762 s6.7).  What does not fit is left out, and TC
+    is set when answers were (s18.5: the reply is incomplete); additionals
+    that do not fit are just dropped.
     """
     kwargs.setdefault("limit", MAX_PACKET)
     packets = pack(**kwargs)
-    return packets[0]
+    first = packets[0]
+    if len(packets) > 1:
+        flags = int.from_bytes(first[2:4], "big") | FLAG_TC
+        first = first[:2] + flags.to_bytes(2, "big") + first[4:]
+    return first

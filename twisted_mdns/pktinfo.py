@@ -29,6 +29,7 @@ from twisted.internet import defer, udp
 from twisted.internet.error import MessageLengthError
 from twisted.logger import Logger
 
+from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.netif import NetworkInterface, SystemInterfaceEnumerator, find_by_index
 
@@ -171,7 +172,7 @@ class PktInfoMulticastPort(udp.MulticastPort):
         self._ancillary: dict[tuple[int, str], tuple] = {}
         self._pktinfo_protocol = IPktInfoDatagramProtocol.providedBy(proto)
         #: Datagrams dropped here, by reason (the transport shares its own).
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counters()
 
     # -- socket set-up -----------------------------------------------------
 

@@ -191,6 +191,24 @@ def validate_interface(
     return iface
 
 
+def _partition(
+    interfaces: Iterable[NetworkInterface],
+    reason: Callable[[NetworkInterface], str | None],
+) -> tuple[list[NetworkInterface], list[tuple[NetworkInterface, str]]]:
+    """
+    Split C{interfaces} by C{reason}: L{None} selects, a string excludes
+    (and says why).
+    """
+    selected, excluded = [], []
+    for iface in interfaces:
+        why = reason(iface)
+        if why is None:
+            selected.append(iface)
+        else:
+            excluded.append((iface, why))
+    return selected, excluded
+
+
 def _finish(
     policy: str,
     selected: list[NetworkInterface],
@@ -243,18 +261,15 @@ class DefaultInterfacePolicy:
         self.platform = platform
 
     def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        selected, excluded = [], []
-        for iface in interfaces:
-            why = unusable_reason(iface)
-            if why is None:
-                kind = virtual_kind(iface, self.platform)
-                if kind is not None:
-                    why = f"virtual: {kind}"
-            if why is None:
-                selected.append(iface)
-            else:
-                excluded.append((iface, why))
-        return _finish("default policy", selected, excluded)
+        return _finish("default policy", *_partition(interfaces, self._reason))
+
+    def _reason(self, iface: NetworkInterface) -> str | None:
+        why = unusable_reason(iface)
+        if why is None:
+            kind = virtual_kind(iface, self.platform)
+            if kind is not None:
+                why = f"virtual: {kind}"
+        return why
 
 
 @implementer(IInterfacePolicy)
@@ -320,20 +335,17 @@ class FilterInterfacePolicy:
         self.description = description or getattr(predicate, "__name__", "filter")
 
     def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        selected, excluded = [], []
-        for iface in interfaces:
-            why = unusable_reason(iface)
-            if why is None:
-                verdict = self.predicate(iface)
-                if verdict is False:
-                    why = f"rejected by {self.description}"
-                elif isinstance(verdict, str):
-                    why = verdict
-            if why is None:
-                selected.append(iface)
-            else:
-                excluded.append((iface, why))
-        return _finish("filter policy", selected, excluded)
+        return _finish("filter policy", *_partition(interfaces, self._reason))
+
+    def _reason(self, iface: NetworkInterface) -> str | None:
+        why = unusable_reason(iface)
+        if why is None:
+            verdict = self.predicate(iface)
+            if verdict is False:
+                why = f"rejected by {self.description}"
+            elif isinstance(verdict, str):
+                why = verdict
+        return why
 
 
 @implementer(IInterfacePolicy)
@@ -347,16 +359,10 @@ class AllInterfacesPolicy:
         self.include_loopback = include_loopback
 
     def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        selected, excluded = [], []
-        for iface in interfaces:
-            why = unusable_reason(
-                iface, allow_loopback=self.include_loopback, check_mtu=False
-            )
-            if why is None:
-                selected.append(iface)
-            else:
-                excluded.append((iface, why))
-        return _finish("all-interfaces policy", selected, excluded)
+        return _finish("all-interfaces policy", *_partition(interfaces, self._reason))
+
+    def _reason(self, iface: NetworkInterface) -> str | None:
+        return unusable_reason(iface, allow_loopback=self.include_loopback, check_mtu=False)
 
 
 @implementer(IInterfacePolicy)

@@ -22,6 +22,7 @@ from typing import Protocol as TypingProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.message import Message, MessageError, parse
 from twisted_mdns.pktinfo import InterfaceContext
@@ -72,7 +73,7 @@ class MDNSProtocol:
     def __init__(self, handlers=(), counters: Counter | None = None) -> None:
         self.handlers = list(handlers)
         self.fast_path = None
-        self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.counters: Counter[str] = counters if counters is not None else Counters()
 
     def datagramReceivedOn(self, datagram: bytes, address, context: InterfaceContext) -> None:
         counters = self.counters

@@ -43,6 +43,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from twisted_mdns.counters import Counters
 from twisted_mdns.cache import DEFAULT_MAX_RECORDS, CacheChange, RecordCache
 from twisted_mdns.interfaces import IServiceListener
 from twisted_mdns.message import (
@@ -966,7 +967,7 @@ class Querier:
     ) -> None:
         self.transport = transport
         self.reactor = reactor
-        self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.counters: Counter[str] = counters if counters is not None else Counters()
         self.max_records = max_records
         self.unicast_first = unicast_first
         self._random = random or _random.Random()

@@ -44,6 +44,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IServiceRegistry
 from twisted_mdns.message import (
     CLASS_IN,
@@ -194,7 +195,7 @@ class Responder:
     ) -> None:
         self.transport = transport
         self.reactor = reactor
-        self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.counters: Counter[str] = counters if counters is not None else Counters()
         self.random = rng or random.Random()
         self.hostname = hostname
         self.host: Name = host_name(hostname)

@@ -27,6 +27,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IInterfaceEnumerator, IInterfaceMonitor, IInterfacePolicy
 from twisted_mdns.netif import SystemInterfaceEnumerator
 from twisted_mdns.policy import DefaultInterfacePolicy
@@ -83,7 +84,7 @@ class MDNSService(service.MultiService):
         self._monitor_option = monitor
         self.monitor: IInterfaceMonitor | None = None
         self.publish_host = publish_host
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counters()
         self.protocol = MDNSProtocol(counters=self.counters)
         self.transport = InterfaceTransport(self.protocol, reactor, port=port)
         self.transport.counters = self.counters

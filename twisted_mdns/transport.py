@@ -21,6 +21,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.pktinfo import InterfaceContext, PktInfoMulticastPort
@@ -86,10 +87,10 @@ class InterfaceTransport:
         arrived on a selected interface.
     @ivar interfaces: index -> the L{NetworkInterface} we run on.
     @ivar ports: index -> its port.
-    @ivar counters: C{transport.received}, C{transport.sent}, drops and
-        errors by reason.  Prefixed, because an L{MDNSService} shares one
-        counter between the transport and the protocol, which counts its own
-        C{received}: no event is counted twice under one name.
+    @ivar counters: C{transport.sent}, drops and errors by reason (what it
+        passes on, the protocol counts as C{received}).  Prefixed, because an
+        L{MDNSService} shares one counter between the transport, protocol and
+        responder: no event is counted twice under one name.
     """
 
     port_factory = PktInfoMulticastPort
@@ -115,7 +116,7 @@ class InterfaceTransport:
         self.loopback = loopback
         self.interfaces: dict[int, NetworkInterface] = {}
         self.ports: dict[int, PktInfoMulticastPort] = {}
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counters()
         self._failing: set[int] = set()
 
     # -- selection ---------------------------------------------------------
@@ -224,7 +225,6 @@ class InterfaceTransport:
         if context.index not in self.interfaces:
             self.counters["dropped.unselected-interface"] += 1
             return
-        self.counters["transport.received"] += 1
         self.receiver.datagramReceivedOn(datagram, address, context)
 
     def send(
