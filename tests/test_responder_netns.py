@@ -82,6 +82,35 @@ class ResponderNetnsTests(NamespaceTestMixin, unittest.TestCase):
                 self.assertFalse(r.cache_flush)
 
     @defer.inlineCallbacks
+    def test_repeated_legacy_questions_answered_from_the_reply_cache(self):
+        """
+        Exact repeats of a legacy question are answered by the port's reader
+        from the reply cache: still per interface, id echoed, and forgotten
+        as soon as what we publish changes.
+        """
+        cache = self.mdns.transport.reply_cache
+        for client, link in (("a", self.a), ("b", self.b)):
+            sock = self.topology.client_socket(client)
+            self.addCleanup(sock.close)
+            for ident in range(1, 6):
+                sock.sendto(pack_one(ident=ident, questions=[Question(WEB.type_name, TYPE_PTR)]), (link.host_ip, 5353))
+                got = yield wait_until(lambda: responses(sock), what=f"reply {ident} on {client}")
+                (message, source), = got
+                self.assertEqual(message.id, ident)
+                self.assertEqual(source, (link.host_ip, 5353))
+                self.assertEqual([str(r.rdata) for r in message.additionals if r.rtype == TYPE_A], [link.host_ip])
+        self.assertEqual({index for index, _ in cache.replies}, {self.a.host_index, self.b.host_index})
+        answered = self.mdns.counters["answered.legacy"]
+        yield self.mdns.unregister(WEB)
+        self.assertEqual(cache.replies, {})
+        sock = self.topology.client_socket("a")
+        self.addCleanup(sock.close)
+        sock.sendto(pack_one(ident=9, questions=[Question(WEB.type_name, TYPE_PTR)]), (self.a.host_ip, 5353))
+        yield sleep(0.5)
+        self.assertEqual(responses(sock), [], "nothing stale answered after the change")
+        self.assertEqual(self.mdns.counters["answered.legacy"], answered)
+
+    @defer.inlineCallbacks
     def test_dig_gets_own_link_address(self):
         for client, link in (("a", self.a), ("b", self.b)):
             out = yield threads.deferToThread(

@@ -46,7 +46,9 @@ IP_RECVDSTADDR = getattr(socket, "IP_RECVDSTADDR", None)
 REUSEPORT_SPREADS_MULTICAST = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 _IN_PKTINFO = struct.Struct("I4s4s")
-_MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0x20)
+#: A plain int: socket.MSG_TRUNC is an IntFlag, and "int & IntFlag" runs
+#: enum code in Python (microseconds per datagram).
+_MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))
 _ANCILLARY_SPACE = socket.CMSG_SPACE(64)
 _READ_IGNORE = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
 _READ_REFUSE = (errno.ECONNREFUSED,)
@@ -98,6 +100,36 @@ class InterfaceContext:
         Is C{address} on a subnet of the receiving interface (RFC 6762 s11)?
         """
         return self.interface is not None and self.interface.on_link(address)
+
+
+class ReplyCache:
+    """
+    Replies already computed for exact datagrams, answered by the port's
+    reader itself: no context, no protocol, no parsing.
+
+    The owner (the responder, for repeated legacy unicast questions) puts
+    C{(ifindex, datagram[2:]) -> reply[2:]} in L{replies} (everything but
+    the id, which is copied from each query) and C{(ifindex, source ip) ->
+    bool} in L{sources} (whether that source may be answered: the RFC 6762
+    s11 on-link check, made once per source), and clears both whenever
+    what it would answer changes.  A datagram from L{exclude_port}, from a
+    source not yet judged, or not in L{replies} goes the ordinary way.
+
+    @ivar counters: counts C{received}, C{answered}, C{answered.legacy} and
+        C{transport.sent} for what is answered here, as the ordinary path
+        would have.
+    """
+
+    exclude_port = 5353
+
+    def __init__(self, counters=None) -> None:
+        self.replies: dict[tuple[int, bytes], bytes] = {}
+        self.sources: dict[tuple[int, str], bool] = {}
+        self.counters = counters if counters is not None else Counter()
+
+    def clear(self) -> None:
+        self.replies.clear()
+        self.sources.clear()
 
 
 def ip_mreqn(group: str, ifindex: int, address: str = "0.0.0.0") -> bytes:
@@ -170,9 +202,12 @@ class PktInfoMulticastPort(udp.MulticastPort):
         self.multicast_loopback = loopback
         self._contexts: dict[tuple[int, bytes], InterfaceContext] = {}
         self._ancillary: dict[tuple[int, str], tuple] = {}
+        self._reply_ancillary: dict[tuple[int, bytes], tuple] = {}
         self._pktinfo_protocol = IPktInfoDatagramProtocol.providedBy(proto)
         #: Datagrams dropped here, by reason (the transport shares its own).
         self.counters: Counter[str] = Counters()
+        #: Optional L{ReplyCache} consulted before the protocol.
+        self.reply_cache: ReplyCache | None = None
 
     # -- socket set-up -----------------------------------------------------
 
@@ -298,6 +333,12 @@ class PktInfoMulticastPort(udp.MulticastPort):
         contexts = self._contexts
         unpack = _IN_PKTINFO.unpack_from
         level, kind = socket.IPPROTO_IP, IP_PKTINFO
+        cache = self.reply_cache
+        if cache is not None:
+            replies, sources, cache_counters = cache.replies, cache.sources, cache.counters
+            exclude_port = cache.exclude_port
+            sendmsg = self.socket.sendmsg
+            ancillary = self._reply_ancillary
         while read < self.maxThroughput:
             try:
                 data, ancdata, _flags, addr = recvmsg(size, _ANCILLARY_SPACE)
@@ -325,6 +366,11 @@ class PktInfoMulticastPort(udp.MulticastPort):
                             ifindex, dst = self._parse_ancillary(ancdata)
                     else:
                         ifindex, dst = self._parse_ancillary(ancdata)
+                    if cache is not None and replies and addr[1] != exclude_port:
+                        reply = replies.get((ifindex, data[2:]))
+                        if reply is not None and sources.get((ifindex, addr[0])):
+                            self._answer_cached(data[:2] + reply, addr, ifindex, dst, sendmsg, ancillary, cache_counters)
+                            continue
                     ctx = contexts.get((ifindex, dst))
                     if ctx is None:
                         ctx = self._context(ifindex, dst)
@@ -333,6 +379,29 @@ class PktInfoMulticastPort(udp.MulticastPort):
                     protocol.datagramReceived(data, addr[:2])
             except BaseException:
                 log.failure("datagram handler failed; datagram dropped")
+
+    def _answer_cached(self, reply, addr, ifindex, dst, sendmsg, ancillary, counters) -> None:
+        """
+        Send a L{ReplyCache} reply out of the interface the query came in
+        on, from the address it was sent to (or the interface's own, for a
+        query sent to a group).
+        """
+        key = (ifindex, dst)
+        anc = ancillary.get(key)
+        if anc is None:
+            source = b"\0\0\0\0" if 224 <= dst[0] <= 239 else dst
+            anc = ((socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(ifindex, source, b"\0\0\0\0")),)
+            if len(ancillary) < 1024:
+                ancillary[key] = anc
+        counters["received"] += 1
+        try:
+            sendmsg((reply,), anc, 0, addr)
+        except OSError:
+            counters["transport.errors.send"] += 1
+            return
+        counters["transport.sent"] += 1
+        counters["answered.legacy"] += 1
+        counters["answered"] += 1
 
     # -- writing -----------------------------------------------------------
 

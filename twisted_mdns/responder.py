@@ -224,7 +224,13 @@ class Responder:
         # and flags) -> the whole reply after the id.
         self._legacy_cache: dict[tuple, tuple[int, int, bytes] | bytes] = {}
         self._chunk_memo: dict[int, tuple[tuple, list[int]]] = {}
-        self._onlink: dict[tuple[int, str], bool] = {}
+        # The transport's reply cache (if it has one) answers exact repeats
+        # of legacy questions in the port's reader; its source verdicts are
+        # our on-link cache, so both are cleared together.
+        self._reply_cache = getattr(transport, "reply_cache", None)
+        self._onlink: dict[tuple[int, str], bool] = (
+            self._reply_cache.sources if self._reply_cache is not None else {}
+        )
         self._calls: set = set()
         self._running = False
 
@@ -492,6 +498,8 @@ class Responder:
         self._views = views
         self._legacy_cache.clear()
         self._onlink.clear()
+        if self._reply_cache is not None:
+            self._reply_cache.replies.clear()
 
     def _find(self, service: ServiceInfo) -> _Entity | None:
         entity = self._services.get(service.key)
@@ -1046,6 +1054,8 @@ class Responder:
         packet = _HEADER.pack(ident, FLAG_QR | FLAG_AA, 1, an_count, 0, ar_count) + data[12:offset] + _QTAIL.pack(qtype, qclass & 0x7FFF) + tail
         if ar == 0 and qend == length and len(self._legacy_cache) < MAX_LEGACY_CACHE:
             self._legacy_cache[(context.index, data[4:])] = packet[2:]
+            if self._reply_cache is not None:
+                self._reply_cache.replies[(context.index, data[2:])] = packet[2:]
         return self._send_legacy(packet, source, context)
 
     def _send_legacy(self, packet: bytes, source, context: InterfaceContext) -> bool:

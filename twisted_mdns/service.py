@@ -86,8 +86,7 @@ class MDNSService(service.MultiService):
         self.publish_host = publish_host
         self.counters: Counter[str] = Counters()
         self.protocol = MDNSProtocol(counters=self.counters)
-        self.transport = InterfaceTransport(self.protocol, reactor, port=port)
-        self.transport.counters = self.counters
+        self.transport = InterfaceTransport(self.protocol, reactor, port=port, counters=self.counters)
         self.responder = self._make_responder()
         self.querier = self._make_querier()
         self._wanted: list[ServiceInfo] = []

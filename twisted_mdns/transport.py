@@ -24,7 +24,7 @@ from zope.interface import implementer
 from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.netif import NetworkInterface
-from twisted_mdns.pktinfo import InterfaceContext, PktInfoMulticastPort
+from twisted_mdns.pktinfo import InterfaceContext, PktInfoMulticastPort, ReplyCache
 
 log = Logger()
 
@@ -103,6 +103,7 @@ class InterfaceTransport:
         port: int = MDNS_PORT,
         max_packet_size: int = 9000,
         loopback: bool = True,
+        counters: Counter | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -116,8 +117,11 @@ class InterfaceTransport:
         self.loopback = loopback
         self.interfaces: dict[int, NetworkInterface] = {}
         self.ports: dict[int, PktInfoMulticastPort] = {}
-        self.counters: Counter[str] = Counters()
+        self.counters: Counter[str] = counters if counters is not None else Counters()
         self._failing: set[int] = set()
+        #: Replies the responder computed for exact repeated queries, shared
+        #: by every port's reader (see L{ReplyCache}).
+        self.reply_cache = ReplyCache(self.counters)
 
     # -- selection ---------------------------------------------------------
 
@@ -172,6 +176,7 @@ class InterfaceTransport:
             loopback=self.loopback,
         )
         port.counters = self.counters
+        port.reply_cache = self.reply_cache
         try:
             port.startListening()
         except Exception as e:
@@ -258,7 +263,8 @@ class InterfaceTransport:
             self._send_failed(index, e)
             return False
         self.counters["transport.sent"] += 1
-        self._failing.discard(index)
+        if self._failing:
+            self._failing.discard(index)
         return True
 
     def _send_failed(self, index: int, error: Exception) -> None:

@@ -1,0 +1,390 @@
+"""
+Scale benchmarks, each run by L{benchmarks.run} as its own process in the
+host namespace (a fresh reactor, and an RSS that is ours alone).
+
+``services``: one L{MDNSService} publishing N services.  Measures the time
+from the first C{register} until every Deferred has fired, the RSS per
+service, then browses for the type from a client namespace (a plain
+multicast PTR query from port 5353, as a browser asks) and checks that all N
+instances arrive, spread over datagrams no larger than the link MTU allows,
+with only the link's own address in them.
+
+``interfaces``: one L{MDNSService} on every link of a many-link host.
+Measures start-up (ports open, host name claimed everywhere), counts the
+ports and sockets, and asks a legacy A question on every link (multicast
+and unicast): each answer must carry exactly that link's address.
+
+Prints C{RESULT {json}}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import select
+import socket
+import sys
+import time
+
+import psutil
+from twisted.internet import defer, reactor, task, threads
+
+from benchmarks import wire
+from tests.netns import inside
+from twisted_mdns.message import TYPE_A, name_key
+from twisted_mdns.records import ServiceInfo, host_name
+from twisted_mdns.service import MDNSService
+
+GROUP = "224.0.0.251"
+
+
+def rss() -> int:
+    gc.collect()
+    return psutil.Process().memory_info().rss
+
+
+def sleep(seconds: float) -> defer.Deferred:
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+async def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):
+    deadline = time.perf_counter() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+        await sleep(interval)
+
+
+def host_claimed(mdns: MDNSService, hostname: str):
+    key = name_key(host_name(hostname))
+
+    def check() -> bool:
+        ifaces = mdns.transport.interfaces
+        return bool(ifaces) and all(
+            any(r.rtype == TYPE_A and r.key == key for r in mdns.responder.records_for(ix))
+            for ix in ifaces
+        )
+
+    return check
+
+
+def mdns_socket(ns: str, address: str, rcvbuf: int = 16 << 20) -> socket.socket:
+    """
+    A client's mDNS socket: port 5353 in namespace C{ns}, joined to the
+    group on C{address}'s link, sending multicast there.
+    """
+    with inside(ns):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE (root)
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.bind(("0.0.0.0", 5353))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                     socket.inet_aton(GROUP) + socket.inet_aton(address))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(address))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+    return s
+
+
+def collect(sock: socket.socket, quiet: float, limit: float, first: float) -> list[tuple[float, bytes, tuple]]:
+    """
+    Read until nothing arrives for C{quiet} seconds once something has (at
+    most C{first} seconds for the first datagram), or C{limit} passed.
+    Blocking; run it in a thread.
+    """
+    got = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        sock.settimeout(quiet if got else first)
+        try:
+            data, source = sock.recvfrom(9000)
+        except socket.timeout:
+            break
+        got.append((time.perf_counter(), data, source))
+    return got
+
+
+# -- services ------------------------------------------------------------------
+
+
+async def services(args) -> dict:
+    mdns = MDNSService(hostname="bench")
+    rss_empty = rss()
+    mdns.startService()
+    await wait_for(host_claimed(mdns, "bench"), 10, "the host name")
+    rss0 = rss()
+    n = args.count
+    infos = [ServiceInfo(f"Instance {i:05d}", "_bench._tcp", 1024 + i, {"n": str(i)}) for i in range(n)]
+    t0 = time.perf_counter()
+    ds = [mdns.register(info) for info in infos]
+    t_called = time.perf_counter()
+    published = await defer.gatherResults(ds, consumeErrors=True)
+    t1 = time.perf_counter()
+    rss1 = rss()
+    renamed = sum(1 for a, b in zip(infos, published) if a.instance != b.instance)
+    result = {
+        "count": n,
+        "register_calls_s": t_called - t0,
+        "registration_s": t1 - t0,
+        "renamed": renamed,
+        "rss_before_mb": rss0 / 2**20,
+        "rss_after_mb": rss1 / 2**20,
+        "rss_empty_mb": rss_empty / 2**20,
+        "rss_per_service_kb": (rss1 - rss0) / n / 1024,
+    }
+    # The second announcement goes out 1 s after the first; a record is
+    # multicast at most once a second, so ask after that.
+    await sleep(2.2)
+    sock = mdns_socket(args.client_ns, args.client_ip)
+    before = dict(mdns.counters)
+    query = wire.build_query("_bench._tcp.local", wire.TYPE_PTR)
+    t_q = time.perf_counter()
+    sock.sendto(query, (GROUP, 5353))
+    got = await threads.deferToThread(collect, sock, 1.5, 30.0, 15.0)
+    sock.close()
+    result["browse"] = judge_browse(got, t_q, {i.instance for i in infos}, args)
+    result["counters_during_browse"] = {
+        k: v - before.get(k, 0) for k, v in mdns.counters.items() if v != before.get(k, 0)
+    }
+    # The same question from a legacy resolver (an ephemeral port): one
+    # datagram comes back; say how much of the answer it holds.
+    result["legacy_browse"] = await threads.deferToThread(legacy_browse, args)
+    t_stop = time.perf_counter()
+    await mdns.stopService()
+    result["stop_s"] = time.perf_counter() - t_stop
+    return result
+
+
+def legacy_browse(args) -> dict:
+    with inside(args.client_ns):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((args.client_ip, 0))
+    s.sendto(wire.build_query("_bench._tcp.local", wire.TYPE_PTR, 0x5151), (args.host_ip, 5353))
+    got = collect(s, 0.5, 10.0, 5.0)
+    s.close()
+    out = {"datagrams": len(got), "answers": 0, "tc": None, "bytes": 0}
+    for _, data, _ in got:
+        try:
+            r = wire.parse(data)
+        except wire.WireError:
+            continue
+        out["answers"] += sum(1 for rr in r.answers if rr.rtype == wire.TYPE_PTR)
+        out["tc"] = bool(r.flags & 0x0200)
+        out["bytes"] = max(out["bytes"], len(data))
+    return out
+
+
+def judge_browse(got, t_q: float, expected: set[str], args) -> dict:
+    ptr_key = "_bench._tcp.local."
+    instances: dict[str, int] = {}
+    packets = max_size = malformed = foreign = 0
+    wrong_addresses: set[str] = set()
+    srv = txt = 0
+    first = last = None
+    for t, data, source in got:
+        if source[0] != args.host_ip:
+            foreign += 1
+            continue
+        try:
+            r = wire.parse(data)
+        except wire.WireError:
+            malformed += 1
+            continue
+        if not r.flags & wire.FLAG_QR:
+            continue
+        packets += 1
+        max_size = max(max_size, len(data))
+        first = t if first is None else first
+        last = t
+        for rr in r.answers:
+            if rr.rtype == wire.TYPE_PTR and rr.key == ptr_key:
+                target = wire.ptr_target(data, rr)
+                if target[1:] == (b"_bench", b"_tcp", b"local"):
+                    inst = target[0].decode("utf-8", "replace")
+                    instances[inst] = instances.get(inst, 0) + 1
+        for rr in r.answers + r.additionals:
+            if rr.rtype == wire.TYPE_A and wire.a_address(rr) != args.host_ip:
+                wrong_addresses.add(wire.a_address(rr))
+            srv += rr.rtype == wire.TYPE_SRV
+            txt += rr.rtype == wire.TYPE_TXT
+    found = set(instances)
+    return {
+        "packets": packets,
+        "max_packet_bytes": max_size,
+        "packet_limit": args.mtu - 28,
+        "instances_found": len(found & expected),
+        "instances_missing": len(expected - found),
+        "instances_unexpected": len(found - expected),
+        "duplicates": sum(c - 1 for c in instances.values()),
+        "srv_additionals": srv,
+        "txt_additionals": txt,
+        "wrong_addresses": sorted(wrong_addresses),
+        "malformed": malformed,
+        "foreign": foreign,
+        "first_packet_ms": (first - t_q) * 1000 if first else None,
+        "last_packet_ms": (last - t_q) * 1000 if last else None,
+        "ok": found == expected and not wrong_addresses and max_size <= args.mtu - 28,
+    }
+
+
+# -- interfaces -----------------------------------------------------------------
+
+
+def open_sockets() -> dict:
+    udp = tcp = netlink = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            udp += 1
+    conns = psutil.Process().net_connections(kind="udp")
+    return {"sockets": udp, "udp_5353": sum(1 for c in conns if c.laddr and c.laddr.port == 5353)}
+
+
+def ask_every_link(links: list[dict], multicast: bool, ident0: int) -> dict:
+    """
+    One legacy A query per link, all at once; wait for every answer.
+    Blocking; run it in a thread.
+    """
+    socks = {}
+    for n, link in enumerate(links):
+        with inside(link["client_ns"]):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((link["client_ip"], 0))
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(link["client_ip"]))
+            s.setblocking(False)
+        socks[s.fileno()] = (s, link, ident0 + n)
+    t0 = time.perf_counter()
+    for s, link, ident in socks.values():
+        dest = GROUP if multicast else link["host_ip"]
+        s.sendto(wire.build_query("bench.local", wire.TYPE_A, ident), (dest, 5353))
+    answers: dict[str, list] = {}
+    latencies = []
+    deadline = t0 + 3.0
+    poller = select.poll()
+    for fd in socks:
+        poller.register(fd, select.POLLIN)
+    while len(answers) < len(links) and time.perf_counter() < deadline:
+        for fd, _ in poller.poll(100):
+            s, link, ident = socks[fd]
+            try:
+                data, source = s.recvfrom(9000)
+            except BlockingIOError:
+                continue
+            latencies.append(time.perf_counter() - t0)
+            answers.setdefault(link["host_if"], []).append((data, source, ident, link))
+    for s, _, _ in socks.values():
+        s.close()
+    correct, wrong = 0, []
+    for host_if, replies in answers.items():
+        ok = len(replies) == 1
+        for data, source, ident, link in replies:
+            try:
+                r = wire.parse(data)
+            except wire.WireError as e:
+                ok = False
+                continue
+            addrs = sorted(wire.a_address(rr) for rr in r.answers if rr.rtype == wire.TYPE_A)
+            ok = ok and r.id == ident and addrs == [link["host_ip"]] and source == (link["host_ip"], 5353)
+            if not ok:
+                wrong.append({"link": host_if, "addresses": addrs, "source": list(source), "id": r.id})
+        correct += ok
+    return {
+        "asked": len(links),
+        "correct": correct,
+        "unanswered": [l["host_if"] for l in links if l["host_if"] not in answers],
+        "wrong": wrong[:5],
+        "all_answered_ms": max(latencies) * 1000 if latencies else None,
+    }
+
+
+async def interfaces(args) -> dict:
+    with open(args.links) as f:
+        links = json.load(f)
+    base = open_sockets()
+    t0 = time.perf_counter()
+    mdns = MDNSService(hostname="bench")
+    mdns.startService()
+    t_started = time.perf_counter()
+    await wait_for(host_claimed(mdns, "bench"), 20, "the host name on every interface")
+    t_claimed = time.perf_counter()
+    sockets = open_sockets()
+    names = sorted(i.name for i in mdns.transport.interfaces.values())
+    wanted = sorted(l["host_if"] for l in links)
+    result = {
+        "links": len(links),
+        "start_service_s": t_started - t0,
+        "host_claimed_s": t_claimed - t0,
+        "ports": len(mdns.transport.ports),
+        "interfaces_selected": len(names),
+        "selected_all_links": names == wanted,
+        "sockets_opened": sockets["sockets"] - base["sockets"],
+        "udp_5353_sockets": sockets["udp_5353"],
+        "rss_mb": psutil.Process().memory_info().rss / 2**20,
+    }
+    # A unique answer goes out at once; give the second announcement time
+    # to pass so nothing but the answers is in flight.
+    result["multicast_legacy"] = await threads.deferToThread(ask_every_link, links, True, 1000)
+    result["unicast_legacy"] = await threads.deferToThread(ask_every_link, links, False, 2000)
+    t_stop = time.perf_counter()
+    await mdns.stopService()
+    result["stop_s"] = time.perf_counter() - t_stop
+    return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="what", required=True)
+    s = sub.add_parser("services")
+    s.add_argument("--count", type=int, default=10000)
+    s.add_argument("--client-ns", required=True)
+    s.add_argument("--client-ip", required=True)
+    s.add_argument("--host-ip", required=True)
+    s.add_argument("--mtu", type=int, default=1500)
+    s.add_argument("--profile", default=None)
+    i = sub.add_parser("interfaces")
+    i.add_argument("--links", required=True, help="a JSON file: [{host_if, host_ip, client_ns, client_ip}]")
+    i.add_argument("--profile", default=None)
+    args = p.parse_args(argv)
+    fn = services if args.what == "services" else interfaces
+    outcome: dict = {}
+
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+
+    async def go():
+        try:
+            outcome["result"] = await fn(args)
+        except BaseException as e:  # report, don't hang
+            import traceback
+
+            outcome["result"] = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+        finally:
+            reactor.stop()
+
+    reactor.callWhenRunning(lambda: defer.ensureDeferred(go()))
+    reactor.run()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    print("RESULT " + json.dumps(outcome.get("result")), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
