@@ -1,7 +1,7 @@
 """
 Run every benchmark, in namespaces it builds and tears down itself.
 
-    cd /work/main && sudo python3 -m benchmarks.run
+    sudo python3 -m benchmarks.run   # from the project root
 
 Linux, root and iproute2 are required (the namespaces come from
 L{tests.netns.Topology}).  Nothing leaves the namespaces: the responders

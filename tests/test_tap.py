@@ -6,6 +6,7 @@ one-line error naming what is wrong.
 from __future__ import annotations
 
 import os
+import sys
 
 from twisted.python import usage
 from twisted.python.filepath import FilePath
@@ -17,11 +18,11 @@ from twisted_mdns.policy import (
     ExcludingPolicy,
     ExplicitInterfacePolicy,
 )
-from twisted_mdns.tap import Options, load_service_file, load_services_dir, makeService, parse_service_spec
+from twisted_mdns.tap import MDNSOptions, Options, load_service_file, load_services_dir, makeService, parse_service_spec
 
 
-def parse(*argv: str) -> Options:
-    options = Options()
+def parse(*argv: str) -> MDNSOptions:
+    options = MDNSOptions()
     options.parseOptions(list(argv))
     return options
 
@@ -92,6 +93,18 @@ class OptionsTests(unittest.TestCase):
                        "--services-dir", "--browse", "--log-level"):
             self.assertIn(option, text)
         self.assertIn("[service]", text, "the services-dir format is documented")
+
+    def test_twistd_options_exit_with_one_line(self) -> None:
+        import io
+
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        e = self.assertRaises(SystemExit, Options().parseOptions, ["--log-level", "loud"])
+        self.assertEqual(e.code, 2)
+        self.assertEqual(
+            err.getvalue(),
+            "twistd mdns: error: --log-level 'loud': choose one of debug, info, warn, error\n",
+        )
 
     def test_make_service(self) -> None:
         options = parse("--service", "A|_http._tcp|80", "--browse", "_http._tcp")

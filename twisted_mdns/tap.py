@@ -18,6 +18,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import sys
 from typing import Sequence
 
 from twisted.application import service
@@ -177,13 +178,22 @@ def load_services_dir(directory: str) -> tuple[list[ServiceInfo], list[str]]:
     return services, errors
 
 
-class Options(usage.Options):
+class MDNSOptions(usage.Options):
+    """
+    The options, raising L{usage.UsageError} for bad values (for code that
+    parses them itself); C{twistd} uses L{Options}.
+    """
+
     synopsis = "[options]"
     longdesc = (
         "Multicast DNS responder and DNS-SD browser that is correct on "
-        "multi-homed hosts: each interface answers with its own addresses.\n\n"
-        + SERVICES_DIR_HELP
+        "multi-homed hosts: each interface answers with its own addresses."
     )
+
+    def getUsage(self, width=None) -> str:
+        # Twisted reflows longdesc into one paragraph; the service file
+        # format is an example to copy, so it follows verbatim.
+        return super().getUsage(width) + "\n" + SERVICES_DIR_HELP
     optFlags = [
         ["all-ifaces", "a", "Run on every up, multicast, IPv4 interface, virtual ones included."],
     ]
@@ -201,27 +211,19 @@ class Options(usage.Options):
         self["browse"] = []
 
     def opt_iface(self, value: str) -> None:
-        """
-        Run on this interface: a name (eth0), IPv4 address or index.
-        Repeatable.  Default: the safe default policy.
-        """
+        """Run on this interface: a name (eth0), IPv4 address or index. Repeatable. Default: the safe default policy."""
         self["iface"].append(value)
 
     opt_i = opt_iface
 
     def opt_exclude_iface(self, value: str) -> None:
-        """
-        Never run on this interface (name, IPv4 address or index). Repeatable.
-        """
+        """Never run on this interface (name, IPv4 address or index). Repeatable."""
         self["exclude-iface"].append(value)
 
     opt_x = opt_exclude_iface
 
     def opt_service(self, value: str) -> None:
-        """
-        Publish "INSTANCE|TYPE|PORT|key=value|..." (TXT entries after the
-        port). Repeatable. Example: "Web|_http._tcp|8080|path=/".
-        """
+        """Publish "INSTANCE|TYPE|PORT|key=value|..." (TXT entries after the port). Repeatable. Example: "Web|_http._tcp|8080|path=/"."""
         try:
             self["service"].append(parse_service_spec(value))
         except ServiceSpecError as e:
@@ -230,10 +232,7 @@ class Options(usage.Options):
     opt_s = opt_service
 
     def opt_browse(self, value: str) -> None:
-        """
-        Browse for this service type (e.g. _http._tcp) and log what is seen,
-        per interface. Repeatable.
-        """
+        """Browse for this service type (e.g. _http._tcp) and log what is seen, per interface. Repeatable."""
         from twisted_mdns.records import _split_type
 
         try:
@@ -289,6 +288,22 @@ class Options(usage.Options):
         if self["exclude-iface"]:
             policy = ExcludingPolicy(policy, self["exclude-iface"])
         return policy
+
+
+class Options(MDNSOptions):
+    """
+    The options as C{twistd mdns} parses them: a bad value ends the process
+    with one line on stderr (C{twistd mdns: error: ...}) and status 2,
+    rather than twistd's whole usage text followed by the error.
+    """
+
+    def parseOptions(self, options=None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            sys.stderr.write(f"twistd mdns: error: {e}\n")
+            sys.stderr.flush()
+            raise SystemExit(2) from None
 
 
 class LogLevelService(service.Service):
