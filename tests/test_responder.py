@@ -633,6 +633,31 @@ class AnsweringTests(ResponderCase):
 class InterfaceChangeTests(ResponderCase):
     interfaces = (ETH0,)
 
+    def test_no_interface_at_start_then_one_appears(self) -> None:
+        """
+        A laptop that boots without a network: the names are ours (there is
+        nobody to ask), and the first interface to appear gets probes and
+        announcements.
+        """
+        from twisted_mdns.transport import TransportChange
+
+        self.transport.interfaces.clear()
+        host, service = [], []
+        self.responder.start().addCallback(host.append)
+        self.responder.register(WEB).addCallback(service.append)
+        self.assertEqual(host, ["lab"])
+        self.assertEqual([s.instance for s in service], ["My Web"])
+        self.assertEqual(self.transport.take(), [])
+        self.transport.interfaces[2] = ETH0
+        self.responder.interfaces_changed(TransportChange(added=(ETH0,)))
+        self.clock.advance(0.25)
+        self.assertTrue(self.transport.take(), "probes on the new interface")
+        for _ in range(4):
+            self.clock.advance(0.25)
+        records = {(r.rtype, str(r.rdata)) for r in self.responder.records_for(2)}
+        self.assertIn((TYPE_A, "10.0.0.5"), records)
+        self.assertIn((TYPE_SRV, "0 0 8080 lab.local."), records)
+
     def test_new_interface_probed_and_announced(self) -> None:
         from twisted_mdns.transport import TransportChange
 

@@ -209,3 +209,25 @@ class SignalTests(TwistdCase):
             self.assertEqual({r.rtype for r in records}, {1, 12, 16, 33})
             self.assertEqual([str(r.rdata) for r in records if r.rtype == TYPE_A],
                              [self.topology.links[client].host_ip])
+
+
+class StartWithoutNetworkTests(TwistdCase):
+    """
+    A host that boots with no usable interface (a laptop before Wi-Fi):
+    twistd starts, says so, and takes the first link that appears.
+    """
+
+    clients = ()
+    virtual = False
+
+    @defer.inlineCallbacks
+    def test_first_link_after_start(self):
+        yield self.start_twistd("--hostname", "h")
+        self.assertIn("no interface qualifies", self.proc.stdout)
+        link = self.topology.add_link("c", "lanc", subnet_octet=3)
+        listener = self.topology.client_listener("c")
+        self.addCleanup(listener.close)
+        announced = yield wait_until(lambda: a_answers(listener), timeout=2.5, what="announcement on lanc")
+        self.assertEqual(set(announced), {link.host_ip})
+        self.assertEqual((yield self.answered("c")), [link.host_ip])
+        self.assertNotIn("Traceback", self.proc.stdout + self.proc.stderr)

@@ -248,12 +248,14 @@ class Responder:
         self._running = True
         self._rebuild()
         self._host.state = "probing"
-        self._host.done = defer.Deferred()
+        # Kept here: with no interface at all the name is ours at once, and
+        # the entity forgets its Deferred as it fires it.
+        done = self._host.done = defer.Deferred()
         self._enqueue_probe(self._host, set(self.transport.interfaces))
         for entity in self._services.values():
             self._enqueue_probe(entity, set(self.transport.interfaces))
         self._sync_reverse()
-        return self._host.done
+        return done
 
     def register(self, service: ServiceInfo) -> defer.Deferred:
         """
@@ -265,11 +267,11 @@ class Responder:
         if service.key in self._services:
             return defer.fail(ValueError(f"{service.display()} is already registered"))
         entity = _Entity("service", service, requested=service.key)
-        entity.done = defer.Deferred()
+        done = entity.done = defer.Deferred()
         self._services[service.key] = entity
         if self._running:
             self._enqueue_probe(entity, set(self.transport.interfaces))
-        return entity.done
+        return done
 
     def unregister(self, service: ServiceInfo) -> defer.Deferred:
         """

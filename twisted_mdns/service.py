@@ -79,7 +79,11 @@ class MDNSService(service.MultiService):
             reactor = _reactor
         self.reactor = reactor
         self.policy = policy or DefaultInterfacePolicy()
-        self.hostname = hostname or default_hostname()
+        #: The name asked for; every start claims it anew (a rename after a
+        #: conflict lasts for that run, as with avahi).
+        self.requested_hostname = hostname or default_hostname()
+        #: The name claimed in this run (C{host-2} after a conflict).
+        self.hostname = self.requested_hostname
         self.enumerator = enumerator or SystemInterfaceEnumerator()
         self._monitor_option = monitor
         self.monitor: IInterfaceMonitor | None = None
@@ -100,6 +104,7 @@ class MDNSService(service.MultiService):
         A fresh responder: each start claims the names anew (a stop said
         goodbye to everything), so nothing of the last run's state is kept.
         """
+        self.hostname = self.requested_hostname
         responder = Responder(self.transport, self.reactor, self.hostname, self.counters)
         self.protocol.fast_path = responder.fast_path
         self._set_handlers(responder, getattr(self, "querier", None))
