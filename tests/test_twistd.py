@@ -186,8 +186,14 @@ class FollowingChangesTests(TwistdCase):
 
 
 class SignalTests(TwistdCase):
-    @defer.inlineCallbacks
     def test_sigterm_sends_goodbyes(self):
+        return self.check_goodbyes_on(signal.SIGTERM)
+
+    def test_sigint_sends_goodbyes(self):
+        return self.check_goodbyes_on(signal.SIGINT)
+
+    @defer.inlineCallbacks
+    def check_goodbyes_on(self, signum: int):
         yield self.start_twistd("--hostname", "h", "--service", "Web|_http._tcp|8080|path=/")
         yield self.proc.wait_for("registered", timeout=10)
         listeners = {c: self.topology.client_listener(c) for c in ("a", "b")}
@@ -196,11 +202,11 @@ class SignalTests(TwistdCase):
         yield sleep(1.5)
         for s in listeners.values():
             drain(s)
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(signum)
         code = yield self.proc.wait(timeout=10)
         # twistd re-raises the signal that stopped it once it has shut down
-        # cleanly, so the status is "killed by SIGTERM", after the goodbyes.
-        self.assertIn(code, (0, -signal.SIGTERM))
+        # cleanly, so the status is "killed by" it, after the goodbyes.
+        self.assertIn(code, (0, -signum))
         self.assertIn("Server Shut Down", self.proc.stdout)
         for client, sock in listeners.items():
             records = [r for data, _ in drain(sock) for r in parse(data).answers]
