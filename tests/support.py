@@ -38,3 +38,23 @@ def sleep(seconds: float) -> defer.Deferred:
     A Deferred that fires after C{seconds} on the real reactor.
     """
     return task.deferLater(reactor, seconds, lambda: None)
+
+
+async def _started(case, hostname: str, services):
+    from twisted_mdns.service import MDNSService
+
+    mdns = MDNSService(hostname=hostname, monitor=False)
+    mdns.startService()
+    case.addCleanup(mdns.stopService)
+    registered = await defer.gatherResults([mdns.register(s) for s in services])
+    case.assertEqual([s.instance for s in registered], [s.instance for s in services])
+    return mdns
+
+
+def start_service(case, hostname: str = "lab", services=()) -> defer.Deferred:
+    """
+    Start an L{MDNSService} (no interface monitor) in the namespace the test
+    runs in, stopped at cleanup; fire with it once C{services} are
+    registered under the names asked for.
+    """
+    return defer.ensureDeferred(_started(case, hostname, tuple(services)))

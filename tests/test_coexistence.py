@@ -77,6 +77,19 @@ class AvahiCoexistenceTests(NamespaceTestMixin, unittest.TestCase):
         require_peers("avahi-daemon")
         super().setUp()
         self.links = self.topology.links
+        self.ident = 0x100
+        yield self.start_avahi()
+        yield self.start_ours()
+        yield wait_until(
+            lambda: all(self.mdns.responder.records_for(link.host_index) for link in self.links.values()),
+            what="our host name claimed on both links",
+        )
+
+    @defer.inlineCallbacks
+    def start_avahi(self):
+        """
+        avahi-daemon as C{theirs} on lana and lanb of the host namespace.
+        """
         self.avahi = AvahiDaemon(
             self.topology.host_ns, "theirs", services=[THEIR_WEB],
             interfaces=("lana", "lanb"), workdir=self.mktemp(),
@@ -84,16 +97,17 @@ class AvahiCoexistenceTests(NamespaceTestMixin, unittest.TestCase):
         self.addCleanup(self.avahi.stop)
         name = yield self.avahi.start(timeout=15)
         self.assertEqual(name, "theirs.local")
+
+    @defer.inlineCallbacks
+    def start_ours(self):
+        """
+        Our service as C{ours}, with C{Our Web}, in the same namespace.
+        """
         self.mdns = MDNSService(hostname="ours", monitor=False)
         self.mdns.startService()
         self.addCleanup(self.mdns.stopService)
         registered = yield self.mdns.register(OUR_WEB)
         self.assertEqual(registered.instance, "Our Web")
-        yield wait_until(
-            lambda: all(self.mdns.responder.records_for(link.host_index) for link in self.links.values()),
-            what="our host name claimed on both links",
-        )
-        self.ident = 0x100
 
     @defer.inlineCallbacks
     def ask(self, client: str, name, qtype: int = TYPE_A):
@@ -200,20 +214,10 @@ class OursFirstCoexistenceTests(AvahiCoexistenceTests):
         require_peers("avahi-daemon")
         NamespaceTestMixin.setUp(self)
         self.links = self.topology.links
-        self.mdns = MDNSService(hostname="ours", monitor=False)
-        self.mdns.startService()
-        self.addCleanup(self.mdns.stopService)
-        registered = yield self.mdns.register(OUR_WEB)
-        self.assertEqual(registered.instance, "Our Web")
-        yield sleep(1.5)  # both announcements out
-        self.avahi = AvahiDaemon(
-            self.topology.host_ns, "theirs", services=[THEIR_WEB],
-            interfaces=("lana", "lanb"), workdir=self.mktemp(),
-        )
-        self.addCleanup(self.avahi.stop)
-        name = yield self.avahi.start(timeout=15)
-        self.assertEqual(name, "theirs.local")
         self.ident = 0x200
+        yield self.start_ours()
+        yield sleep(1.5)  # both announcements out
+        yield self.start_avahi()
 
     @defer.inlineCallbacks
     def test_we_gave_up_the_shared_reverse_names(self):

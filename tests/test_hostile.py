@@ -46,7 +46,7 @@ from twisted.trial import unittest
 
 from tests import hostile_corpus as corpus
 from tests.netns import NamespaceTestMixin, drain, inside, ip
-from tests.support import sleep, wait_until
+from tests.support import sleep, start_service, wait_until
 from twisted_mdns.message import (
     FLAG_QR,
     FLAG_TC,
@@ -70,7 +70,6 @@ from twisted_mdns.protocol import MDNSProtocol
 from twisted_mdns.querier import Querier
 from twisted_mdns.records import SERVICES_META, ServiceInfo, reverse_name
 from twisted_mdns.responder import Responder
-from twisted_mdns.service import MDNSService
 from twisted_mdns.testing import RecordingTransport, make_interface
 
 ETH0 = make_interface("eth0", 2, "10.0.0.5/24")
@@ -729,11 +728,7 @@ class NamespaceCase(NamespaceTestMixin, unittest.TestCase):
         super().setUp()
         self.a = self.topology.links["a"]
         self.b = self.topology.links["b"]
-        self.mdns = MDNSService(hostname="lab", monitor=False)
-        self.mdns.startService()
-        self.addCleanup(self.mdns.stopService)
-        registered = yield defer.gatherResults([self.mdns.register(s) for s in self.services])
-        self.assertEqual([s.instance for s in registered], [s.instance for s in self.services])
+        self.mdns = yield start_service(self, "lab", self.services)
         yield wait_until(
             lambda: self.mdns.responder.records_for(self.a.host_index)
             and self.mdns.responder.records_for(self.b.host_index),

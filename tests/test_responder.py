@@ -29,7 +29,6 @@ from twisted_mdns.message import (
     name_from_text,
     pack,
     pack_one,
-    parse,
     ptr_record,
     srv_record,
     txt_record,

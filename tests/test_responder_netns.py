@@ -12,13 +12,12 @@ from __future__ import annotations
 import socket
 import subprocess
 
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 from tests.netns import NamespaceTestMixin, drain, inside, ip
-from tests.support import sleep, wait_until
+from tests.support import sleep, start_service, wait_until
 from twisted_mdns.message import (
-    FLAG_QR,
     TYPE_A,
     TYPE_PTR,
     TYPE_SRV,
@@ -54,11 +53,7 @@ class ResponderNetnsTests(NamespaceTestMixin, unittest.TestCase):
         super().setUp()
         self.a = self.topology.links["a"]
         self.b = self.topology.links["b"]
-        self.mdns = MDNSService(hostname="lab", monitor=False)
-        self.mdns.startService()
-        self.addCleanup(self.mdns.stopService)
-        registered = yield self.mdns.register(WEB)
-        self.assertEqual(registered.instance, "Lab Web")
+        self.mdns = yield start_service(self, "lab", [WEB])
 
     def legacy_query(self, client: str, name, qtype: int, ident: int = 0x4242) -> socket.socket:
         sock = self.topology.client_socket(client)

@@ -16,7 +16,6 @@ from twisted_mdns.policy import (
     AllInterfacesPolicy,
     DefaultInterfacePolicy,
     ExcludingPolicy,
-    ExplicitInterfacePolicy,
 )
 from twisted_mdns.tap import MDNSOptions, Options, load_service_file, load_services_dir, makeService, parse_service_spec
 

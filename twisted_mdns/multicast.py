@@ -20,7 +20,6 @@ answered.
 from __future__ import annotations
 
 import ipaddress
-import socket
 from typing import Any
 
 from twisted.internet import defer

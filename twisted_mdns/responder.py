@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -53,14 +53,12 @@ from twisted_mdns.message import (
     TYPE_A,
     TYPE_ANY,
     TYPE_NSEC,
-    TYPE_PTR,
     Message,
     MessageError,
     Name,
     Question,
     Record,
     name_key,
-    name_to_text,
     pack,
     pack_one,
     packet_limit,

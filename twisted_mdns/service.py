@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from typing import Iterable
-
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
