@@ -16,7 +16,6 @@ from twisted.trial import unittest
 
 from tests.netns import NamespaceTestMixin
 from tests.peers import REPO_ROOT, ZeroconfPublisher, require_peers, run
-from tests.test_querier import links_up
 
 
 class CLITestCase(NamespaceTestMixin, unittest.TestCase):
@@ -75,7 +74,7 @@ class QueryCLITests(CLITestCase):
             txt={"path": "/x", "flag": None}, hostname="zchost.local.",
         )
         self.addCleanup(publisher.stop)
-        return links_up(self.topology).addCallback(lambda _: publisher.start())
+        return publisher.start()
 
     @defer.inlineCallbacks
     def test_browse(self):

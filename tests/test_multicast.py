@@ -15,7 +15,7 @@ from zope.interface import implementer
 
 from tests.netns import NamespaceTestMixin
 from tests.support import sleep, wait_until
-from tests.test_querier import HostStack, RawResponder, links_up
+from tests.test_querier import HostStack, RawResponder
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.message import a_record, name_from_text
 from twisted_mdns.multicast import NotResolvedError, listenMulticastOn, resolve_and_listen
@@ -64,7 +64,6 @@ class MulticastNamespaceTests(NamespaceTestMixin, unittest.TestCase):
         super().setUp()
         self.a = self.topology.links["a"]
         self.b = self.topology.links["b"]
-        return links_up(self.topology)
 
     def listen(self, interface, protocol=None):
         protocol = protocol or Collector()

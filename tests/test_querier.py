@@ -751,25 +751,6 @@ from twisted_mdns.protocol import MDNSProtocol  # noqa: E402
 from twisted_mdns.transport import InterfaceTransport  # noqa: E402
 
 
-def links_up(topology) -> defer.Deferred:
-    """
-    Wait until every veth link is operational at both ends.  A freshly
-    created veth drops what is sent through it until the kernel's link
-    watcher has activated its queue (operstate UP), which can take a
-    moment after C{ip link set up}.
-    """
-    from tests.netns import ip
-
-    def ready() -> bool:
-        for link in topology.links.values():
-            for ns, dev in ((topology.host_ns, link.host_if), (link.client_ns, link.client_if)):
-                if "state UP" not in ip("-o", "link", "show", "dev", dev, ns=ns):
-                    return False
-        return True
-
-    return wait_until(ready, timeout=5, interval=0.02, what="links up")
-
-
 class HostStack:
     """
     Our querier on real ports in the current (host) namespace, wired as the
@@ -866,7 +847,6 @@ class QuerierNamespaceTests(NamespaceTestMixin, unittest.TestCase):
         self.stack = HostStack()
         self.addCleanup(self.stack.close)
         self.querier = self.stack.querier
-        return links_up(self.topology)
 
     def responder(self, client: str, records=(), answering: bool = True) -> RawResponder:
         responder = RawResponder(self.topology, client, records, answering)

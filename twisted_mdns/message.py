@@ -65,7 +65,8 @@ MAX_PACKET = 9000
 #: IPv4 + UDP headers.
 IP_UDP_OVERHEAD = 28
 
-_HEADER = struct.Struct("!HHHHHH")
+#: The DNS header: id, flags and the four section counts.
+HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")
 
 
@@ -414,15 +415,15 @@ def parse(data: bytes) -> Message:
     @raise MessageError: for anything malformed (short, truncated names,
         compression loops, counts larger than the packet, bad rdata).
     """
-    if len(data) < _HEADER.size:
+    if len(data) < HEADER.size:
         raise MessageError(f"datagram of {len(data)} bytes is shorter than a header")
-    ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
+    ident, flags, qd, an, ns, ar = HEADER.unpack_from(data)
     # Every question takes at least 5 bytes and every record at least 11:
     # refuse impossible counts before allocating anything for them.
-    if qd * 5 + (an + ns + ar) * 11 > len(data) - _HEADER.size:
+    if qd * 5 + (an + ns + ar) * 11 > len(data) - HEADER.size:
         raise MessageError("section counts larger than the packet")
     buf = _NameSafeBuffer(data)
-    buf.offset = _HEADER.size
+    buf.offset = HEADER.size
     msg = Message(ident, flags)
     try:
         for _ in range(qd):

@@ -50,6 +50,7 @@ from twisted_mdns.message import (
     CLASS_IN,
     FLAG_AA,
     FLAG_QR,
+    HEADER,
     TYPE_A,
     TYPE_ANY,
     TYPE_NSEC,
@@ -99,7 +100,6 @@ MAX_HELD_KNOWN_ANSWERS = 2000
 #: Precomputed legacy replies kept at most (see Responder.fast_path).
 MAX_LEGACY_CACHE = 4096
 
-_HEADER = struct.Struct("!HHHHHH")
 _QTAIL = struct.Struct("!HH")
 
 
@@ -964,7 +964,7 @@ class Responder:
         bit, unicast to the querier's own port; and remember the reply so
         the next identical question is answered without parsing.
         """
-        if not source_on_link_cached(self, source[0], context):
+        if not self._on_link(source[0], context):
             self.counters["dropped.off-link"] += 1
             return
         def legacy(r: Record) -> Record:
@@ -990,7 +990,7 @@ class Responder:
         if len(message.questions) == 1 and not message.answers:
             q = message.questions[0]
             qlen = 12 + sum(len(l) + 1 for l in q.name) + 1 + 4
-            _, _, _, an, ns, ar = _HEADER.unpack_from(packet)
+            _, _, _, an, ns, ar = HEADER.unpack_from(packet)
             if ns == 0:
                 if len(self._legacy_cache) >= MAX_LEGACY_CACHE:
                     # Bounded: every type asked of a name we own has a
@@ -1015,7 +1015,7 @@ class Responder:
             reply = self._legacy_cache.get((context.index, data[4:]))
             if reply is not None:
                 return self._send_legacy(data[:2] + reply, source, context)
-        ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
+        ident, flags, qd, an, ns, ar = HEADER.unpack_from(data)
         if flags & 0xF800 or qd != 1 or an or ns or ar > 1:
             return False
         offset = 12
@@ -1051,7 +1051,7 @@ class Responder:
         if cached is None:
             return False
         an_count, ar_count, tail = cached
-        packet = _HEADER.pack(ident, FLAG_QR | FLAG_AA, 1, an_count, 0, ar_count) + data[12:offset] + _QTAIL.pack(qtype, qclass & 0x7FFF) + tail
+        packet = HEADER.pack(ident, FLAG_QR | FLAG_AA, 1, an_count, 0, ar_count) + data[12:offset] + _QTAIL.pack(qtype, qclass & 0x7FFF) + tail
         if ar == 0 and qend == length and len(self._legacy_cache) < MAX_LEGACY_CACHE:
             self._legacy_cache[(context.index, data[4:])] = packet[2:]
             if self._reply_cache is not None:
@@ -1059,10 +1059,7 @@ class Responder:
         return self._send_legacy(packet, source, context)
 
     def _send_legacy(self, packet: bytes, source, context: InterfaceContext) -> bool:
-        onlink = self._onlink.get((context.index, source[0]))
-        if onlink is None:
-            onlink = source_on_link_cached(self, source[0], context)
-        if not onlink:
+        if not self._on_link(source[0], context):
             self.counters["dropped.off-link"] += 1
             return True
         dest_source = context.destination if not context.multicast else "0.0.0.0"
@@ -1071,6 +1068,20 @@ class Responder:
         self.counters["answered.legacy"] += 1
         self.counters["answered"] += 1
         return True
+
+    def _on_link(self, address: str, context: InterfaceContext) -> bool:
+        """
+        s11 on-link check, cached per (interface, source): the legacy path
+        answers thousands of queries a second from a few sources, and the
+        transport's reply cache reads the same verdicts.
+        """
+        key = (context.index, address)
+        hit = self._onlink.get(key)
+        if hit is None:
+            if len(self._onlink) > 4096:
+                self._onlink.clear()
+            hit = self._onlink[key] = source_on_link(address, context)
+        return hit
 
     def _check_simultaneous_probe(self, message: Message, context: InterfaceContext) -> None:
         """
@@ -1172,18 +1183,3 @@ class Responder:
                     entity.ready_on.clear()
                     self._rebuild()
                     self._enqueue_probe(entity, set(self.transport.interfaces))
-
-
-def source_on_link_cached(responder: Responder, address: str, context: InterfaceContext) -> bool:
-    """
-    s11 on-link check with a small per-responder cache (the legacy fast
-    path answers thousands of queries a second from a few sources).
-    """
-    key = (context.index, address)
-    cache = responder._onlink
-    hit = cache.get(key)
-    if hit is None:
-        if len(cache) > 4096:
-            cache.clear()
-        hit = cache[key] = source_on_link(address, context)
-    return hit
