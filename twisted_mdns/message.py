@@ -42,28 +42,25 @@ from dnslib.dns import RDMAP
 
 Name = tuple  # tuple[bytes, ...]
 
-CLASS_IN = 1
-TOP_BIT = 0x8000
-CLASS_MASK = 0x7FFF
-
-TYPE_A = 1
-TYPE_PTR = 12
-TYPE_TXT = 16
-TYPE_AAAA = 28
-TYPE_SRV = 33
-TYPE_OPT = 41
-TYPE_NSEC = 47
-TYPE_ANY = 255
-
-FLAG_QR = 0x8000
-FLAG_AA = 0x0400
-FLAG_TC = 0x0200
-OPCODE_MASK = 0x7800
-
-#: RFC 6762 s17: never more than 9000 bytes, whatever the MTU.
-MAX_PACKET = 9000
-#: IPv4 + UDP headers.
-IP_UDP_OVERHEAD = 28
+from .constants import (  # noqa: F401  (re-exported: message.TYPE_A etc.)
+    CLASS_IN,
+    CLASS_MASK,
+    FLAG_AA,
+    FLAG_QR,
+    FLAG_TC,
+    IP_UDP_OVERHEAD,
+    MAX_PACKET,
+    OPCODE_MASK,
+    TOP_BIT,
+    TYPE_A,
+    TYPE_AAAA,
+    TYPE_ANY,
+    TYPE_NSEC,
+    TYPE_OPT,
+    TYPE_PTR,
+    TYPE_SRV,
+    TYPE_TXT,
+)
 
 #: The DNS header: id, flags and the four section counts.
 HEADER = struct.Struct("!HHHHHH")

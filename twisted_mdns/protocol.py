@@ -24,12 +24,12 @@ from zope.interface import implementer
 
 from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
+from twisted_mdns.constants import MDNS_PORT
 from twisted_mdns.message import Message, MessageError, parse
 from twisted_mdns.pktinfo import InterfaceContext
 
 log = Logger()
 
-MDNS_PORT = 5353
 _LINK_LOCAL = ipaddress.ip_network("169.254.0.0/16")
 
 

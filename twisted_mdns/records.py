@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Iterable, Mapping, Sequence
 
+from twisted_mdns.constants import HOST_TTL, LEGACY_TTL, OTHER_TTL
 from twisted_mdns.message import (
     TYPE_A,
     TYPE_NSEC,
@@ -36,9 +37,6 @@ from twisted_mdns.message import (
 from twisted_mdns.netif import NetworkInterface, find_interface
 
 #: RFC 6762 s10: host-name records (A, SRV, reverse PTR) 120 s, others 75 min.
-HOST_TTL = 120
-OTHER_TTL = 4500
-LEGACY_TTL = 10
 
 DOMAIN = "local"
 SERVICES_META = join_name("_services", "_dns-sd", "_udp", "local")

@@ -65,6 +65,7 @@ from twisted_mdns.message import (
     packet_limit,
     ptr_record,
 )
+from twisted_mdns.constants import MDNS_PORT
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.pktinfo import InterfaceContext
 from twisted_mdns.protocol import source_on_link
@@ -83,7 +84,6 @@ from twisted_mdns.records import (
 
 log = Logger()
 
-MDNS_PORT = 5353
 PROBE_INTERVAL = 0.250
 PROBE_COUNT = 3
 ANNOUNCE_COUNT = 2

@@ -23,13 +23,12 @@ from zope.interface import implementer
 
 from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
+from twisted_mdns.constants import MDNS_GROUP, MDNS_PORT
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.pktinfo import InterfaceContext, PktInfoMulticastPort, ReplyCache
 
 log = Logger()
 
-MDNS_GROUP = "224.0.0.251"
-MDNS_PORT = 5353
 
 #: errno values that mean "the interface is gone or unusable right now":
 #: counted and logged once per interface, never raised to the caller.

@@ -1,0 +1,64 @@
+"""
+Protocol constants of multicast DNS, in one place.
+
+Every number here is fixed by a standard; the comment beside each names the
+rule.  Modules import these names instead of repeating literals, so that a
+reader meeting C{FLAG_TC} or C{RATE_LIMIT} finds its reason here.
+
+Section references: "RFC 6762 §N" is Multicast DNS, "RFC 6763 §N" is DNS-Based
+Service Discovery, "RFC 1035 §N" the DNS itself.
+"""
+
+from __future__ import annotations
+
+#: RFC 6762 §3: the mDNS port, shared by every responder on the host (§15).
+MDNS_PORT = 5353
+#: RFC 6762 §3: the IPv4 link-local multicast group.
+MDNS_GROUP = "224.0.0.251"
+#: RFC 6762 §3: the IPv6 link-local multicast group.
+MDNS_GROUP6 = "ff02::fb"
+
+#: RFC 1035 §3.2.4: class IN.
+CLASS_IN = 1
+#: RFC 6762 §5.4 / §10.2: the top bit of the class field is the
+#: unicast-response bit on questions and the cache-flush bit on records.
+TOP_BIT = 0x8000
+#: The class proper, with the top bit masked off.
+CLASS_MASK = 0x7FFF
+
+#: RFC 1035 §3.2.2, RFC 3596, RFC 2782, RFC 6891, RFC 4034: record types.
+TYPE_A = 1
+TYPE_NS = 2
+TYPE_CNAME = 5
+TYPE_SOA = 6
+TYPE_PTR = 12
+TYPE_TXT = 16
+TYPE_AAAA = 28
+TYPE_SRV = 33
+TYPE_OPT = 41
+TYPE_NSEC = 47
+TYPE_ANY = 255
+
+#: RFC 1035 §4.1.1: header flag bits.
+FLAG_QR = 0x8000
+FLAG_AA = 0x0400
+FLAG_TC = 0x0200
+FLAG_RD = 0x0100
+OPCODE_MASK = 0x7800
+RCODE_MASK = 0x000F
+
+#: RFC 6762 §17: never more than 9000 bytes, whatever the MTU.
+MAX_PACKET = 9000
+#: IPv4 (20) + UDP (8) headers, subtracted from the MTU (RFC 6762 §17).
+IP_UDP_OVERHEAD = 28
+#: IPv6 (40) + UDP (8) headers.
+IPV6_UDP_OVERHEAD = 48
+
+#: RFC 6762 §10: TTL of records that carry a host name (A, AAAA, SRV...).
+HOST_TTL = 120
+#: RFC 6762 §10: TTL of every other record.
+OTHER_TTL = 4500
+#: RFC 6762 §6.7: at most 10 s in a reply to a legacy (non-5353) querier.
+LEGACY_TTL = 10
+#: RFC 6762 §11: IP TTL / hop limit of every packet we send.
+IP_TTL = 255
