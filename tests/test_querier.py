@@ -724,7 +724,7 @@ class BrowseTests(QuerierTestCase):
 class NameTests(unittest.TestCase):
     def test_parse_service_type(self) -> None:
         self.assertEqual(parse_service_type("_http._tcp.local.").text, "_http._tcp")
-        self.assertEqual(parse_service_type("_HTTP._TCP").ptr_name, (b"_HTTP", b"_TCP", b"local"))
+        self.assertEqual(parse_service_type("_HTTP._TCP").ptr_name, (b"_http", b"_tcp", b"local"))
 
     def test_parse_host_name(self) -> None:
         self.assertEqual(parse_host_name("radiod"), (b"radiod", b"local"))

@@ -62,3 +62,10 @@ OTHER_TTL = 4500
 LEGACY_TTL = 10
 #: RFC 6762 §11: IP TTL / hop limit of every packet we send.
 IP_TTL = 255
+
+#: RFC 1035 §2.3.4: a label is at most 63 bytes.
+MAX_LABEL = 63
+#: RFC 1035 §2.3.4 / RFC 6762 §16: a name is at most 255 bytes on the wire.
+MAX_NAME = 255
+#: RFC 6763 §7 (RFC 6335 §5.1): a service name is 1 to 15 characters.
+MAX_SERVICE_NAME = 15
