@@ -174,11 +174,10 @@ class ServiceBrowser:
         if not self.running:
             return
         wanted = {link.index: link for link in self._links()}
-        for ifindex in list(self._on):
-            state = self._on[ifindex]
-            if wanted.get(ifindex) is not state.link:
+        for ifindex, old in list(self._on.items()):
+            if wanted.get(ifindex) is not old.link:
                 del self._on[ifindex]
-                state.close(report=True)
+                old.close(report=True)
         for ifindex, link in sorted(wanted.items()):
             state = self._on.get(ifindex)
             if state is None:

@@ -180,14 +180,14 @@ class Querier:
                 browser.interfaces_changed()
             for link in gone:
                 link.close()
-            added = []
+            added: list[int] = []
             for ifindex, iface in current.items():
-                link = self._links.get(ifindex)
-                if link is None:
+                known = self._links.get(ifindex)
+                if known is None:
                     self._links[ifindex] = self._new_link(iface)
                     added.append(ifindex)
                 else:
-                    link.interface = link.cache.interface = iface
+                    known.interface = known.cache.interface = iface
             return [link.index for link in gone], added
         finally:
             self._syncing = False

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random as _random
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -163,33 +163,38 @@ class Interest:
         """
         Ask exactly C{wanted} (continuous queries), releasing the rest.
         """
-        new = {(name_key(n), t): n for n, t in wanted}
         queries = self.link.queries
-        for key, name in list(self.asked.items()):
-            if key not in new:
-                del self.asked[key]
-                queries.release(name, key[1])
-        for key, name in new.items():
-            if key not in self.asked:
-                self.asked[key] = name
-                queries.ask(name, key[1])
+        _reconcile(self.asked, wanted, queries.ask, queries.release)
 
     def watch(self, wanted: Iterable[tuple[Name, int]]) -> None:
         """
         Watch exactly C{wanted} for refreshes (RFC 6762 §5.2), unwatching
         the rest.
         """
-        new = {(name_key(n), t): n for n, t in wanted}
         cache = self.link.cache
-        for key, name in list(self.watched.items()):
-            if key not in new:
-                del self.watched[key]
-                cache.unwatch(name, key[1])
-        for key, name in new.items():
-            if key not in self.watched:
-                self.watched[key] = name
-                cache.watch(name, key[1])
+        _reconcile(self.watched, wanted, cache.watch, cache.unwatch)
 
     def close(self) -> None:
         self.ask(())
         self.watch(())
+
+
+def _reconcile(
+    held: dict[tuple[Name, int], Name],
+    wanted: Iterable[tuple[Name, int]],
+    start: Callable[[Name, int], None],
+    stop: Callable[[Name, int], None],
+) -> None:
+    """
+    Make C{held} exactly C{wanted}: C{stop} what is no longer wanted,
+    C{start} what is new (names compared case-insensitively).
+    """
+    new = {(name_key(n), t): n for n, t in wanted}
+    for key, name in list(held.items()):
+        if key not in new:
+            del held[key]
+            stop(name, key[1])
+    for key, name in new.items():
+        if key not in held:
+            held[key] = name
+            start(name, key[1])

@@ -47,9 +47,10 @@ class _On:
 
 class Resolution:
     """
-    A resolution over some links with a timeout: the base of host and
-    service resolution.
+    A resolution of one name over some links with a timeout: the base of
+    host and service resolution.
 
+    @ivar name: the name resolved (a host name, a service instance name).
     @ivar results: interface index -> what was found there.
     @ivar deferred: fires with L{outcome}; cancelling it stops the queries.
     """
@@ -57,12 +58,15 @@ class Resolution:
     def __init__(
         self,
         clock: IReactorTime,
+        name: Name,
         links: Sequence[QuerierLink],
         timeout: float,
         settle: float,
         on_done: Callable[["Resolution"], None] = lambda r: None,
     ) -> None:
         self.clock = clock
+        self.name = name
+        self.key = name_key(name)
         self.links = {link.index: link for link in links}
         self.interfaces = {link.index: link.interface for link in links}
         self.timeout = timeout
@@ -159,19 +163,6 @@ class HostResolution(Resolution):
     A host name's IPv4 addresses, per link.
     """
 
-    def __init__(
-        self,
-        clock: IReactorTime,
-        name: Name,
-        links: Sequence[QuerierLink],
-        timeout: float,
-        settle: float,
-        on_done: Callable[[Resolution], None] = lambda r: None,
-    ) -> None:
-        super().__init__(clock, links, timeout, settle, on_done)
-        self.name = name
-        self.key = name_key(name)
-
     def relevant(self, ifindex: int, record: Record) -> bool:
         return record.rtype == TYPE_A and record.key == self.key
 
@@ -212,9 +203,7 @@ class ServiceResolution(Resolution):
         single: bool,
         on_done: Callable[[Resolution], None] = lambda r: None,
     ) -> None:
-        super().__init__(clock, links, timeout, settle, on_done)
-        self.name = name
-        self.key = name_key(name)
+        super().__init__(clock, name, links, timeout, settle, on_done)
         self.stype = stype
         self.single = single
         self.hosts: dict[int, Name] = {}

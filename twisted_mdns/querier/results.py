@@ -164,17 +164,18 @@ def service_from_cache(
     if srv is None or (missing and not partial):
         return None, missing, host
     assert host is not None
+    rdata: Any = srv.rdata
     service = ResolvedService(
         instance=name[0].decode("utf-8", "replace"),
         type=service_type,
         name=name,
         host=host_text(host),
-        port=srv.rdata.port,
+        port=rdata.port,
         txt=decode_txt(txt_strings(txt)) if txt is not None else {},
         addresses=tuple(addresses),
         interface=interface,
-        priority=srv.rdata.priority,
-        weight=srv.rdata.weight,
+        priority=rdata.priority,
+        weight=rdata.weight,
     )
     return service, missing, host
 
