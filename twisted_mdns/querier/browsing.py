@@ -129,7 +129,7 @@ class ServiceBrowser:
 
     Made by L{twisted_mdns.querier.Querier.browse}; L{stop} ends it.
 
-    @ivar interface: which interfaces it browses on (L{None}: every link of
+    @ivar interface: which interfaces it browses on (C{None}: every link of
         the querier, as they come and go).
     """
 

@@ -314,7 +314,7 @@ class RecentQuestions:
     def note(self, question: Question, message: Message | None) -> None:
         """
         C{question} went out now: in another host's C{message}, or ours
-        (L{None}).
+        (C{None}).
         """
         heard = self._heard
         if len(heard) >= RECENT_BOUND:

@@ -125,7 +125,7 @@ class Querier:
 
     def _links_for(self, interface: InterfaceSpec, follow: bool = True) -> list[QuerierLink]:
         """
-        The links an API call means: all of ours for L{None}, else the one
+        The links an API call means: all of ours for C{None}, else the one
         named by a L{NetworkInterface}, name, IPv4 address or index.
 
         @raise InterfaceValidationError: not one of ours.
@@ -286,7 +286,7 @@ class Querier:
         @param rtype: the record type, e.g. L{twisted_mdns.message.TYPE_A}.
         @param interface: the one link to ask on (name, IPv4 address, index
             or L{NetworkInterface}).
-        @raise InterfaceValidationError: not a link we run on (or L{None}).
+        @raise InterfaceValidationError: not a link we run on (or C{None}).
         """
         self._check_running()
         if interface is None:
@@ -311,7 +311,7 @@ class Querier:
 
         @param name: C{"radiod"} or C{"radiod.local"}.
         @param interface: a name, IPv4 address, index or
-            L{NetworkInterface} of ours; L{None} for all.
+            L{NetworkInterface} of ours; C{None} for all.
         @return: a Deferred firing with C{{interface: [address, ...]}} for
             the interfaces that answered, in index order (empty when none
             did).  Cancelling it stops the queries.
@@ -344,8 +344,8 @@ class Querier:
         @param instance_name: C{"My Web"} with C{service_type}, or the
             full C{"My Web._http._tcp.local"}.
         @return: with an C{interface}: a Deferred firing with the
-            L{ResolvedService} found there, or L{None}.  With C{interface}
-            L{None}: a Deferred firing with a list of L{ResolvedService},
+            L{ResolvedService} found there, or C{None}.  With C{interface}
+            C{None}: a Deferred firing with a list of L{ResolvedService},
             one per interface where it resolved (index order; empty if
             nowhere): the same instance name on two links is two services.
         """
@@ -378,7 +378,7 @@ class Querier:
             C{service_added/removed/updated(service, interface)}), or a
             callable C{f(event, service, interface)}; or leave it out and
             give C{added}/C{removed}/C{updated} callables.
-        @param interface: as for L{resolve_host}; with L{None} the browser
+        @param interface: as for L{resolve_host}; with C{None} the browser
             follows the querier's interfaces as they come and go.
         @return: the running L{ServiceBrowser}; call its C{stop()}.
         """

@@ -188,7 +188,7 @@ class ServiceResolution(Resolution):
     """
     One service instance (SRV, TXT, the target's addresses), per link.
 
-    @ivar single: fire with one L{ResolvedService} (or L{None}) rather than
+    @ivar single: fire with one L{ResolvedService} (or C{None}) rather than
         a list.
     """
 

@@ -32,7 +32,7 @@ from twisted_mdns.naming import ServiceType
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.records import decode_txt
 
-#: Which interfaces an API call means, one name for it everywhere: L{None}
+#: Which interfaces an API call means, one name for it everywhere: C{None}
 #: for every link the querier runs on, else one link named by a
 #: L{NetworkInterface}, its name, one of its IPv4 addresses or its index.
 InterfaceSpec = Union[NetworkInterface, str, int, None]
@@ -80,7 +80,7 @@ class ResolvedService:
     @ivar name: the full instance name as labels.
     @ivar host: the SRV target, C{"peerhost.local"}.
     @ivar port: the SRV port.
-    @ivar txt: the TXT key/values (RFC 6763 §6.4: value L{None} for a
+    @ivar txt: the TXT key/values (RFC 6763 §6.4: value C{None} for a
         boolean key without C{=}).
     @ivar addresses: the IPv4 addresses of C{host} heard on C{interface},
         sorted.
@@ -145,7 +145,7 @@ def service_from_cache(
         addresses went away).
     @return: C{(service, missing, host)}: the service when SRV, TXT and at
         least one A record of the SRV target are cached (or, with
-        C{partial}, when the SRV is), else L{None}; the C{(name, rrtype)}
+        C{partial}, when the SRV is), else C{None}; the C{(name, rrtype)}
         questions that would complete it; the SRV target.
     """
     srv = cache.newest(name, TYPE_SRV)
