@@ -129,12 +129,15 @@ class ServiceInfo:
 
     @ivar instance: the user-visible instance name (any UTF-8, dots and
         spaces included, at most 63 bytes): C{"My Web"}.
-    @ivar type: C{"_http._tcp"} (C{.local} optional).
+    @ivar type: C{"_http._tcp"} (C{.local} optional, any case), checked by
+        L{twisted_mdns.naming.service_type} and kept normalised: lower case,
+        without C{.local}.
     @ivar port: the port the service listens on.
     @ivar txt: key/value pairs (see L{encode_txt}).
     @ivar host: the target host name without C{.local}; L{None} means the
         responder's own host name.
-    @ivar subtypes: e.g. C{("_printer",)} for C{_printer._sub._http._tcp}.
+    @ivar subtypes: e.g. C{("_printer",)} for C{_printer._sub._http._tcp};
+        each one label of 1 to 63 bytes (L{twisted_mdns.naming.subtype_label}).
     @ivar interfaces: limit the service to these interfaces (names, IPv4
         addresses or indexes); L{None} for every interface we run on.
     """

@@ -6,6 +6,9 @@ RFC 6762 §14 makes every link its own namespace: what was heard on eth0
 says nothing about wlan0.  So a L{QuerierLink} holds everything the querier
 keeps for one link (its cache, its continuous queries, the questions
 recently asked there) and goes away whole, timers included, with the link.
+It is keyed by interface index, which names the link whatever the address
+family: a link's IPv4 and IPv6 halves share one cache (a record heard over
+both is one record).
 L{Interest} is what one resolution or browser asks and watches on one
 link, released at once.
 """
