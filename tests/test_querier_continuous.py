@@ -297,3 +297,14 @@ class RecentQuestionsTests(QuerierTestCase):
         recent.note(Question(PEERHOST, TYPE_A), None)
         self.assertTrue(recent.answered_for(Question(PEERHOST, TYPE_A), []))
         self.assertFalse(recent.answered_for(Question(WEB, TYPE_A), []))
+
+
+class UnicastFirstSwitchTests(QuerierTestCase):
+    def test_turned_off_after_construction(self) -> None:
+        """
+        C{unicast_first} set on a running querier holds for its links.
+        """
+        self.querier.unicast_first = False
+        self.querier.browse("_http._tcp", Recorder())
+        self.send_times(0.2)
+        self.assertEqual(self.transport.questions(), [[("_http._tcp.local", TYPE_PTR, False)]])

@@ -84,7 +84,7 @@ class Querier:
         self.reactor = reactor
         self.counters: Counter[str] = counters if counters is not None else Counters()
         self.max_records = max_records
-        self.unicast_first = unicast_first
+        self._unicast_first = unicast_first
         self._random = random or _random.Random()
         self._links: dict[int, QuerierLink] = {}
         self._browsers: set[ServiceBrowser] = set()
@@ -92,6 +92,16 @@ class Querier:
         self._stopped = False
         self._syncing = False
         self._sync_links()
+
+    @property
+    def unicast_first(self) -> bool:
+        return self._unicast_first
+
+    @unicast_first.setter
+    def unicast_first(self, value: bool) -> None:
+        self._unicast_first = value
+        for link in self._links.values():
+            link.queries.unicast_first = value
 
     # -- links ---------------------------------------------------------------
 
@@ -200,7 +210,7 @@ class Querier:
 
         return QuerierLink(
             iface, self.reactor, self._random, send, self.counters, self.max_records,
-            self.unicast_first,
+            self._unicast_first,
         )
 
     def interfaces_changed(self) -> None:
