@@ -160,7 +160,10 @@ class AskTests(QuerierTestCase):
 
     def test_not_our_link(self) -> None:
         for spec in ("eth9", 99, "172.16.0.1", None):
-            self.assertRaises(InterfaceValidationError, self.querier.ask, PEERHOST, TYPE_A, spec)
+            error = self.assertRaises(
+                InterfaceValidationError, self.querier.ask, PEERHOST, TYPE_A, spec
+            )
+            self.assertIn("eth0, wlan0", str(error))
         self.assertEqual(self.transport.sent, [])
 
     def test_stopped(self) -> None:

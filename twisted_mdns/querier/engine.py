@@ -300,7 +300,9 @@ class Querier:
         """
         self._check_running()
         if interface is None:
-            raise InterfaceValidationError("None", "ask() needs one interface", [])
+            raise InterfaceValidationError(
+                "None", "ask() needs one interface", [i.name for i in self.interfaces]
+            )
         self._links_for(interface)[0].ask(tuple(name), rtype)
 
     def resolve_host(
