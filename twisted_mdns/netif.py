@@ -261,7 +261,7 @@ class NetworkInterface:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
         except ValueError:
             return False
-        return any(a.ip == ip for a in (*self.ipv4, *self.ipv6))
+        return any(a.ip == ip for a in self.ipv4) or any(a.ip == ip for a in self.ipv6)
 
     def on_link(self, address: str) -> bool:
         """

@@ -225,8 +225,8 @@ class PktInfo6MulticastPort(udp.MulticastPort):
         self.multicast_loopback = bool(mode)
         self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, int(bool(mode)))
 
-    def getLoopbackMode(self) -> int:
-        return int(self.socket.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP))
+    def getLoopbackMode(self) -> bool:
+        return bool(self.socket.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP))
 
     def joinGroup(self, addr: str = MDNS_GROUP6, interface: Any = "") -> defer.Deferred:
         """
