@@ -104,7 +104,7 @@ class InterfaceContext6(InterfaceContext):
     Where an IPv6 datagram arrived: L{InterfaceContext}'s shape, with the
     link's IPv6 addresses and prefixes.
 
-    L{on_link} (inherited) is the RFC 6762 §11 check: a source in
+    L{InterfaceContext.on_link} (inherited) is the RFC 6762 §11 check: a source in
     fe80::/10 is always on-link (it cannot have come from anywhere else),
     any other only when it is in one of the link's prefixes.
     """
