@@ -20,8 +20,8 @@ from tests.support import sleep, wait_until
 from twisted_mdns.constants import MDNS_GROUP6
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.netif import NetworkInterface, SystemInterfaceEnumerator
-from twisted_mdns.pktinfo import InterfaceContext
-from twisted_mdns.pktinfo6 import InterfaceContext6, PktInfo6MulticastPort, max_payload6
+from twisted_mdns.pktinfo import InterfaceContext, PktInfoMulticastPort
+from twisted_mdns.pktinfo6 import InterfaceContext6, PktInfo6MulticastPort, ipv6_mreq, max_payload6
 
 
 @implementer(IPktInfoDatagramProtocol)
@@ -199,8 +199,15 @@ class PortTests(NamespaceTestMixin, unittest.TestCase):
         # The wrong zone in the address does not win over the interface.
         host = address[0].split("%")[0]
         port.writeOn(b"reply-2", (f"{host}%lanb", address[1]), self.a.host_index)
-        got = yield wait_until(lambda: drain6(ca), what="the second reply")
-        self.assertEqual([g[0] for g in got], [b"reply-2"])
+        port.writeOn(b"reply-3", (host, address[1], 0, self.b.host_index), self.a.host_index)
+        replies: list = []
+
+        def both() -> bool:
+            replies.extend(drain6(ca))
+            return len(replies) >= 2
+
+        yield wait_until(both, what="two more replies")
+        self.assertEqual([g[0] for g in replies], [b"reply-2", b"reply-3"])
         self.assertEqual(drain6(cb), [])
 
     @defer.inlineCallbacks
@@ -249,6 +256,51 @@ class PortTests(NamespaceTestMixin, unittest.TestCase):
         yield wait_until(lambda: rec.got, what="the IPv6 datagram")
         yield sleep(0.2)
         self.assertEqual(rec.payloads(), [b"ipv6"])
+
+    @defer.inlineCallbacks
+    def test_beside_the_ipv4_port(self):
+        """
+        A link's two halves share port 5353: the IPv4 port hears IPv4, the
+        IPv6 port IPv6, each once.
+        """
+        r4, r6 = Recorder(), Recorder()
+        port4 = PktInfoMulticastPort(5353, r4, reactor=reactor, network_interface=self.iface("lana"))
+        port4.startListening()
+        self.addCleanup(port4.stopListening)
+        yield port4.joinGroup("224.0.0.251")
+        yield self.open_port("lana", r6)
+        ca4 = self.topology.client_socket("a")
+        self.addCleanup(ca4.close)
+        ca4.sendto(b"over-ipv4", ("224.0.0.251", 5353))
+        self.client("a").sendto(b"over-ipv6", self.group("a"))
+        yield wait_until(lambda: r4.got and r6.got, what="one datagram per family")
+        yield sleep(0.2)
+        self.assertEqual((r4.payloads(), r6.payloads()), ([b"over-ipv4"], [b"over-ipv6"]))
+        self.assertEqual(r4.got[0][2].family, socket.AF_INET)
+        self.assertEqual(r6.got[0][2].family, socket.AF_INET6)
+
+    @defer.inlineCallbacks
+    def test_shares_5353_with_another_stack(self):
+        """
+        Another responder's IPv6 socket (SO_REUSEADDR, as avahi's) binds
+        [::]:5353 beside ours, and both hear the group (RFC 6762 §15).
+        """
+        rec = Recorder()
+        yield self.open_port("lana", rec)
+        other = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        self.addCleanup(other.close)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        other.bind(("::", 5353))
+        other.setsockopt(
+            socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, ipv6_mreq(MDNS_GROUP6, self.a.host_index)
+        )
+        other.setblocking(False)
+        self.client("a").sendto(b"shared", self.group("a"))
+        yield wait_until(lambda: rec.got, what="our copy")
+        got = yield wait_until(lambda: drain6(other), what="the other stack's copy")
+        self.assertEqual([g[0] for g in got], [b"shared"])
+        self.assertEqual(rec.payloads(), [b"shared"])
 
     @defer.inlineCallbacks
     def test_oversized_is_dropped_and_counted(self):
