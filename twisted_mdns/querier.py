@@ -1330,6 +1330,22 @@ class Querier:
             self._select(interface)
         return ServiceBrowser(self, stype, listener, interface).start()
 
+    # -- ask (minimal; the querier-split branch holds the full version) -------
+
+    def ask(self, name: Name, rtype: int, interface: Any) -> None:
+        """
+        Multicast one QM question for C{name}/C{rtype} on that one link
+        now, with the known answers of that link's cache (RFC 6762 §7.1).
+
+        For callers that decide themselves when a question is worth asking
+        (the Discovery Proxy, which rate-limits what its clients cause).
+
+        @raise InterfaceValidationError: C{interface} is not one of ours.
+        """
+        self._check_running()
+        ifindex = self._select(interface)[0].index
+        self._send_query(ifindex, [Question(name, rtype)])
+
     def stop(self) -> None:
         """
         Stop everything: browsers (silently), pending resolutions (they

@@ -244,6 +244,29 @@ class MDNSService(service.MultiService):
         self._wanted = [info if s.key == info.key else s for s in self._wanted]
         return self.responder.update(info)
 
+    # -- Discovery Proxy (RFC 8766) ---------------------------------------------------
+
+    def add_discovery_proxy(self, domains, **kwargs):
+        """
+        Serve unicast DNS for each link's domain from this service's mDNS:
+        a L{twisted_mdns.proxy.DiscoveryProxy} child service, given this
+        service's querier and responder (looked up at each query, as each
+        start makes them anew) and counters.
+
+        @param domains: a L{twisted_mdns.proxy.DomainMap}.
+        @param kwargs: for L{twisted_mdns.proxy.DiscoveryProxy} (C{listen},
+            C{allow}, C{wait}, C{server}).
+        @return: the L{twisted_mdns.proxy.DiscoveryProxy}.
+        """
+        from twisted_mdns.proxy.service import DiscoveryProxy
+
+        kwargs.setdefault("reactor", self.reactor)
+        kwargs.setdefault("counters", self.counters)
+        kwargs.setdefault("enumerator", self.enumerator)
+        proxy = DiscoveryProxy(self, domains, **kwargs)
+        proxy.setServiceParent(self)
+        return proxy
+
     # -- querying --------------------------------------------------------------------
 
     def browse(self, service_type: str, listener, interface=None):
