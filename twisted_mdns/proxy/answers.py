@@ -23,7 +23,7 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from twisted.names import dns
 
@@ -41,7 +41,16 @@ from twisted_mdns.constants import (
     TYPE_SRV,
     TYPE_TXT,
 )
-from twisted_mdns.message import Name, Question, Record, name_key, ptr_target, srv_target, txt_strings
+from twisted_mdns.message import (
+    Name,
+    Question,
+    Record,
+    name_key,
+    nsec_types,
+    ptr_target,
+    srv_target,
+    txt_strings,
+)
 from twisted_mdns.proxy.domains import LinkDomain
 
 _LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
@@ -86,8 +95,6 @@ class LinkRecords:
         """
         Does an NSEC say C{name} has no C{rtype} (RFC 6762 §6.1)?
         """
-        from twisted_mdns.message import nsec_types
-
         for record, _ in self.lookup(name, TYPE_NSEC):
             if rtype != TYPE_ANY and rtype not in nsec_types(record):
                 return True
@@ -167,8 +174,8 @@ def _text(name: Name) -> bytes | None:
     return b".".join(name)
 
 
-def _payload(record: Record, ttl: int) -> object | None:
-    rdata = record.rdata
+def _payload(record: Record, ttl: int) -> Any:
+    rdata: Any = record.rdata  # a dnslib rdata object
     rtype = record.rtype
     if rtype == TYPE_A:
         return dns.Record_A(str(rdata), ttl)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from dnslib import CNAME, NS, PTR, SRV, DNSLabel
 
@@ -133,7 +133,7 @@ class LinkDomain:
         owner = self.from_local(record.name)
         if owner is None:
             return None
-        rdata = record.rdata
+        rdata: Any = record.rdata  # a dnslib rdata object
         if record.rtype == TYPE_SRV:
             target = self._rdata_target(tuple(rdata.target.label))
             rdata = SRV(rdata.priority, rdata.weight, rdata.port, DNSLabel(list(target)))
@@ -163,7 +163,7 @@ class DomainMap:
                         " overlap: give each link its own domain"
                     )
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[LinkDomain]:
         return iter(self.domains)
 
     def __len__(self) -> int:

@@ -20,7 +20,7 @@ the proxy answers small questions with small answers and is no amplifier.
 The client asks again over TCP, which carries the whole answer.
 
 C{twisted.names.server.DNSServerFactory} sends a refused query back as it
-came (its QR bit clear); L{ProxyServerFactory.refuse} answers properly.
+came (its QR bit clear); L{ProxyServerFactory.screen} answers properly.
 """
 
 from __future__ import annotations
@@ -188,12 +188,12 @@ def fit(message: dns.Message, limit: int, counters: Counter) -> bytes:
     """
     message.maxSize = 0  # dns.Message would cut bytes mid-record
     if getattr(message, "edns", False):
-        message.additional = list(message.additional) + [dns._OPTHeader(udpPayloadSize=EDNS_OFFERED)]
+        opt: Any = dns._OPTHeader(udpPayloadSize=EDNS_OFFERED)
+        message.additional = list(message.additional) + [opt]
     data = message.toStr()
     if len(data) <= limit:
         return data
-    opt = [r for r in message.additional if isinstance(r, dns._OPTHeader)]
-    message.additional = opt
+    message.additional = [r for r in message.additional if isinstance(r, dns._OPTHeader)]
     data = message.toStr()
     counters["proxy.additional-dropped"] += 1
     if len(data) <= limit:
@@ -234,7 +234,7 @@ class ProxyStreamProtocol(dns.DNSProtocol):
     controller: ProxyServerFactory
 
     def stringReceived(self, data: bytes) -> None:
-        peer = self.transport.getPeer()
+        peer = self.transport.getPeer() if self.transport is not None else None
         try:
             self.controller.screen(data, self, getattr(peer, "host", ""), None)
         except Exception:

@@ -159,5 +159,5 @@ class DiscoveryProxy(service.Service):
         """
         The address and port a listening address got (for port 0).
         """
-        host = self.ports[2 * index].getHost()
+        host: Any = self.ports[2 * index].getHost()
         return host.host, host.port
