@@ -14,6 +14,8 @@ import ipaddress
 import struct
 
 from twisted.internet import defer, protocol, reactor
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.names import dns
 from twisted.trial.unittest import TestCase
 
@@ -21,7 +23,14 @@ from tests.peers import dig_query, require_peers
 from tests.test_proxy import HTTP, Engines, FakeQuerier, FakeResponder, service_records
 from twisted_mdns.message import a_record, join_name, name_from_text, ptr_record, srv_record
 from twisted_mdns.proxy import DiscoveryProxy, DomainMap
-from twisted_mdns.proxy.server import source_address
+from twisted_mdns.netif import NetworkInterface
+from twisted_mdns.proxy import default_allow
+from twisted_mdns.proxy.server import (
+    MAX_TCP_CONNECTIONS,
+    TCP_IDLE_TIMEOUT,
+    ProxyServerFactory,
+    source_address,
+)
 
 
 class Collector(protocol.DatagramProtocol):
@@ -211,6 +220,63 @@ class ServerTests(TestCase):
     def test_source_address(self):
         self.assertEqual(str(source_address("::ffff:10.1.2.3")), "10.1.2.3")
         self.assertIsNone(source_address("nonsense"))
+
+
+class EdgeUnitTests(TestCase):
+    """
+    The TCP limits and the default allow list, without sockets.
+    """
+
+    def factory(self) -> ProxyServerFactory:
+        return ProxyServerFactory(object(), [ipaddress.ip_network("127.0.0.0/8")])
+
+    def test_idle_tcp_closed(self):
+        clock = Clock()
+        factory = self.factory()
+        proto = factory.buildProtocol(None)
+        proto.callLater = clock.callLater
+        transport = StringTransportWithDisconnection()
+        transport.protocol = proto
+        proto.makeConnection(transport)
+        clock.advance(TCP_IDLE_TIMEOUT - 1)
+        self.assertTrue(transport.connected)
+        clock.advance(1)
+        self.assertFalse(transport.connected)
+        self.assertEqual(factory.counters["proxy.tcp-idle-closed"], 1)
+        self.assertEqual(factory.connections, [])
+
+    def test_tcp_connection_limit(self):
+        factory = self.factory()
+        factory.connections = [object()] * MAX_TCP_CONNECTIONS
+        self.assertIsNone(factory.buildProtocol(None))
+        self.assertEqual(factory.counters["proxy.tcp-rejected"], 1)
+
+    def test_default_allow(self):
+        """
+        Loopback and the subnets of every interface of the host.
+        """
+        enumerator = FixedEnumerator([
+            NetworkInterface("eth0", 2, ipv4=(ipaddress.ip_interface("192.168.7.10/24"),)),
+            NetworkInterface("eth1", 3, ipv4=(ipaddress.ip_interface("10.2.0.1/16"),),
+                             ipv6=(ipaddress.ip_interface("2001:db8:1::5/64"),)),
+        ])
+        self.assertEqual(
+            [str(n) for n in default_allow(enumerator)],
+            ["127.0.0.0/8", "::1/128", "192.168.7.0/24", "10.2.0.0/16", "2001:db8:1::/64"],
+        )
+        factory = ProxyServerFactory(object(), default_allow(enumerator))
+        self.assertTrue(factory.allowed("10.2.200.1"))
+        self.assertTrue(factory.allowed("::ffff:192.168.7.99"))
+        self.assertFalse(factory.allowed("10.3.0.1"))
+        self.assertFalse(factory.allowed("not an address"))
+
+
+class FixedEnumerator:
+    def __init__(self, interfaces) -> None:
+        self._interfaces = interfaces
+
+    def interfaces(self):
+        return list(self._interfaces)
 
 
 def deferLater(seconds: float) -> defer.Deferred:

@@ -31,7 +31,10 @@ import time
 from collections import Counter
 from typing import Any, Sequence
 
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.protocols import policies
+from twisted.python.failure import Failure
 from twisted.names import dns, server
 
 from twisted_mdns.constants import (
@@ -48,6 +51,11 @@ from twisted_mdns.message import HEADER
 log = Logger()
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: RFC 7766 §6.2.3: servers close idle TCP connections; seconds.
+TCP_IDLE_TIMEOUT = 30.0
+#: TCP connections served at once; more are closed at once, counted.
+MAX_TCP_CONNECTIONS = 64
 
 #: The UDP payload size we offer in our own OPT record (RFC 6891 §6.2.5;
 #: 1232 avoids IPv6 fragmentation, the DNS Flag Day 2020 value).
@@ -85,7 +93,10 @@ class ProxyServerFactory(server.DNSServerFactory):
         self.allow = tuple(allow)
         self.counters: Counter[str] = counters if counters is not None else Counters()
 
-    def buildProtocol(self, addr: Any) -> "ProxyStreamProtocol":
+    def buildProtocol(self, addr: Any) -> "ProxyStreamProtocol | None":
+        if len(self.connections) >= MAX_TCP_CONNECTIONS:
+            self.counters["proxy.tcp-rejected"] += 1
+            return None
         p = ProxyStreamProtocol(self)
         p.factory = self
         return p
@@ -225,15 +236,30 @@ class ProxyDatagramProtocol(dns.DNSDatagramProtocol):
         self.transport.write(fit(message, limit, self.controller.counters), address)
 
 
-class ProxyStreamProtocol(dns.DNSProtocol):
+class ProxyStreamProtocol(dns.DNSProtocol, policies.TimeoutMixin):
     """
     DNS over TCP for the proxy: the same screening; answers whole (up to
-    the 65,535 bytes a TCP message can hold).
+    the 65,535 bytes a TCP message can hold); idle connections closed
+    (RFC 7766 §6.2.3), so that idle clients cannot hold the server's
+    connections.
     """
 
     controller: ProxyServerFactory
 
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.setTimeout(TCP_IDLE_TIMEOUT)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.setTimeout(None)
+        super().connectionLost(reason)
+
+    def timeoutConnection(self) -> None:
+        self.controller.counters["proxy.tcp-idle-closed"] += 1
+        super().timeoutConnection()
+
     def stringReceived(self, data: bytes) -> None:
+        self.resetTimeout()
         peer = self.transport.getPeer() if self.transport is not None else None
         try:
             self.controller.screen(data, self, getattr(peer, "host", ""), None)
