@@ -22,12 +22,13 @@ from twisted.trial.unittest import TestCase
 from tests.peers import dig_query, require_peers
 from tests.test_proxy import HTTP, Engines, FakeQuerier, FakeResponder, service_records
 from twisted_mdns.message import a_record, join_name, name_from_text, ptr_record, srv_record
-from twisted_mdns.proxy import DiscoveryProxy, DomainMap
+from twisted_mdns.proxy import DiscoveryProxy, DomainMap, ProxyResolver
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.proxy import default_allow
 from twisted_mdns.proxy.server import (
     MAX_TCP_CONNECTIONS,
     TCP_IDLE_TIMEOUT,
+    ProxyDatagramProtocol,
     ProxyServerFactory,
     source_address,
 )
@@ -269,6 +270,53 @@ class EdgeUnitTests(TestCase):
         self.assertTrue(factory.allowed("::ffff:192.168.7.99"))
         self.assertFalse(factory.allowed("10.3.0.1"))
         self.assertFalse(factory.allowed("not an address"))
+
+
+class HostileCorpusTests(TestCase):
+    """
+    The mDNS hostile corpus (L{tests.hostile_corpus}), every datagram fed to
+    the proxy's UDP edge: nothing raises, each datagram has exactly one
+    counted outcome, and no reply is larger than 512 bytes (none of them
+    offers more).
+    """
+
+    def test_corpus(self):
+        from tests import hostile_corpus
+
+        clock = Clock()
+        querier = FakeQuerier(clock)
+        resolver = ProxyResolver(DomainMap.parse(["lanb=b.lab.example"]),
+                                 Engines(querier, FakeResponder()), clock, server="proxy.lab.example")
+        factory = ProxyServerFactory(resolver, [ipaddress.ip_network("10.0.0.0/8")], resolver.counters)
+        proto = ProxyDatagramProtocol(factory)
+        sent: list[bytes] = []
+
+        class Transport:
+            def write(self, data, address):
+                sent.append(data)
+
+        proto.transport = Transport()
+        corpus = hostile_corpus.malformed() + hostile_corpus.anything() + hostile_corpus.valid()
+        # Mutations of a proxy query too, from an allowed and a refused source.
+        query = query_bytes(b"_http._tcp.b.lab.example", dns.PTR, edns=1232)
+        corpus += hostile_corpus.bit_flips("proxy query", query)
+        for _, datagram in corpus:
+            proto.datagramReceived(datagram, ("10.1.2.3", 5353))
+        proto.datagramReceived(query, ("192.0.2.1", 5353))
+        clock.advance(resolver.wait + 0.1)
+        counters = factory.counters
+        outcomes = sum(counters[k] for k in (
+            "proxy.dropped-short", "proxy.dropped-response", "proxy.refused",
+            "proxy.formerr", "proxy.accepted",
+        ))
+        self.assertEqual(outcomes, len(corpus) + 1, dict(counters))
+        self.assertEqual(counters["proxy.errors"], 0)
+        self.assertEqual(counters["proxy.refused"], 1)
+        self.assertGreater(counters["proxy.formerr"], 0)
+        self.assertGreater(counters["proxy.accepted"], 0)
+        self.assertTrue(sent)
+        self.assertLessEqual(max(len(d) for d in sent), 512)
+        self.assertLessEqual(len(querier.asked), 20)  # the burst, whatever came in
 
 
 class FixedEnumerator:

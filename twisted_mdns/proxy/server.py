@@ -81,7 +81,7 @@ class ProxyServerFactory(server.DNSServerFactory):
     A C{DNSServerFactory} with the proxy's screening and counters.
 
     @ivar allow: the networks whose clients may ask.
-    @ivar counters: C{proxy.refused}, C{proxy.formerr},
+    @ivar counters: C{proxy.accepted}, C{proxy.refused}, C{proxy.formerr},
         C{proxy.dropped-short}, C{proxy.dropped-response},
         C{proxy.truncated}, C{proxy.additional-dropped}.
     """
@@ -142,6 +142,7 @@ class ProxyServerFactory(server.DNSServerFactory):
         message.maxSize = (
             max(DNS_UDP_SIZE, min(DNS_MAX_EDNS_SIZE, opts[0].cls)) if opts else DNS_UDP_SIZE
         )
+        self.counters["proxy.accepted"] += 1
         self.messageReceived(message, proto, address)
 
     def _formerr(self, proto: Any, address: Any, ident: int, flags: int, why: str) -> None:
