@@ -21,7 +21,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.peers import dig_query, require_peers
 from tests.test_proxy import HTTP, Engines, FakeQuerier, FakeResponder, service_records
-from twisted_mdns.message import a_record, join_name, name_from_text, ptr_record, srv_record
+from twisted_mdns.message import a_record, aaaa_record, join_name, name_from_text, ptr_record, srv_record
 from twisted_mdns.proxy import DiscoveryProxy, DomainMap, ProxyResolver
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.proxy import default_allow
@@ -216,6 +216,27 @@ class ServerTests(TestCase):
             self.assertEqual((m.answer, m.rCode), (1, dns.EREFUSED))
             self.assertEqual(self.proxy.counters["proxy.refused"], 1)
             self.assertEqual(self.querier.asked, [])
+        return defer.ensureDeferred(run())
+
+    def test_ipv6_listen(self):
+        """
+        An IPv6 listening address serves UDP and TCP; the default allow
+        list admits loopback (::1).
+        """
+        require_peers("dig")
+
+        async def run():
+            self.b.add_all(service_records() + [aaaa_record(name_from_text("peer.local"), "2001:db8::2", 120)])
+            proxy6 = DiscoveryProxy(
+                Engines(self.querier, FakeResponder()), DomainMap.parse(["lanb=b.lab.example"]),
+                listen=[("::1", 0)], wait=0.3, server="proxy.lab.example",
+            )
+            proxy6.startService()
+            self.addCleanup(proxy6.stopService)
+            port = proxy6.address()[1]
+            for extra in ([], ["+tcp"]):
+                answer = await dig_query(None, "::1", "peer.b.lab.example", "AAAA", port=port, extra=extra)
+                self.assertEqual(answer.data("AAAA"), ["2001:db8::2"])
         return defer.ensureDeferred(run())
 
     def test_source_address(self):
