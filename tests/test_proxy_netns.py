@@ -22,6 +22,7 @@ from tests.netns import NamespaceTestMixin
 from tests.peers import AvahiDaemon, AvahiService, ZeroconfPublisher, dig_query, require_peers
 from tests.proxy_support import add_routed_client
 from tests.support import sleep
+from twisted_mdns.message import TYPE_A, name_from_text
 from twisted_mdns.policy import ExplicitInterfacePolicy
 from twisted_mdns.proxy import DomainMap
 from twisted_mdns.service import MDNSService
@@ -43,7 +44,10 @@ class ProxyEndToEndTests(NamespaceTestMixin, TestCase):
         return defer.ensureDeferred(self._start())
 
     async def _start(self):
-        self.avahi = AvahiDaemon(self.link_b.client_ns, "avahipeer", [AVAHI_WEB], workdir=self.mktemp())
+        self.avahi = AvahiDaemon(
+            self.link_b.client_ns, "avahipeer", [AVAHI_WEB], workdir=self.mktemp(),
+            static_hosts={"linklocal.local": "169.254.5.5"},
+        )
         self.addCleanup(self.avahi.stop)
         self.zeroconf = ZeroconfPublisher(
             self.link_b.client_ns, "Zc Web", "_http._tcp", 8081, {"path": "/zc"},
@@ -151,6 +155,27 @@ class ProxyEndToEndTests(NamespaceTestMixin, TestCase):
             self.assertGreaterEqual(elapsed, WAIT - 0.05)
             self.assertLess(elapsed, WAIT + 2.5)
             self.assertEqual(self.proxy.counters["proxy.asked"], asked + 1)
+        return defer.ensureDeferred(run())
+
+    def test_link_local_withheld(self):
+        """
+        RFC 8766 §5.5.2: the 169.254/16 address avahi publishes for
+        linklocal.local on link B is not handed to the routed client.
+        """
+        async def run():
+            # Asked until the proxy has seen the record (avahi may hold its
+            # answer back while it announces, RFC 6762 §6): never handed out.
+            for _ in range(20):
+                answer = await self.dig("linklocal.b.lab.example", "A")
+                self.assertEqual((answer.status, answer.answers), ("NOERROR", ()))
+                if self.proxy.counters["proxy.link-local-suppressed"]:
+                    break
+                await sleep(0.5)
+            self.assertGreaterEqual(self.proxy.counters["proxy.link-local-suppressed"], 1)
+            self.assertTrue(self.mdns.querier.cache_for("lanb").get(
+                name_from_text("linklocal.local"), TYPE_A))
+            routable = await self.dig("avahipeer.b.lab.example", "A")
+            self.assertEqual(routable.data("A"), [self.link_b.client_ip])
         return defer.ensureDeferred(run())
 
     def test_refused_outside_allow(self):
