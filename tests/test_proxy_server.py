@@ -13,11 +13,13 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from twisted.application.service import IService
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.names import dns
 from twisted.trial.unittest import TestCase
+from zope.interface.verify import verifyObject
 
 from tests.peers import dig_query, require_peers
 from tests.test_proxy import HTTP, Engines, FakeQuerier, FakeResponder, service_records
@@ -68,6 +70,7 @@ class ServerTests(TestCase):
             allow=[ipaddress.ip_network("127.0.0.0/8")],
             wait=0.3, server="proxy.lab.example",
         )
+        self.assertTrue(verifyObject(IService, self.proxy))
         self.proxy.startService()
         self.addCleanup(self.proxy.stopService)
         self.port = self.proxy.address()[1]
@@ -254,9 +257,8 @@ class EdgeUnitTests(TestCase):
 
     def test_idle_tcp_closed(self):
         clock = Clock()
-        factory = self.factory()
+        factory = ProxyServerFactory(object(), [], reactor=clock)
         proto = factory.buildProtocol(None)
-        proto.callLater = clock.callLater
         transport = StringTransportWithDisconnection()
         transport.protocol = proto
         proto.makeConnection(transport)

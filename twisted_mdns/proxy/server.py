@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-import time
 from collections import Counter
 from typing import Any, Sequence
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols import policies
@@ -87,9 +87,16 @@ class ProxyServerFactory(server.DNSServerFactory):
     """
 
     def __init__(
-        self, resolver: Any, allow: Sequence[Network], counters: Counter | None = None
+        self, resolver: Any, allow: Sequence[Network], counters: Counter | None = None,
+        reactor: IReactorTime | None = None,
     ) -> None:
         super().__init__(authorities=[resolver])
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor  # type: ignore[assignment]
+        assert reactor is not None
+        self.reactor = reactor
         self.allow = tuple(allow)
         self.counters: Counter[str] = counters if counters is not None else Counters()
 
@@ -99,6 +106,7 @@ class ProxyServerFactory(server.DNSServerFactory):
             return None
         p = ProxyStreamProtocol(self)
         p.factory = self
+        p.callLater = self.reactor.callLater  # type: ignore[method-assign,assignment]
         return p
 
     # -- screening ---------------------------------------------------------------
@@ -160,7 +168,7 @@ class ProxyServerFactory(server.DNSServerFactory):
             id=ident, answer=1, opCode=(flags & OPCODE_MASK) >> 11, rCode=rcode,
         )
         response.maxSize = DNS_UDP_SIZE
-        response.timeReceived = time.time()
+        response.timeReceived = self.reactor.seconds()
         self.sendReply(proto, response, address)
 
     # -- twisted.names hooks -----------------------------------------------------

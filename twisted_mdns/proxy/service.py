@@ -111,7 +111,7 @@ class DiscoveryProxy(service.Service):
                 self.domains, self.engines, self.reactor,
                 wait=self.wait, server=self.server, counters=self.counters,
             )
-            self.factory = ProxyServerFactory(self.resolver, self.allow, self.counters)
+            self.factory = ProxyServerFactory(self.resolver, self.allow, self.counters, self.reactor)
         return self.factory
 
     def _bind(self) -> None:
