@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from twisted_mdns.cache import RecordCache
-from twisted_mdns.constants import PROXY_TTL, TYPE_A, TYPE_PTR
+from twisted_mdns.constants import PROXY_TTL, TYPE_A, TYPE_NSEC, TYPE_PTR
 from twisted_mdns.message import (
     Record,
     a_record,
@@ -294,6 +294,9 @@ class ResolverTests(TestCase):
         self.assertEqual(results[0][0], [])
         results, _ = self.query("_dns-push-tls._tcp.b.lab.example", dns.SRV)
         self.assertEqual(results[0][0], [])
+        for meta in (dns.AXFR, dns.IXFR, dns.MAILB, TYPE_NSEC):
+            results, _ = self.query("x.b.lab.example", meta)
+            self.assertEqual(results[0][0], [])
         self.assertEqual(self.querier.asked, [])
 
     def test_out_of_zone_and_other_link(self):

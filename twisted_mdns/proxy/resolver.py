@@ -44,6 +44,7 @@ from twisted_mdns.constants import (
     TYPE_ANY,
     TYPE_NS,
     TYPE_NSEC,
+    TYPE_OPT,
     TYPE_SOA,
 )
 from twisted_mdns.counters import Counters
@@ -71,6 +72,13 @@ _ADMIN_SERVICES = frozenset(
         "_dns-llq-tls._tcp", "_dns-push-tls._tcp", "_dns-query-tls._udp",
     )
 )
+
+
+#: Meta and transfer types (RFC 6895 §3.1: OPT, TKEY, TSIG, IXFR, AXFR,
+#: MAILB, MAILA) and type 0: nothing mDNS could answer, so never asked on a
+#: link; a zone transfer of a proxied zone means nothing (its contents are
+#: whatever the link says at the moment).
+_NEVER_ASKED = frozenset({0, TYPE_OPT, 249, 250, 251, 252, 253, 254})
 
 
 class OutOfZone(dns.DomainError):
@@ -171,9 +179,10 @@ class ProxyResolver(common.ResolverBase):
         relative = labels[: len(labels) - len(link.domain.domain)]
         if not relative:
             return defer.succeed(self._apex(link.domain, type))
-        if name_key(relative[-2:]) in _ADMIN_SERVICES or type == TYPE_NSEC:
+        if name_key(relative[-2:]) in _ADMIN_SERVICES or type == TYPE_NSEC or type in _NEVER_ASKED:
             # RFC 8766 §6.4 (no Update/LLQ/Push server offered yet) and
-            # §5.5.3 (NSEC is mDNS-internal): answered here, no mDNS.
+            # §5.5.3 (NSEC is mDNS-internal), meta types: answered here,
+            # no mDNS.
             return defer.succeed(self._nodata(link.domain))
         return defer.ensureDeferred(self._from_link(link, link.domain.to_local(labels) or (), type))
 
