@@ -69,7 +69,6 @@ DNS_UDP_SIZE = 512
 DNS_MAX_EDNS_SIZE = 4096
 #: RFC 1035 §4.1.1: response codes.
 RCODE_FORMERR = 1
-RCODE_REFUSED = 5
 #: RFC 8766 §5.5.1: a Discovery Proxy answering plain (non-Push) queries
 #: "SHOULD ... [use] TTLs ... of ten seconds or less".
 PROXY_TTL = 10

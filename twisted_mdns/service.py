@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
+from typing import TYPE_CHECKING, Any
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -33,6 +34,9 @@ from twisted_mdns.protocol import MDNSProtocol
 from twisted_mdns.records import ServiceInfo
 from twisted_mdns.responder import RegistrationError, Responder
 from twisted_mdns.transport import InterfaceTransport
+
+if TYPE_CHECKING:  # Discovery Proxy (RFC 8766): imported when used
+    from twisted_mdns.proxy import DiscoveryProxy, DomainMap
 
 log = Logger()
 
@@ -246,7 +250,7 @@ class MDNSService(service.MultiService):
 
     # -- Discovery Proxy (RFC 8766) ---------------------------------------------------
 
-    def add_discovery_proxy(self, domains, **kwargs):
+    def add_discovery_proxy(self, domains: DomainMap, **kwargs: Any) -> DiscoveryProxy:
         """
         Serve unicast DNS for each link's domain from this service's mDNS:
         a L{twisted_mdns.proxy.DiscoveryProxy} child service, given this

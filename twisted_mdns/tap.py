@@ -38,8 +38,8 @@ from twisted_mdns.policy import (
     ExplicitInterfacePolicy,
     InterfaceValidationError,
 )
-from twisted_mdns.records import ServiceInfo, host_name
 from twisted_mdns.proxy.options import ProxyOptions, add_proxy  # Discovery Proxy (RFC 8766)
+from twisted_mdns.records import ServiceInfo, host_name
 
 log = Logger()
 
