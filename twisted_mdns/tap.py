@@ -15,9 +15,7 @@ interface named with C{--iface} is checked here, before anything starts, so
 
 from __future__ import annotations
 
-import configparser
 import os
-import re
 import sys
 from typing import Sequence
 
@@ -38,145 +36,19 @@ from twisted_mdns.policy import (
     ExplicitInterfacePolicy,
     InterfaceValidationError,
 )
-from twisted_mdns.records import ServiceInfo, host_name
+from twisted_mdns.records import host_name
+from twisted_mdns.service_files import (  # noqa: F401 (re-exported)
+    SERVICES_DIR_HELP,
+    LoadedServices,
+    ServiceSpecError,
+    load_service_file,
+    load_services_dir,
+    parse_service_spec,
+)
 
 log = Logger()
 
 LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn, "error": LogLevel.error}
-
-SERVICES_DIR_HELP = """\
-Service files (--services-dir): one file per service, named *.service, INI
-format:
-
-    [service]
-    name = My Web            ; instance name (required)
-    type = _http._tcp        ; service type (required)
-    port = 8080              ; (required)
-    host = printer           ; optional target host (default: ours)
-    subtypes = _printer      ; optional, comma-separated
-    interfaces = eth0, wlan0 ; optional: publish only there
-
-    [txt]
-    path = /
-    flag                     ; a key without value is a boolean attribute
-
-A file with an error is reported with its path and line, and skipped; the
-other files still load.
-"""
-
-
-class ServiceSpecError(ValueError):
-    """
-    A service description that cannot be used; the message says where.
-    """
-
-
-def parse_service_spec(spec: str) -> ServiceInfo:
-    """
-    Parse C{"INSTANCE|TYPE|PORT|key=value|key=value"} (TXT entries after the
-    port; a bare C{key} is a boolean attribute).
-    """
-    parts = spec.split("|")
-    if len(parts) < 3:
-        raise ServiceSpecError(
-            f"--service {spec!r}: expected INSTANCE|TYPE|PORT[|key=value...]"
-        )
-    instance, stype, port_text = parts[0].strip(), parts[1].strip(), parts[2].strip()
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ServiceSpecError(f"--service {spec!r}: port {port_text!r} is not a number") from None
-    txt = []
-    for item in parts[3:]:
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        txt.append((key, value if sep else None))
-    try:
-        return ServiceInfo(instance, stype, port, tuple(txt))
-    except ValueError as e:
-        raise ServiceSpecError(f"--service {spec!r}: {e}") from None
-
-
-def _line_of(path: str, pattern: str) -> int:
-    try:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
-                if re.search(pattern, line.strip(), re.IGNORECASE):
-                    return n
-    except OSError:
-        pass
-    return 0
-
-
-def load_service_file(path: str) -> ServiceInfo:
-    """
-    Load one service file (see L{SERVICES_DIR_HELP}).
-
-    @raise ServiceSpecError: C{"PATH:LINE: what is wrong"}.
-    """
-    parser = configparser.ConfigParser(allow_no_value=True, inline_comment_prefixes=(";", "#"))
-    parser.optionxform = str  # TXT keys keep their case
-    try:
-        with open(path, encoding="utf-8") as f:
-            parser.read_file(f, source=path)
-    except configparser.ParsingError as e:
-        lineno = e.errors[0][0] if getattr(e, "errors", None) else 0
-        raise ServiceSpecError(f"{path}:{lineno}: cannot parse: {e.errors[0][1].strip() if e.errors else e}") from None
-    except configparser.Error as e:
-        lineno = getattr(e, "lineno", 0)
-        raise ServiceSpecError(f"{path}:{lineno}: {e.message}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ServiceSpecError(f"{path}:0: cannot read: {e}") from None
-    if not parser.has_section("service"):
-        raise ServiceSpecError(f"{path}:1: no [service] section")
-    sec = parser["service"]
-    section_line = _line_of(path, r"^\[service\]")
-    for key in ("name", "type", "port"):
-        if not sec.get(key):
-            raise ServiceSpecError(f"{path}:{section_line}: [service] needs {key} =")
-    try:
-        port = int(sec["port"])
-    except ValueError:
-        port_line = _line_of(path, r"^port\s*=")
-        raise ServiceSpecError(
-            f"{path}:{port_line}: port {sec['port']!r} is not a number"
-        ) from None
-    txt = []
-    if parser.has_section("txt"):
-        txt = [(k, v) for k, v in parser["txt"].items()]
-    subtypes = tuple(s.strip() for s in (sec.get("subtypes") or "").split(",") if s.strip())
-    interfaces = tuple(s.strip() for s in (sec.get("interfaces") or "").split(",") if s.strip())
-    try:
-        return ServiceInfo(
-            sec["name"], sec["type"], port, tuple(txt),
-            host=sec.get("host") or None,
-            subtypes=subtypes,
-            interfaces=interfaces or None,
-        )
-    except ValueError as e:
-        text = str(e)
-        m = re.search(r"'([^']+)'", text)
-        line = _line_of(path, re.escape(m.group(1))) if m else 0
-        raise ServiceSpecError(f"{path}:{line}: {text}") from None
-
-
-def load_services_dir(directory: str) -> tuple[list[ServiceInfo], list[str]]:
-    """
-    Load every C{*.service} file; return the services and one error line
-    per bad file (the good files still load).
-    """
-    services, errors = [], []
-    for entry in sorted(os.listdir(directory)):
-        if not entry.endswith(".service"):
-            continue
-        path = os.path.join(directory, entry)
-        try:
-            services.append(load_service_file(path))
-        except ServiceSpecError as e:
-            errors.append(str(e))
-    return services, errors
-
 
 class MDNSOptions(usage.Options):
     """
@@ -270,13 +142,15 @@ class MDNSOptions(usage.Options):
             raise usage.UsageError(f"--iface: {e}") from None
         self["services"] = list(self["service"])
         self["service-errors"] = []
+        self["service-warnings"] = []
         if self["services-dir"]:
             directory = self["services-dir"]
             if not os.path.isdir(directory):
                 raise usage.UsageError(f"--services-dir {directory!r}: not a directory")
-            loaded, errors = load_services_dir(directory)
-            self["services"] += loaded
-            self["service-errors"] = errors
+            loaded = load_services_dir(directory, self["hostname"])
+            self["services"] += loaded.services
+            self["service-errors"] = list(loaded.errors)
+            self["service-warnings"] = list(loaded.warnings)
 
     def policy(self):
         if self["iface"]:
@@ -391,6 +265,8 @@ def makeService(options: Options) -> service.MultiService:
     mdns.setServiceParent(top)
     for error in options["service-errors"]:
         log.error("service file skipped: {error}", error=error)
+    for warning in options.get("service-warnings", ()):
+        log.warn("service file: {warning}", warning=warning)
     for info in options["services"]:
         mdns.register(info).addErrback(
             lambda f, name=info.instance: log.failure("registering {name} failed", f, name=name)
