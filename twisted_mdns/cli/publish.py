@@ -92,21 +92,31 @@ class _Publishing:
         self.reactor = reactor
         self.status = 0
         self.mdns: Any = None
+        self.address: Any = None
 
     def start(self) -> None:
         from twisted_mdns.service import MDNSService
 
         args = self.args
         policy = policy_from_args(args.iface, args.all_ifaces, args.exclude_iface)
-        self.mdns = MDNSService(policy=policy, hostname=args.hostname, reactor=self.reactor)
+        # An address record is published on its own, as avahi-publish -a
+        # asks the daemon for that record only.
+        self.mdns = MDNSService(
+            policy=policy, hostname=args.hostname, reactor=self.reactor,
+            publish_host=not args.address,
+        )
         try:
             self.mdns.startService()
         except Exception as e:
             self.fail(f"{e}")
             return
         if args.address:
+            from twisted_mdns.address_publisher import AddressPublisher
+
             name, address = address_from_args(args)
-            d = self.mdns.responder.register_address(name, address)
+            self.address = AddressPublisher(self.mdns.transport, self.reactor, name, address)
+            self.mdns.protocol.handlers.append(self.address)
+            d = self.address.start()
             d.addCallback(lambda _: self.established(f"{name}.local", f"-> {address}"))
         else:
             d = self.mdns.register(service_from_args(args))
@@ -124,6 +134,8 @@ class _Publishing:
         stop_reactor(self.reactor)
 
     def stop(self) -> Any:
+        if self.address is not None:
+            self.address.stop()
         if self.mdns is not None and self.mdns.running:
             return self.mdns.stopService()
         return None
