@@ -251,7 +251,7 @@ class _Reader:
                               "(only local); this service is not published")
             return None
         host = self.host(element, service_type)
-        if host is False:
+        if host is False or host is True:
             return None
         subtypes = tuple(
             self.subtype(s, service_type) for s in element.children if s.tag == "subtype"

@@ -91,7 +91,7 @@ def load_service_file(path: str) -> ServiceInfo:
     @raise ServiceSpecError: C{"PATH:LINE: what is wrong"}.
     """
     parser = configparser.ConfigParser(allow_no_value=True, inline_comment_prefixes=(";", "#"))
-    parser.optionxform = str  # TXT keys keep their case
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # TXT keys keep their case
     try:
         with open(path, encoding="utf-8") as f:
             parser.read_file(f, source=path)

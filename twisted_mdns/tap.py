@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_tap,tests.test_twistd_logs -*-
 """
 C{twistd mdns}: options and service maker.
 
@@ -17,24 +18,24 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from twisted.application import service
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    Logger,
-    globalLogPublisher,
-)
+from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
+from twisted_mdns.interfaces import IInterfacePolicy
+from twisted_mdns.logfilter import LEVELS, LogLevelService
+from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.policy import (
     AllInterfacesPolicy,
     DefaultInterfacePolicy,
     ExcludingPolicy,
     ExplicitInterfacePolicy,
     InterfaceValidationError,
+    validate_interface,
 )
 from twisted_mdns.records import host_name
 from twisted_mdns.service_files import (  # noqa: F401 (re-exported)
@@ -46,9 +47,12 @@ from twisted_mdns.service_files import (  # noqa: F401 (re-exported)
     parse_service_spec,
 )
 
+if TYPE_CHECKING:
+    from twisted_mdns.querier import ResolvedService
+    from twisted_mdns.service import MDNSService
+
 log = Logger()
 
-LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn, "error": LogLevel.error}
 
 class MDNSOptions(usage.Options):
     """
@@ -62,10 +66,11 @@ class MDNSOptions(usage.Options):
         "multi-homed hosts: each interface answers with its own addresses."
     )
 
-    def getUsage(self, width=None) -> str:
+    def getUsage(self, width: int | None = None) -> str:
         # Twisted reflows longdesc into one paragraph; the service file
         # format is an example to copy, so it follows verbatim.
-        return super().getUsage(width) + "\n" + SERVICES_DIR_HELP
+        return str(super().getUsage(width)) + "\n" + SERVICES_DIR_HELP
+
     optFlags = [
         ["all-ifaces", "a", "Run on every up, multicast, IPv4 interface, virtual ones included."],
     ]
@@ -133,13 +138,7 @@ class MDNSOptions(usage.Options):
         if self["iface"] and self["all-ifaces"]:
             raise usage.UsageError("--iface and --all-ifaces cannot be combined")
         self["policy"] = self.policy()
-        from twisted_mdns.netif import SystemInterfaceEnumerator
-
-        selection = self["policy"].select(SystemInterfaceEnumerator().interfaces())
-        try:
-            selection.raise_for_errors()
-        except InterfaceValidationError as e:
-            raise usage.UsageError(f"--iface: {e}") from None
+        self.check_ifaces()
         self["services"] = list(self["service"])
         self["service-errors"] = []
         self["service-warnings"] = []
@@ -152,7 +151,30 @@ class MDNSOptions(usage.Options):
             self["service-errors"] = list(loaded.errors)
             self["service-warnings"] = list(loaded.warnings)
 
-    def policy(self):
+    def check_ifaces(self) -> None:
+        """
+        Refuse an unusable C{--iface} now, with the interfaces that exist.
+
+        Each spec is validated on its own rather than by running the policy:
+        the policy's decisions are logged once, when the service starts, and
+        this runs before twistd's logging is set up.
+        """
+        if not self["iface"]:
+            return
+        from twisted_mdns.netif import SystemInterfaceEnumerator
+
+        interfaces = SystemInterfaceEnumerator().interfaces()
+        for spec in self["iface"]:
+            try:
+                validate_interface(spec, interfaces)
+            except InterfaceValidationError as e:
+                raise usage.UsageError(f"--iface: {e}") from None
+
+    def policy(self) -> IInterfacePolicy:
+        """
+        The policy the interface options ask for.
+        """
+        policy: IInterfacePolicy
         if self["iface"]:
             policy = ExplicitInterfacePolicy(self["iface"])
         elif self["all-ifaces"]:
@@ -171,41 +193,13 @@ class Options(MDNSOptions):
     rather than twistd's whole usage text followed by the error.
     """
 
-    def parseOptions(self, options=None) -> None:
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
         try:
             super().parseOptions(options)
         except usage.UsageError as e:
             sys.stderr.write(f"twistd mdns: error: {e}\n")
             sys.stderr.flush()
             raise SystemExit(2) from None
-
-
-class LogLevelService(service.Service):
-    """
-    Show only events at or above a level, once twistd's log observers exist
-    (they are installed after C{makeService} runs, before services start).
-    """
-
-    def __init__(self, level: LogLevel) -> None:
-        self.level = level
-        self._wrapped: list = []
-
-    def privilegedStartService(self) -> None:
-        predicate = LogLevelFilterPredicate(defaultLogLevel=self.level)
-        observers = list(getattr(globalLogPublisher, "_observers", []))
-        for observer in observers:
-            filtered = FilteringLogObserver(observer, [predicate])
-            globalLogPublisher.removeObserver(observer)
-            globalLogPublisher.addObserver(filtered)
-            self._wrapped.append((observer, filtered))
-        super().privilegedStartService()
-
-    def stopService(self):
-        for observer, filtered in self._wrapped:
-            globalLogPublisher.removeObserver(filtered)
-            globalLogPublisher.addObserver(observer)
-        self._wrapped = []
-        return super().stopService()
 
 
 class _BrowseLogger:
@@ -216,7 +210,7 @@ class _BrowseLogger:
     def __init__(self, service_type: str) -> None:
         self.type = service_type
 
-    def _log(self, what: str, svc, interface) -> None:
+    def _log(self, what: str, svc: ResolvedService, interface: NetworkInterface) -> None:
         log.info(
             "browse {type}: {what} {name} on {iface}: {host}:{port} {addresses} {txt}",
             type=self.type, what=what, name=getattr(svc, "instance", svc),
@@ -225,35 +219,61 @@ class _BrowseLogger:
             txt=getattr(svc, "txt", {}),
         )
 
-    def service_added(self, svc, interface) -> None:
+    def service_added(self, svc: ResolvedService, interface: NetworkInterface) -> None:
         self._log("added", svc, interface)
 
-    def service_removed(self, svc, interface) -> None:
+    def service_removed(self, svc: ResolvedService, interface: NetworkInterface) -> None:
         self._log("removed", svc, interface)
 
-    def service_updated(self, svc, interface) -> None:
+    def service_updated(self, svc: ResolvedService, interface: NetworkInterface) -> None:
         self._log("updated", svc, interface)
 
 
 class _Browsing(service.Service):
-    def __init__(self, mdns, types: Sequence[str]) -> None:
+    """
+    The C{--browse} browsers, started and stopped with the service.
+    """
+
+    def __init__(self, mdns: MDNSService, types: Sequence[str]) -> None:
         self.mdns = mdns
         self.types = list(types)
-        self.browsers: list = []
+        self.browsers: list[Any] = []
 
     def startService(self) -> None:
         super().startService()
         for t in self.types:
             self.browsers.append(self.mdns.browse(t, _BrowseLogger(t)))
 
-    def stopService(self):
+    def stopService(self) -> defer.Deferred[None] | None:
         for b in self.browsers:
             b.stop()
         self.browsers = []
         return super().stopService()
 
 
-def makeService(options: Options) -> service.MultiService:
+class _InterfaceReport(service.Service):
+    """
+    Logs, once at start-up, why each interface left out was left out (the
+    policy logs its choice in one line at info, the reasons at debug).
+    """
+
+    def __init__(self, mdns: MDNSService) -> None:
+        self.mdns = mdns
+
+    def startService(self) -> None:
+        super().startService()
+        selection = self.mdns.selection
+        if selection is None:
+            return
+        for iface, why in selection.excluded:
+            log.info("{name} excluded: {reason}", name=iface.name, reason=why)
+
+
+def _registration_failed(failure: Failure, name: str) -> None:
+    log.failure("registering {name} failed", failure, name=name)
+
+
+def makeService(options: MDNSOptions) -> service.MultiService:
     """
     The C{twistd mdns} service tree.
     """
@@ -263,14 +283,13 @@ def makeService(options: Options) -> service.MultiService:
     LogLevelService(LEVELS[options["log-level"]]).setServiceParent(top)
     mdns = MDNSService(policy=options["policy"], hostname=options["hostname"])
     mdns.setServiceParent(top)
+    _InterfaceReport(mdns).setServiceParent(top)
     for error in options["service-errors"]:
         log.error("service file skipped: {error}", error=error)
     for warning in options.get("service-warnings", ()):
         log.warn("service file: {warning}", warning=warning)
     for info in options["services"]:
-        mdns.register(info).addErrback(
-            lambda f, name=info.instance: log.failure("registering {name} failed", f, name=name)
-        )
+        mdns.register(info).addErrback(_registration_failed, info.instance)
     if options["browse"]:
         _Browsing(mdns, options["browse"]).setServiceParent(top)
     return top

@@ -160,7 +160,7 @@ def cmd_browse(args: argparse.Namespace) -> int:
     return 0 if services else 1
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser(
         "browse",
         help="list the services of a type, or of every type, per interface (like avahi-browse)",

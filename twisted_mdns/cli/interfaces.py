@@ -47,7 +47,7 @@ def cmd_interfaces(args: argparse.Namespace) -> int:
     return 0 if selection.selected else 1
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("interfaces", help="show which interfaces mDNS would use and why")
     add_iface_options(p)
     p.set_defaults(func=cmd_interfaces)

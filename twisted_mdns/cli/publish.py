@@ -169,7 +169,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return run.status
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser(
         "publish",
         help="publish a service or an address until interrupted (like avahi-publish)",

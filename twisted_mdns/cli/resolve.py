@@ -42,7 +42,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     return 0 if answers else 1
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser(
         "resolve", help="resolve a .local host name, per interface (like avahi-resolve)"
     )
