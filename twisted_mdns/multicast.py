@@ -60,7 +60,9 @@ class _OnlyFrom:
     def connectionRefused(self) -> None:
         self.protocol.connectionRefused()
 
-    def datagramReceivedOn(self, datagram: bytes, address, context: InterfaceContext) -> None:
+    def datagramReceivedOn(
+        self, datagram: bytes, address: tuple[str, int], context: InterfaceContext
+    ) -> None:
         if context.index != self.iface.index:
             self.dropped += 1
             return
@@ -69,7 +71,7 @@ class _OnlyFrom:
         else:
             self.protocol.datagramReceived(datagram, address)
 
-    def datagramReceived(self, datagram: bytes, address) -> None:  # pragma: no cover
+    def datagramReceived(self, datagram: bytes, address: tuple[str, int]) -> None:  # pragma: no cover
         self.dropped += 1
 
 
