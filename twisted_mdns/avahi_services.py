@@ -219,7 +219,7 @@ class _Reader:
 
     def service(self, element: _Element, name: str) -> ServiceInfo | None:
         """
-        One C{<service>}: a L{ServiceInfo}, or L{None} (with a warning) when
+        One C{<service>}: a L{ServiceInfo}, or C{None} (with a warning) when
         it asks for something we do not do.
         """
         self.check_attributes(element)
@@ -267,7 +267,7 @@ class _Reader:
 
     def host(self, element: _Element, service_type: str) -> str | None | bool:
         """
-        The C{<host-name>} without C{.local}, L{None} for ours, or C{False}
+        The C{<host-name>} without C{.local}, C{None} for ours, or C{False}
         (after a warning) for a host we cannot point to.
         """
         found = self.only(element, "host-name", required=False)

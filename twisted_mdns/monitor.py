@@ -252,7 +252,7 @@ class _EnumeratingMonitor:
     @property
     def interfaces(self) -> tuple[NetworkInterface, ...]:
         """
-        The interfaces as last enumerated (at L{start} or at the last
+        The interfaces as last enumerated (at C{start} or at the last
         reported change).
         """
         return self._interfaces
@@ -260,7 +260,7 @@ class _EnumeratingMonitor:
     @property
     def running(self) -> bool:
         """
-        Whether L{start} was called and L{stop} was not since.
+        Whether C{start} was called and C{stop} was not since.
         """
         return self._callback is not None
 
@@ -328,7 +328,7 @@ class NetlinkInterfaceMonitor(_EnumeratingMonitor):
         max_delay: float | None = None,
     ) -> None:
         """
-        @param reactor: provides L{IReactorTime} and L{IReactorFDSet}.
+        @param reactor: provides C{IReactorTime} and C{IReactorFDSet}.
         @param enumerator: what to enumerate with; the system's by default.
         @param settle: see L{settle}.
         @param max_delay: see L{max_delay}; ten times C{settle} (at least

@@ -198,7 +198,7 @@ def resolve_and_listen(
     ignored: a unicast A record is a host, not a stream.
 
     @param querier: a L{twisted_mdns.querier.Querier}.
-    @param interface: limit the resolution to one interface; L{None} for
+    @param interface: limit the resolution to one interface; C{None} for
         all of the querier's.
     @return: a Deferred firing with C{(port, interface, group)}; failing
         with L{NotResolvedError} when no interface answered with a group.

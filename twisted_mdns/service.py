@@ -57,9 +57,9 @@ class MDNSService(service.MultiService):
     """
     mDNS / DNS-SD for an application.
 
-    @param policy: an L{IInterfacePolicy}; the default policy when L{None}.
+    @param policy: an L{IInterfacePolicy}; the default policy when C{None}.
     @param hostname: the host name to claim, without C{.local}; the
-        machine's short name when L{None}.
+        machine's short name when C{None}.
     @param monitor: an L{IInterfaceMonitor}, C{True} for the platform's
         default (netlink on Linux), or C{False} to not follow changes.
     @param enumerator: where interfaces come from (tests may pass a fixed

@@ -9,7 +9,7 @@ Examples::
     twistd -n mdns --exclude-iface wlan0 --services-dir /etc/mdns/services
     twistd -n mdns --browse _http._tcp --log-level debug
 
-Bad values stop C{twistd} with a one-line error (C{usage.UsageError}); an
+Bad values stop C{twistd} with a one-line error (C{twisted.python.usage.UsageError}); an
 interface named with C{--iface} is checked here, before anything starts, so
 "no such interface" names the interfaces that do exist.
 """
@@ -56,7 +56,7 @@ log = Logger()
 
 class MDNSOptions(usage.Options):
     """
-    The options, raising L{usage.UsageError} for bad values (for code that
+    The options, raising C{usage.UsageError} for bad values (for code that
     parses them itself); C{twistd} uses L{Options}.
     """
 

@@ -4,7 +4,7 @@ test their own mDNS logic too).
 
 Only the edges are faked: the network (L{RecordingTransport} records what
 would be sent instead of sending it) and time (use
-L{twisted.internet.task.Clock}).  The responder, querier and protocol under
+C{twisted.internet.task.Clock}).  The responder, querier and protocol under
 test are the real ones.
 """
 
@@ -109,8 +109,8 @@ class RecordingTransport:
 
 class MulticastMemoryReactor(MemoryReactorClock):
     """
-    L{MemoryReactorClock} with the C{listenMulticast} that
-    L{twisted.internet.testing.MemoryReactor} lacks: records the call and
+    C{MemoryReactorClock} with the C{listenMulticast} that
+    C{twisted.internet.testing.MemoryReactor} lacks: records the call and
     returns a port-like object.
     """
 

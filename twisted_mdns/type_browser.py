@@ -25,7 +25,7 @@ TypeCallback = Callable[[str, NetworkInterface], object]
 
 def _type_of(target: Name) -> str | None:
     """
-    C{_http._tcp.local} -> C{"_http._tcp"}; L{None} for a PTR pointing at
+    C{_http._tcp.local} -> C{"_http._tcp"}; C{None} for a PTR pointing at
     anything that is not a service type in C{.local} (RFC 6763 §7).
     """
     if len(target) != 3 or name_key(target[2:]) != (b"local",):

@@ -3,7 +3,7 @@
 C{python -m twisted_mdns publish}: publish a service (like
 C{avahi-publish -s}) or an address record (like C{avahi-publish -a}) until
 interrupted; SIGINT or SIGTERM sends goodbyes (RFC 6762 §10.1, TTL 0) on
-every interface before the process exits.
+every interface before the process exits::
 
     python -m twisted_mdns publish "My Web" _http._tcp 8080 path=/ --subtype _printer
     python -m twisted_mdns publish --address printer 10.0.0.7
