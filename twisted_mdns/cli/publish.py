@@ -125,8 +125,8 @@ class _Publishing:
 
     def established(self, name: str, detail: str) -> None:
         where = ", ".join(i.name for i in self.mdns.transport.interfaces.values())
-        print(f"Established under name '{name}' {detail} on {where}".replace("  ", " "),
-              flush=True)
+        detail = f" {detail}" if detail else ""
+        print(f"Established under name '{name}'{detail} on {where}", flush=True)
 
     def fail(self, message: str) -> None:
         print(f"error: {message}", file=sys.stderr, flush=True)
