@@ -32,9 +32,9 @@ import ipaddress
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, cast
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, IReadDescriptor
+from twisted.internet.interfaces import IDelayedCall, IReactorFDSet, IReactorTime, IReadDescriptor
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -400,7 +400,7 @@ class NetlinkInterfaceMonitor(_EnumeratingMonitor):
         except BaseException:
             self._close()
             raise
-        self._reactor.addReader(self)
+        cast(IReactorFDSet, self._reactor).addReader(self)
         log.debug(
             "watching {count} interfaces via netlink", count=len(self._interfaces)
         )
@@ -411,7 +411,7 @@ class NetlinkInterfaceMonitor(_EnumeratingMonitor):
         Safe to call twice, and after the reactor already dropped us.
         """
         if self._socket is not None:
-            self._reactor.removeReader(self)
+            cast(IReactorFDSet, self._reactor).removeReader(self)
         self._close()
 
     # IReadDescriptor

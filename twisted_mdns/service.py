@@ -35,8 +35,13 @@ from twisted_mdns.records import ServiceInfo
 from twisted_mdns.responder import RegistrationError, Responder
 from twisted_mdns.transport import InterfaceTransport
 
-if TYPE_CHECKING:  # Discovery Proxy (RFC 8766): imported when used
+if TYPE_CHECKING:
+    from twisted.python.failure import Failure
+
+    from twisted_mdns.monitor import InterfaceChanges
+    from twisted_mdns.policy import Selection
     from twisted_mdns.proxy import DiscoveryProxy, DomainMap
+    from twisted_mdns.querier import Querier, ServiceBrowser
 
 log = Logger()
 
@@ -52,9 +57,9 @@ class MDNSService(service.MultiService):
     """
     mDNS / DNS-SD for an application.
 
-    @param policy: an L{IInterfacePolicy}; the default policy when L{None}.
+    @param policy: an L{IInterfacePolicy}; the default policy when C{None}.
     @param hostname: the host name to claim, without C{.local}; the
-        machine's short name when L{None}.
+        machine's short name when C{None}.
     @param monitor: an L{IInterfaceMonitor}, C{True} for the platform's
         default (netlink on Linux), or C{False} to not follow changes.
     @param enumerator: where interfaces come from (tests may pass a fixed
@@ -68,7 +73,7 @@ class MDNSService(service.MultiService):
         self,
         policy: IInterfacePolicy | None = None,
         hostname: str | None = None,
-        reactor=None,
+        reactor: Any = None,
         enumerator: IInterfaceEnumerator | None = None,
         monitor: IInterfaceMonitor | bool = True,
         publish_host: bool = True,
@@ -97,7 +102,7 @@ class MDNSService(service.MultiService):
         self.querier = self._make_querier()
         self._wanted: list[ServiceInfo] = []
         self._registrations: dict[int, defer.Deferred] = {}
-        self.selection = None
+        self.selection: Selection | None = None
         self._stopping: defer.Deferred | None = None
         self._started_before = False
 
@@ -112,14 +117,14 @@ class MDNSService(service.MultiService):
         self._set_handlers(responder, getattr(self, "querier", None))
         return responder
 
-    def _make_querier(self):
+    def _make_querier(self) -> Querier:
         from twisted_mdns.querier import Querier
 
         querier = Querier(self.transport, self.reactor, counters=self.counters)
         self._set_handlers(self.responder, querier)
         return querier
 
-    def _set_handlers(self, responder, querier) -> None:
+    def _set_handlers(self, responder: Responder, querier: Querier | None) -> None:
         self.protocol.handlers = [responder] + ([querier] if querier is not None else [])
 
     # -- lifecycle -------------------------------------------------------------
@@ -128,8 +133,8 @@ class MDNSService(service.MultiService):
         if self.running:
             return
         interfaces = self.enumerator.interfaces()
-        self.selection = self.policy.select(interfaces)
-        self.selection.raise_for_errors()
+        selection = self.selection = self.policy.select(interfaces)
+        selection.raise_for_errors()
         super().startService()
         if self._started_before:
             # Each start claims names and watches records anew: stop() said
@@ -137,7 +142,7 @@ class MDNSService(service.MultiService):
             self.responder = self._make_responder()
             self.querier = self._make_querier()
         self._started_before = True
-        self.transport.apply(self.selection.selected)
+        self.transport.apply(selection.selected)
         if self.querier is not None:
             self.querier.interfaces_changed()
         if self.publish_host:
@@ -152,7 +157,7 @@ class MDNSService(service.MultiService):
         self.hostname = name
         return name
 
-    def _registration_failed(self, failure):
+    def _registration_failed(self, failure: Failure) -> None:
         failure.trap(RegistrationError)
         return None
 
@@ -185,17 +190,17 @@ class MDNSService(service.MultiService):
         self._stopping = self.transport.close()
         return self._stopping
 
-    def interfaces_changed(self, changes) -> None:
+    def interfaces_changed(self, changes: InterfaceChanges) -> None:
         """
         Apply the policy to a monitor report and follow it: ports, probes,
         announcements, goodbyes.
         """
         if not self.running:
             return
-        self.selection = self.policy.select(changes.interfaces)
-        for error in self.selection.errors:
+        selection = self.selection = self.policy.select(changes.interfaces)
+        for error in selection.errors:
             log.warn("{error}", error=str(error))
-        change = self.transport.apply(self.selection.selected)
+        change = self.transport.apply(selection.selected)
         if change:
             self.responder.interfaces_changed(change)
             if self.querier is not None:
@@ -210,7 +215,7 @@ class MDNSService(service.MultiService):
         @return: a Deferred firing with the L{ServiceInfo} published, whose
             instance name may have been changed by a conflict.
         """
-        d = defer.Deferred()
+        d: defer.Deferred[ServiceInfo] = defer.Deferred()
         self._wanted.append(info)
         self._registrations[id(info)] = d
         if self.running:
@@ -220,12 +225,12 @@ class MDNSService(service.MultiService):
     def _start_registration(self, info: ServiceInfo) -> None:
         waiting = self._registrations.get(id(info))
 
-        def done(result):
+        def done(result: ServiceInfo) -> ServiceInfo:
             if waiting is not None and not waiting.called:
                 waiting.callback(result)
             return result
 
-        def failed(failure):
+        def failed(failure: Failure) -> None:
             if waiting is not None and not waiting.called:
                 waiting.errback(failure)
             return None
@@ -273,20 +278,20 @@ class MDNSService(service.MultiService):
 
     # -- querying --------------------------------------------------------------------
 
-    def browse(self, service_type: str, listener, interface=None):
+    def browse(self, service_type: str, listener: Any, interface: Any = None) -> ServiceBrowser:
         """
         Browse for C{service_type}; see L{twisted_mdns.querier.Querier.browse}.
         """
         return self.querier.browse(service_type, listener, interface=interface)
 
-    def resolve_host(self, name: str, interface=None, timeout: float = 3.0) -> defer.Deferred:
+    def resolve_host(self, name: str, interface: Any = None, timeout: float = 3.0) -> defer.Deferred:
         """
         Resolve a C{.local} host name per interface.
         """
         return self.querier.resolve_host(name, interface=interface, timeout=timeout)
 
     def resolve_service(self, instance_name: str, service_type: str | None = None,
-                        interface=None, timeout: float = 3.0) -> defer.Deferred:
+                        interface: Any = None, timeout: float = 3.0) -> defer.Deferred:
         return self.querier.resolve_service(
             instance_name, service_type, interface=interface, timeout=timeout
         )
