@@ -520,22 +520,20 @@ class AnsweringTests(ResponderCase):
         for _ in range(35):  # 0.28 s of TC packets, 3500 known answers
             self.receive(more, PEER_A, 2)
             self.clock.advance(0.008)
-        held, _ = self.responder._tc_waiting[(2, PEER_A)]
+        held = self.responder.truncated.holding(self.responder.link(2))[PEER_A]
         self.assertLessEqual(len(held.answers), MAX_HELD_KNOWN_ANSWERS)
         self.assertGreater(self.responder.counters["dropped.known-answers-over-limit"], 0)
         self.run_for(0.22 + 0.12)  # past 500 ms from the first, then the shared delay
         self.assertEqual(len(self.transport.take()), 1, "answered by the first packet's deadline")
-        self.assertEqual(self.responder._tc_waiting, {})
+        self.assertEqual(self.responder.truncated.holding(self.responder.link(2)), {})
 
     def test_truncated_sources_bounded(self) -> None:
-        import twisted_mdns.responder
-
-        self.patch(twisted_mdns.responder, "MAX_HELD_TRUNCATED", 100)
+        self.responder.truncated.max_sources = 100
         first = pack(questions=[Question(WEB.type_name, TYPE_PTR)], limit=512)[0]
         first = first[:2] + (FLAG_TC).to_bytes(2, "big") + first[4:]
         for n in range(110):
             self.receive(first, (f"10.0.0.{n + 10}", 5353), 2)
-        self.assertEqual(len(self.responder._tc_waiting), 100)
+        self.assertEqual(len(self.responder.truncated.holding(self.responder.link(2))), 100)
         self.assertEqual(self.responder.counters["dropped.truncated-over-limit"], 10)
         self.responder.stop()
         self.assertEqual(self.clock.getDelayedCalls(), [], "stop cancels the waits")
@@ -547,7 +545,7 @@ class AnsweringTests(ResponderCase):
             if qtype in (TYPE_A, TYPE_PTR, 41, TYPE_ANY):
                 continue
             self.query(Question(LAB, qtype), index=2, source=("10.0.0.9", 40000), ident=qtype)
-        self.assertLessEqual(len(self.responder._legacy_cache), MAX_LEGACY_CACHE)
+        self.assertLessEqual(len(self.responder.legacy_replies.questions), MAX_LEGACY_CACHE)
         self.assertGreater(self.responder.counters["legacy-cache.cleared"], 0)
 
     def test_duplicate_answer_suppression(self) -> None:

@@ -25,7 +25,7 @@ from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.constants import MDNS_GROUP, MDNS_PORT
 from twisted_mdns.netif import NetworkInterface
-from twisted_mdns.pktinfo import InterfaceContext, PktInfoMulticastPort, ReplyCache
+from twisted_mdns.pktinfo import InterfaceContext, PktInfoMulticastPort, ReplyStore
 
 log = Logger()
 
@@ -118,9 +118,19 @@ class InterfaceTransport:
         self.ports: dict[int, PktInfoMulticastPort] = {}
         self.counters: Counter[str] = counters if counters is not None else Counters()
         self._failing: set[int] = set()
-        #: Replies the responder computed for exact repeated queries, shared
-        #: by every port's reader (see L{ReplyCache}).
-        self.reply_cache = ReplyCache(self.counters)
+        #: Replies computed for exact repeated queries, consulted by every
+        #: port's reader (see L{ReplyStore}); set by L{serve_replies}.
+        self.reply_cache: ReplyStore | None = None
+
+    def serve_replies(self, store: ReplyStore | None) -> None:
+        """
+        Have every port's reader (now and later) answer exact repeats from
+        C{store}, or stop with L{None}.  The store stays its owner's (the
+        responder's legacy-unicast phase).
+        """
+        self.reply_cache = store
+        for port in self.ports.values():
+            port.reply_cache = store
 
     # -- selection ---------------------------------------------------------
 
