@@ -50,6 +50,7 @@ class Conflicts:
     @param withdraw: take a claim's records out of every link's view,
         with goodbyes when C{goodbye} is true (engine operation).
     @param host_renamed: the host name changed: republish what follows it.
+    @param own_address: is an address one of ours (on any link)?
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class Conflicts:
         counters: Counter[str],
         withdraw: Callable[[Claim, bool], None],
         host_renamed: Callable[[], None],
+        own_address: Callable[[str], bool],
     ) -> None:
         self.clock = clock
         self.timers = timers
@@ -71,6 +73,7 @@ class Conflicts:
         self.counters = counters
         self.withdraw = withdraw
         self.host_renamed = host_renamed
+        self.own_address = own_address
         self._times: list[float] = []
 
     def backing_off(self) -> bool:
@@ -120,18 +123,20 @@ class Conflicts:
         if not claims:
             return
         links = self.links
-        from_us = any(link.interface.has_address(source[0]) for link in links.values())
+        from_us = self.own_address(source[0])
         link = links.get(index)
         for claim in claims:
             if claim.state is ClaimState.WITHDRAWN:
                 continue
             theirs = by_key[self.claims.key(claim)]
-            if from_us:
-                mine = set()
+            mine = set(self.claims.records(claim, link.interface if link is not None else None))
+            if from_us and any(r not in mine for r in theirs):
+                # Our own packet from another of our links (two links on
+                # one segment): what we say on any link is no conflict.
+                # Only then every link's records: our announcements on n
+                # links looping back would otherwise cost O(n^2).
                 for other in links.values():
                     mine.update(self.claims.records(claim, other.interface))
-            else:
-                mine = set(self.claims.records(claim, link.interface if link is not None else None))
             if claim.state is ClaimState.PROBING:
                 # §8.1: any record with the name being probed, unless it is
                 # what we ourselves propose (our own probe looped back).

@@ -43,6 +43,10 @@ from twisted_mdns.timers import Timers
 log = Logger()
 
 
+def _addresses(iface: NetworkInterface) -> list[str]:
+    return [str(a.ip) for a in (*iface.ipv4, *iface.ipv6)]
+
+
 class RegistrationError(Exception):
     """
     A registration could not be completed (the responder stopped, or the
@@ -85,6 +89,12 @@ class Responder:
         self.claims = Claims(hostname)
         self.links: dict[int, Link] = {}
         self.timers = Timers(reactor)
+        #: Our addresses on every link (counted: two links may share one).
+        self._own_addresses: Counter[str] = Counter()
+        #: IPv4 address -> the links that have it, and the addresses whose
+        #: links changed since reverse mappings were last brought in line.
+        self._ipv4_links: dict[str, set[int]] = {}
+        self._touched: dict[str, None] = {}
         self._running = False
         running = self.is_running
         self.sender = Sender(transport, reactor, self.counters)
@@ -101,6 +111,7 @@ class Responder:
         self.conflicts = Conflicts(
             reactor, self.timers, self.links, self.claims, self.prober, self.counters,
             withdraw=self._unpublish, host_renamed=self._host_renamed,
+            own_address=self._own_addresses.__contains__,
         )
         self.answerer = Answerer(self.random, self.sender, self.legacy, self.counters, running)
         self.truncated = TruncatedQueries(self.random, self.counters, self.answerer.answer, running)
@@ -220,8 +231,9 @@ class Responder:
                 self.sender.goodbyes(link, link.view.all())
         self._running = False
         self.timers.cancel_all()
-        for link in self.links.values():
-            link.close()
+        for index in list(self.links):
+            self._drop_link(index)
+        self._touched.clear()
         for claim in self.claims:
             claim.state = ClaimState.WITHDRAWN
             claim.ready_on.clear()
@@ -266,14 +278,48 @@ class Responder:
         for index, iface in interfaces.items():
             link = self.links.get(index)
             if link is None:
-                self.links[index] = Link(iface, self.reactor)
+                self._add_link(iface)
             elif link.interface != iface:
-                link.readdressed(iface)
+                self._readdress_link(link, iface)
+
+    def _add_link(self, iface: NetworkInterface) -> Link:
+        link = self.links[iface.index] = Link(iface, self.reactor)
+        self._learn_addresses(iface)
+        return link
+
+    def _readdress_link(self, link: Link, iface: NetworkInterface) -> None:
+        self._forget_addresses(link.interface)
+        self._learn_addresses(iface)
+        link.readdressed(iface)
+        self.legacy_replies.forget()
+
+    def _learn_addresses(self, iface: NetworkInterface) -> None:
+        self._own_addresses.update(_addresses(iface))
+        for addr in iface.ipv4:
+            address = str(addr.ip)
+            self._ipv4_links.setdefault(address, set()).add(iface.index)
+            self._touched[address] = None
+
+    def _forget_addresses(self, iface: NetworkInterface) -> None:
+        own = self._own_addresses
+        for address in _addresses(iface):
+            own[address] -= 1
+            if own[address] <= 0:
+                del own[address]
+        for addr in iface.ipv4:
+            address = str(addr.ip)
+            where = self._ipv4_links.get(address)
+            if where is not None:
+                where.discard(iface.index)
+                if not where:
+                    del self._ipv4_links[address]
+            self._touched[address] = None
 
     def _drop_link(self, index: int) -> None:
         link = self.links.pop(index)
         for claim in link.published:
             claim.ready_on.discard(index)
+        self._forget_addresses(link.interface)
         link.close()
         self.legacy_replies.forget()
 
@@ -293,8 +339,7 @@ class Responder:
             link = self.links.get(new.index)
             if link is None:
                 continue
-            link.readdressed(new)
-            self.legacy_replies.forget()
+            self._readdress_link(link, new)
             gone = [a for a in old.ipv4 if a not in new.ipv4]
             if gone and host.announced and new.index in host.ready_on:
                 new_records = set(self.claims.address_records(new))
@@ -314,7 +359,7 @@ class Responder:
         if change.added:
             for iface in change.added:
                 if iface.index not in self.links:
-                    self.links[iface.index] = Link(iface, self.reactor)
+                    self._add_link(iface)
             added = {i.index for i in change.added}
             for claim in self.claims:
                 if claim.state in (ClaimState.WITHDRAWN, ClaimState.YIELDED):
@@ -325,21 +370,21 @@ class Responder:
         """
         One reverse-mapping claim per IPv4 address of the links we run on:
         probe the new ones, withdraw (with goodbyes where the link still
-        exists) those whose address is gone.
+        exists) those whose address is gone.  Only addresses of links that
+        changed are looked at: a link coming or going costs its addresses.
         """
+        touched, self._touched = self._touched, {}
         if not self.publish_reverse or not self._running:
             return
-        where: dict[str, set[int]] = {}
-        for index, iface in self.transport.interfaces.items():
-            for addr in iface.ipv4:
-                where.setdefault(str(addr.ip), set()).add(index)
-        for address in [a for a in self.claims.reverse if a not in where]:
-            claim = self.claims.remove_reverse(address)
-            self._unpublish(claim, claim.announced)
-            claim.state = ClaimState.WITHDRAWN
-        for address, indexes in where.items():
-            if address not in self.claims.reverse:
-                self.prober.enqueue(self.claims.add_reverse(address), indexes)
+        reverse = self.claims.reverse
+        for address in touched:
+            where = self._ipv4_links.get(address)
+            if where is None and address in reverse:
+                claim = self.claims.remove_reverse(address)
+                self._unpublish(claim, claim.announced)
+                claim.state = ClaimState.WITHDRAWN
+            elif where is not None and address not in reverse:
+                self.prober.enqueue(self.claims.add_reverse(address), set(where))
 
     # -- views -------------------------------------------------------------------
 
