@@ -10,8 +10,9 @@ from __future__ import annotations
 from zope.interface.verify import verifyObject
 
 from twisted_mdns.interfaces import IServiceRegistry
-from twisted_mdns.message import TYPE_A, TYPE_SRV
+from twisted_mdns.message import TYPE_A, TYPE_SRV, Record
 from twisted_mdns.testing import make_interface
+from twisted_mdns.records import InterfaceRecords, ServiceInfo
 
 from tests.responder_case import ETH0, WEB, WLAN0, ResponderCase
 
@@ -86,3 +87,104 @@ class InterfaceChangeTests(ResponderCase):
         self.assertEqual(
             [str(r.rdata) for r in self.responder.records_for(2) if r.rtype == TYPE_A], ["10.0.0.6"]
         )
+
+
+class CostTests(ResponderCase):
+    """
+    Registering, updating or removing one service costs the same whatever
+    else is published (issue 13): counted in view operations, which a
+    rebuild of every view would multiply by the number of services.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.counts = {"add": 0, "remove": 0}
+        real_add, real_remove = InterfaceRecords.add, InterfaceRecords.remove
+
+        def add(view: InterfaceRecords, record: Record) -> bool:
+            self.counts["add"] += 1
+            return real_add(view, record)
+
+        def remove(view: InterfaceRecords, record: Record) -> bool:
+            self.counts["remove"] += 1
+            return real_remove(view, record)
+
+        self.patch(InterfaceRecords, "add", add)
+        self.patch(InterfaceRecords, "remove", remove)
+
+    def view_operations(self, others: int) -> dict[str, int]:
+        """
+        View operations to register, update and unregister C{WEB} with
+        C{others} services published.
+        """
+        ResponderCase.setUp(self)  # a fresh responder; the counting stays
+        self.settle()
+        for n in range(others):
+            self.responder.register(ServiceInfo(f"svc {n}", "_http._tcp", 1000 + n))
+        for _ in range(12):
+            self.clock.advance(0.25)
+        self.assertEqual(len(self.responder.services), others)
+        self.counts.update(add=0, remove=0)
+        got = []
+        self.responder.register(WEB).addCallback(got.append)
+        for _ in range(12):
+            self.clock.advance(0.25)
+        self.assertEqual([s.instance for s in got], ["My Web"])
+        self.responder.update(WEB.with_txt({"v": "2"}))
+        self.responder.unregister(WEB)
+        self.assertEqual(len(self.responder.services), others)
+        return dict(self.counts)
+
+    def test_register_update_unregister_independent_of_others(self) -> None:
+        few = self.view_operations(3)
+        many = self.view_operations(300)
+        self.assertEqual(few, many)
+        self.assertLess(few["add"], 20)
+
+
+class LinkLifeTests(ResponderCase):
+    def test_link_that_goes_away_takes_its_timers(self) -> None:
+        """
+        An aggregated answer and a held truncated query wait on eth0; eth0
+        goes away: nothing of it stays scheduled, nothing is sent.
+        """
+        from twisted_mdns.message import FLAG_TC, TYPE_PTR, Question, pack
+        from twisted_mdns.transport import TransportChange
+
+        self.settle()
+        self.responder.register(WEB)
+        for _ in range(20):
+            self.clock.advance(0.25)
+        self.clock.advance(5)
+        self.transport.take()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.query(Question(WEB.type_name, TYPE_PTR), index=2)
+        held = pack(questions=[Question(WEB.type_name, TYPE_PTR)], limit=512)[0]
+        self.receive(held[:2] + FLAG_TC.to_bytes(2, "big") + held[4:], ("10.0.0.10", 5353), 2)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 2)
+        del self.transport.interfaces[2]
+        self.responder.interfaces_changed(TransportChange(removed=(ETH0,)))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIsNone(self.responder.link(2))
+        self.assertEqual(self.responder.records_for(2), [])
+        self.clock.advance(1)
+        self.assertEqual(self.transport.take(), [])
+        self.assertTrue(self.responder.records_for(3), "wlan0 is untouched")
+
+    def test_start_without_host(self) -> None:
+        """
+        C{publish_host=False}: services are published, the host name is
+        neither probed nor announced.
+        """
+        from twisted_mdns.message import TYPE_SRV
+
+        self.responder.start_without_host()
+        got = []
+        self.responder.register(WEB).addCallback(got.append)
+        for _ in range(12):
+            self.clock.advance(0.25)
+        self.assertEqual([s.instance for s in got], ["My Web"])
+        self.assertFalse(self.responder.host_claimed)
+        types = {r.rtype for r in self.responder.records_for(2)}
+        self.assertIn(TYPE_SRV, types)
+        self.assertNotIn(TYPE_A, types)
