@@ -15,37 +15,17 @@ count publishers, see L{twisted_mdns.link.Link.withdraw}).
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Callable, Mapping
-
 from twisted_mdns.constants import ANNOUNCE_COUNT, ANNOUNCE_INTERVAL
 from twisted_mdns.link import Link
 from twisted_mdns.message import Record
-from twisted_mdns.responder.claims import Claim, ClaimKind, Claims
-from twisted_mdns.responder.sending import Sender
-from twisted_mdns.timers import Timers
+from twisted_mdns.responder.claims import Claim, ClaimKind
+from twisted_mdns.responder.shared import Phase
 
 
-class Announcer:
+class Announcer(Phase):
     """
     Announces claims on links, and says goodbye for them.
     """
-
-    def __init__(
-        self,
-        timers: Timers,
-        links: Mapping[int, Link],
-        claims: Claims,
-        sender: Sender,
-        counters: Counter[str],
-        running: Callable[[], bool],
-    ) -> None:
-        self.timers = timers
-        self.links = links
-        self.claims = claims
-        self.sender = sender
-        self.counters = counters
-        self.running = running
 
     def announce(self, claims: list[Claim], indexes: set[int], count: int = ANNOUNCE_COUNT) -> None:
         """

@@ -26,10 +26,8 @@ The routing (L{Answerer}):
 
 from __future__ import annotations
 
-import random
 import socket
-from collections import Counter
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from twisted_mdns.constants import (
     CLASS_IN,
@@ -45,7 +43,7 @@ from twisted_mdns.message import Message, Record
 from twisted_mdns.pktinfo import InterfaceContext
 from twisted_mdns.records import InterfaceRecords
 from twisted_mdns.responder.legacy import LegacyResponder
-from twisted_mdns.responder.sending import Sender
+from twisted_mdns.responder.shared import Phase, Shared
 
 
 class Choice(NamedTuple):
@@ -92,24 +90,14 @@ def choose_answers(message: Message, view: InterfaceRecords) -> Choice:
     return Choice(answers, list(additionals), suppressed)
 
 
-class Answerer:
+class Answerer(Phase):
     """
     Routes chosen answers and aggregates delayed multicast ones per link.
     """
 
-    def __init__(
-        self,
-        rng: random.Random,
-        sender: Sender,
-        legacy: LegacyResponder,
-        counters: Counter[str],
-        running: Callable[[], bool],
-    ) -> None:
-        self.random = rng
-        self.sender = sender
+    def __init__(self, shared: Shared, legacy: LegacyResponder) -> None:
+        super().__init__(shared)
         self.legacy = legacy
-        self.counters = counters
-        self.running = running
 
     def answer(self, message: Message, source: tuple[str, int], context: InterfaceContext, link: Link) -> None:
         choice = choose_answers(message, link.view)
@@ -132,7 +120,7 @@ class Answerer:
         is_probe = bool(message.authorities)
         family = link.family(context.family)
         last_multicast = family.last_multicast
-        now = self.sender.clock.seconds()
+        now = self.clock.seconds()
         unicast, multicast = [], []
         for record, qu in answers.items():
             last = last_multicast.get(record.identity)

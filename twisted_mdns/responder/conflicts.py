@@ -18,20 +18,17 @@ Conflicts: while probing (RFC 6762 §8.1, §8.2) and after (§9).
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Callable, Mapping
+from typing import Callable
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from twisted_mdns.constants import CONFLICT_LIMIT, CONFLICT_WINDOW, TIEBREAK_WAIT
-from twisted_mdns.link import Link
 from twisted_mdns.message import Message, Name, Record
 from twisted_mdns.pktinfo import InterfaceContext
 from twisted_mdns.records import next_host_name, next_service_name
-from twisted_mdns.responder.claims import Claim, ClaimKind, ClaimState, Claims, Conflict
+from twisted_mdns.responder.claims import Claim, ClaimKind, ClaimState, Conflict
 from twisted_mdns.responder.probing import Prober
-from twisted_mdns.timers import Timers
+from twisted_mdns.responder.shared import Phase, Shared
 
 log = Logger()
 
@@ -43,7 +40,7 @@ def _by_key(records: list[Record]) -> dict[Name, list[Record]]:
     return out
 
 
-class Conflicts:
+class Conflicts(Phase):
     """
     Detects conflicts in received messages and resolves them.
 
@@ -55,22 +52,14 @@ class Conflicts:
 
     def __init__(
         self,
-        clock: IReactorTime,
-        timers: Timers,
-        links: Mapping[int, Link],
-        claims: Claims,
+        shared: Shared,
         prober: Prober,
-        counters: Counter[str],
         withdraw: Callable[[Claim, bool], None],
         host_renamed: Callable[[], None],
         own_address: Callable[[str], bool],
     ) -> None:
-        self.clock = clock
-        self.timers = timers
-        self.links = links
-        self.claims = claims
+        super().__init__(shared)
         self.prober = prober
-        self.counters = counters
         self.withdraw = withdraw
         self.host_renamed = host_renamed
         self.own_address = own_address

@@ -37,6 +37,7 @@ from twisted_mdns.responder.conflicts import Conflicts
 from twisted_mdns.responder.legacy import LegacyReplies, LegacyResponder
 from twisted_mdns.responder.probing import Batch, Prober
 from twisted_mdns.responder.sending import Sender
+from twisted_mdns.responder.shared import Shared
 from twisted_mdns.responder.truncated import TruncatedQueries
 from twisted_mdns.timers import Timers
 
@@ -96,25 +97,21 @@ class Responder:
         self._ipv4_links: dict[str, set[int]] = {}
         self._touched: dict[str, None] = {}
         self._running = False
-        running = self.is_running
         self.sender = Sender(transport, reactor, self.counters)
         self.legacy = LegacyResponder(transport, self.counters)
         self.legacy_replies: LegacyReplies = self.legacy.store
         serve = getattr(transport, "serve_replies", None)
         if serve is not None:
             serve(self.legacy_replies)
-        self.announcer = Announcer(self.timers, self.links, self.claims, self.sender, self.counters, running)
-        self.prober = Prober(
-            self.timers, self.random, self.links, self.claims, self.sender, self.counters,
-            won=self._probes_won, failed=self._probe_failed, backing_off=self._backing_off, running=running,
-        )
+        shared = Shared(reactor, self.timers, self.random, self.links, self.claims, self.sender, self.counters, self.is_running)
+        self.announcer = Announcer(shared)
+        self.prober = Prober(shared, won=self._probes_won, failed=self._probe_failed, backing_off=self._backing_off)
         self.conflicts = Conflicts(
-            reactor, self.timers, self.links, self.claims, self.prober, self.counters,
-            withdraw=self._unpublish, host_renamed=self._host_renamed,
+            shared, self.prober, withdraw=self._unpublish, host_renamed=self._host_renamed,
             own_address=self._own_addresses.__contains__,
         )
-        self.answerer = Answerer(self.random, self.sender, self.legacy, self.counters, running)
-        self.truncated = TruncatedQueries(self.random, self.counters, self.answerer.answer, running)
+        self.answerer = Answerer(shared, self.legacy)
+        self.truncated = TruncatedQueries(shared, self.answerer.answer)
         #: The legacy fast path, for L{twisted_mdns.protocol.MDNSProtocol}.
         self.fast_path = self.legacy.fast_path
 

@@ -19,18 +19,15 @@ then decides between renaming, waiting and yielding).
 
 from __future__ import annotations
 
-import random
-from collections import Counter
-from typing import Callable, Mapping
+from typing import Callable
 
 from twisted.internet.interfaces import IDelayedCall
 
 from twisted_mdns.constants import CONFLICT_BACKOFF, PROBE_COUNT, PROBE_INTERVAL, TYPE_ANY
 from twisted_mdns.link import Link
 from twisted_mdns.message import Name, Question, Record, pack, packet_limit
-from twisted_mdns.responder.claims import Claim, ClaimState, Claims, Conflict
-from twisted_mdns.responder.sending import Sender
-from twisted_mdns.timers import Timers
+from twisted_mdns.responder.claims import Claim, ClaimState, Conflict
+from twisted_mdns.responder.shared import Phase, Shared
 
 Batch = list[tuple[Claim, set[int]]]
 
@@ -92,7 +89,7 @@ def chunk_ends(limit: int, questions: list[Question], by_key: dict[Name, list[Re
     return ends
 
 
-class Prober:
+class Prober(Phase):
     """
     Probes claims in batches on the links given.
 
@@ -105,27 +102,15 @@ class Prober:
 
     def __init__(
         self,
-        timers: Timers,
-        rng: random.Random,
-        links: Mapping[int, Link],
-        claims: Claims,
-        sender: Sender,
-        counters: Counter[str],
+        shared: Shared,
         won: Callable[[Batch], None],
         failed: Callable[[Claim, set[int]], None],
         backing_off: Callable[[], bool],
-        running: Callable[[], bool],
     ) -> None:
-        self.timers = timers
-        self.random = rng
-        self.links = links
-        self.claims = claims
-        self.sender = sender
-        self.counters = counters
+        super().__init__(shared)
         self.won = won
         self.failed = failed
         self.backing_off = backing_off
-        self.running = running
         self._batch: dict[Claim, set[int]] = {}
         self._batch_call: IDelayedCall | None = None
 

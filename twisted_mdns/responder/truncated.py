@@ -11,14 +11,13 @@ sending TC packets cannot make us hold its records, or wait, for ever.
 
 from __future__ import annotations
 
-import random
-from collections import Counter
 from typing import Callable
 
 from twisted_mdns.constants import FLAG_TC, MDNS_PORT, TRUNCATED_WAIT
 from twisted_mdns.link import HeldQuery, Link
 from twisted_mdns.message import Message
 from twisted_mdns.pktinfo import InterfaceContext
+from twisted_mdns.responder.shared import Phase, Shared
 
 #: At most this many sources held per link...
 MAX_HELD_TRUNCATED = 256
@@ -28,7 +27,7 @@ MAX_HELD_KNOWN_ANSWERS = 2000
 Answer = Callable[[Message, tuple[str, int], InterfaceContext, Link], None]
 
 
-class TruncatedQueries:
+class TruncatedQueries(Phase):
     """
     Holds truncated queries on their link (L{Link.held}) until their known
     answers are complete, then hands them to C{answer}.
@@ -38,11 +37,9 @@ class TruncatedQueries:
     max_sources = MAX_HELD_TRUNCATED
     max_known_answers = MAX_HELD_KNOWN_ANSWERS
 
-    def __init__(self, rng: random.Random, counters: Counter[str], answer: Answer, running: Callable[[], bool]) -> None:
-        self.random = rng
-        self.counters = counters
+    def __init__(self, shared: Shared, answer: Answer) -> None:
+        super().__init__(shared)
         self.answer = answer
-        self.running = running
 
     def received(self, message: Message, source: tuple[str, int], context: InterfaceContext, link: Link) -> Message | None:
         """
