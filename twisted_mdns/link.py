@@ -29,7 +29,7 @@ forgets a link's entries when the link is closed.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any, Hashable
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -40,6 +40,7 @@ from twisted_mdns.timers import Timers
 
 if TYPE_CHECKING:
     from twisted_mdns.pktinfo import InterfaceContext
+    from twisted_mdns.responder.claims import Claim
 
 
 class Pending:
@@ -104,7 +105,7 @@ class Link:
         self.interface = interface
         self.index = interface.index
         self.view = InterfaceRecords(interface)
-        self.published: dict[Hashable, tuple[Record, ...]] = {}
+        self.published: dict["Claim", tuple[Record, ...]] = {}
         self.families: dict[int, LinkFamily] = {socket.AF_INET: LinkFamily(socket.AF_INET)}
         self.held: dict[tuple[str, int], HeldQuery] = {}
         self.timers = Timers(clock)
@@ -128,7 +129,7 @@ class Link:
 
     # -- our records on this link --------------------------------------------
 
-    def publish(self, claim: Hashable, records: tuple[Record, ...]) -> list[Record]:
+    def publish(self, claim: "Claim", records: tuple[Record, ...]) -> list[Record]:
         """
         Make C{records} the records C{claim} publishes on this link,
         replacing what it published before.  Costs what the claim's records
@@ -143,7 +144,7 @@ class Link:
         self.published[claim] = records
         return [r for r in gone if r not in view]
 
-    def withdraw(self, claim: Hashable) -> list[Record]:
+    def withdraw(self, claim: "Claim") -> list[Record]:
         """
         Withdraw what C{claim} published here.
 

@@ -23,7 +23,7 @@ from collections import Counter
 import sys
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from twisted.internet import defer, udp
 from twisted.internet.error import MessageLengthError
@@ -183,10 +183,10 @@ class PktInfoMulticastPort(udp.MulticastPort):
     def __init__(
         self,
         port: int,
-        proto,
+        proto: Any,
         interface: str = "",
         maxPacketSize: int = 9000,
-        reactor=None,
+        reactor: Any = None,
         listenMultiple: bool = True,
         *,
         network_interface: NetworkInterface | None = None,
@@ -264,7 +264,7 @@ class PktInfoMulticastPort(udp.MulticastPort):
     def leaveGroup(self, addr: str, interface: str = "") -> defer.Deferred:
         return self._membership(socket.IP_DROP_MEMBERSHIP, addr, interface)
 
-    def _membership(self, option: int, addr: str, interface) -> defer.Deferred:
+    def _membership(self, option: int, addr: str, interface: str | int) -> defer.Deferred:
         if isinstance(interface, int):
             index = interface
         elif interface == "" and self.network_interface is not None:
@@ -306,7 +306,7 @@ class PktInfoMulticastPort(udp.MulticastPort):
                 self._contexts[key] = ctx
         return ctx
 
-    def _parse_ancillary(self, ancdata) -> tuple[int, bytes]:
+    def _parse_ancillary(self, ancdata: list[tuple[int, int, bytes]]) -> tuple[int, bytes]:
         ifindex, dst = 0, b""
         for level, kind, data in ancdata:
             if level != socket.IPPROTO_IP:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence, cast
 
 from twisted_mdns.constants import HOST_TTL, LEGACY_TTL, OTHER_TTL
 from twisted_mdns.message import (
@@ -395,7 +395,7 @@ class InterfaceRecords:
         """
         out: list[Record] = []
         if record.rtype == TYPE_PTR:
-            target = name_key(tuple(record.rdata.label.label))
+            target = name_key(tuple(cast(Any, record.rdata).label.label))
             for r in self.by_name.get(target, ()):
                 if r.rtype in (TYPE_SRV, TYPE_TXT):
                     out.append(r)
@@ -406,7 +406,7 @@ class InterfaceRecords:
         return out
 
     def _addresses(self, srv: Record) -> list[Record]:
-        host = name_key(tuple(srv.rdata.target.label))
+        host = name_key(tuple(cast(Any, srv.rdata).target.label))
         found = [r for r in self.by_name.get(host, ()) if r.rtype == TYPE_A]
         nsec = self.nsec_for(host) if found else None
         return found + ([nsec] if nsec is not None else [])

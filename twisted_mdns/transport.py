@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
@@ -71,10 +71,10 @@ class _PortProtocol(DatagramProtocol):
     def __init__(self, transport_: "InterfaceTransport") -> None:
         self._owner = transport_
 
-    def datagramReceivedOn(self, datagram, address, context) -> None:
+    def datagramReceivedOn(self, datagram: bytes, address: tuple[str, int], context: InterfaceContext) -> None:
         self._owner._received(datagram, address, context)
 
-    def datagramReceived(self, datagram, address) -> None:  # pragma: no cover
+    def datagramReceived(self, datagram: bytes, address: tuple[str, int]) -> None:  # pragma: no cover
         self._owner.counters["dropped.no-pktinfo"] += 1
 
 
@@ -96,8 +96,8 @@ class InterfaceTransport:
 
     def __init__(
         self,
-        receiver,
-        reactor=None,
+        receiver: Any,
+        reactor: Any = None,
         group: str = MDNS_GROUP,
         port: int = MDNS_PORT,
         max_packet_size: int = 9000,
@@ -235,7 +235,7 @@ class InterfaceTransport:
 
     # -- traffic -----------------------------------------------------------
 
-    def _received(self, datagram: bytes, address, context: InterfaceContext) -> None:
+    def _received(self, datagram: bytes, address: tuple[str, int], context: InterfaceContext) -> None:
         if context.index not in self.interfaces:
             self.counters["dropped.unselected-interface"] += 1
             return

@@ -113,7 +113,7 @@ class Answerer(Phase):
         if not context.multicast:
             # §5.5: a query sent straight to us, from port 5353: unicast back.
             packets = self.sender.pack_response(list(answers), additionals, link)
-            self.sender.send(link.index, packets, tuple(source), context.destination)
+            self.sender.send(link.index, packets, (source[0], source[1]), context.destination)
             counters["answered.unicast"] += 1
             counters["answered"] += 1
             return
@@ -131,7 +131,7 @@ class Answerer(Phase):
                 multicast.append(record)
         if unicast:
             extra = [r for r in additionals if r not in unicast]
-            self.sender.send(link.index, self.sender.pack_response(unicast, extra, link), tuple(source))
+            self.sender.send(link.index, self.sender.pack_response(unicast, extra, link), (source[0], source[1]))
             counters["answered.unicast"] += 1
         allowed = []
         if multicast:

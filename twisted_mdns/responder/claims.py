@@ -14,7 +14,7 @@ any unique record but never renamed for: another responder on this host
 from __future__ import annotations
 
 import enum
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from twisted.internet import defer
 
@@ -141,7 +141,7 @@ class Claims:
         #: Requested name -> claim, for claims renamed since.
         self._requested: dict[Name, Claim] = {}
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Claim]:
         yield self.host_claim
         yield from self.services.values()
         yield from self.reverse.values()

@@ -45,7 +45,7 @@ log = Logger()
 
 
 def _addresses(iface: NetworkInterface) -> list[str]:
-    return [str(a.ip) for a in (*iface.ipv4, *iface.ipv6)]
+    return [str(a.ip) for a in iface.ipv4] + [str(a.ip) for a in iface.ipv6]
 
 
 class RegistrationError(Exception):
