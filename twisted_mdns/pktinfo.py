@@ -162,7 +162,7 @@ class _SystemLookup:
 
 class PktInfoMulticastPort(udp.MulticastPort):
     """
-    A L{udp.MulticastPort} whose reader uses C{recvmsg} with C{IP_PKTINFO}.
+    A C{twisted.internet.udp.MulticastPort} whose reader uses C{recvmsg} with C{IP_PKTINFO}.
 
     Construct it and call C{startListening()} (C{reactor.listenMulticast}
     cannot take a port class)::

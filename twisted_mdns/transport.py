@@ -125,7 +125,7 @@ class InterfaceTransport:
     def serve_replies(self, store: ReplyStore | None) -> None:
         """
         Have every port's reader (now and later) answer exact repeats from
-        C{store}, or stop with L{None}.  The store stays its owner's (the
+        C{store}, or stop with C{None}.  The store stays its owner's (the
         responder's legacy-unicast phase).
         """
         self.reply_cache = store
@@ -250,7 +250,7 @@ class InterfaceTransport:
     ) -> bool:
         """
         Send C{datagram} on C{interface}: to the group when C{destination}
-        is L{None}, else unicast to C{destination}, pinned to that interface.
+        is C{None}, else unicast to C{destination}, pinned to that interface.
 
         @return: whether it was handed to the kernel.  An interface that
             vanished or went down is counted, logged once, and not raised.

@@ -7,7 +7,7 @@ says on an interface must be true of that interface: a query heard on eth0
 is answered with eth0's addresses only, probes and announcements on each
 link carry that link's records, and a service limited to some interfaces
 is invisible on the others.  Timing is driven by the injected reactor only
-(tests use L{twisted.internet.task.Clock}).
+(tests use C{twisted.internet.task.Clock}).
 
  - L{claims <twisted_mdns.responder.claims>}: what we claim and its records;
  - L{probing <twisted_mdns.responder.probing>}: §8.1-8.2;

@@ -29,7 +29,7 @@ from twisted_mdns.timers import Timers
 class Shared:
     """
     @ivar clock: the reactor's time (only ever this, RFC timing in tests
-        runs on a L{twisted.internet.task.Clock}).
+        runs on a C{twisted.internet.task.Clock}).
     @ivar timers: the engine's timers: those spanning links (probe rounds,
         announcements); a link's own timers are in L{Link.timers}.
     @ivar links: link index -> L{Link}, the links we run on (live).

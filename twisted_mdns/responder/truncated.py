@@ -46,7 +46,7 @@ class TruncatedQueries(Phase):
         Take a query: hold it when truncated; merge it into the query held
         for its source when it continues one.
 
-        @return: the query to answer now, or L{None} while held.
+        @return: the query to answer now, or C{None} while held.
         """
         key = (source[0], source[1])
         if message.truncated and source[1] == MDNS_PORT:
