@@ -14,7 +14,7 @@ any unique record but never renamed for: another responder on this host
 from __future__ import annotations
 
 import enum
-from typing import Iterable, Iterator
+from typing import Collection, Iterator
 
 from twisted.internet import defer
 
@@ -207,7 +207,7 @@ class Claims:
             return claim.service.key
         return name_key(self.name(claim))
 
-    def named(self, keys: Iterable[Name]) -> list[Claim]:
+    def named(self, keys: Collection[Name]) -> list[Claim]:
         """
         The claims whose names are among C{keys} (case-folded names), host
         first: a look-up per name in a message rather than a scan of every
@@ -215,7 +215,6 @@ class Claims:
         announcements of n services cost O(n^2)).
         """
         out = []
-        keys = set(keys)
         if name_key(self.host) in keys:
             out.append(self.host_claim)
         for key in keys:
