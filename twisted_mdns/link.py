@@ -29,6 +29,7 @@ forgets a link's entries when the link is closed.
 from __future__ import annotations
 
 import socket
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -181,3 +182,78 @@ class Link:
         self.held.clear()
         self.published.clear()
         self.view = InterfaceRecords(self.interface)
+
+
+def _addresses(iface: NetworkInterface) -> list[str]:
+    return [str(a.ip) for a in iface.ipv4] + [str(a.ip) for a in iface.ipv6]
+
+
+class Links(dict[int, Link]):
+    """
+    The links we run on, by interface index, with two indexes kept up to
+    date link by link (so a link coming, going or readdressed costs what
+    that link costs, not a pass over every link):
+
+     - our own addresses on any link (L{is_ours}): is a packet from us?
+     - IPv4 address -> the links that have it (L{ipv4_links}), and the
+       addresses whose links changed since L{take_touched} (reverse
+       mappings follow those, RFC 6762 §6.2).
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        super().__init__()
+        self.clock = clock
+        self._own: Counter[str] = Counter()
+        self.ipv4_links: dict[str, set[int]] = {}
+        self._touched: dict[str, None] = {}
+
+    def add(self, iface: NetworkInterface) -> Link:
+        link = self[iface.index] = Link(iface, self.clock)
+        self._learn(iface)
+        return link
+
+    def readdress(self, link: Link, iface: NetworkInterface) -> None:
+        self._forget(link.interface)
+        self._learn(iface)
+        link.readdressed(iface)
+
+    def drop(self, index: int) -> Link:
+        """
+        Forget the link and close it (every timer of it cancelled).
+        """
+        link = self.pop(index)
+        self._forget(link.interface)
+        link.close()
+        return link
+
+    def is_ours(self, address: str) -> bool:
+        return address in self._own
+
+    def take_touched(self) -> list[str]:
+        """
+        The IPv4 addresses whose links changed since the last call.
+        """
+        touched, self._touched = self._touched, {}
+        return list(touched)
+
+    def _learn(self, iface: NetworkInterface) -> None:
+        self._own.update(_addresses(iface))
+        for addr in iface.ipv4:
+            address = str(addr.ip)
+            self.ipv4_links.setdefault(address, set()).add(iface.index)
+            self._touched[address] = None
+
+    def _forget(self, iface: NetworkInterface) -> None:
+        own = self._own
+        for address in _addresses(iface):
+            own[address] -= 1
+            if own[address] <= 0:
+                del own[address]
+        for addr in iface.ipv4:
+            address = str(addr.ip)
+            where = self.ipv4_links.get(address)
+            if where is not None:
+                where.discard(iface.index)
+                if not where:
+                    del self.ipv4_links[address]
+            self._touched[address] = None

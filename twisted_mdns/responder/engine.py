@@ -25,7 +25,7 @@ from zope.interface import implementer
 
 from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IServiceRegistry
-from twisted_mdns.link import Link
+from twisted_mdns.link import Link, Links
 from twisted_mdns.message import Message, Name, Record
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.pktinfo import InterfaceContext
@@ -42,10 +42,6 @@ from twisted_mdns.responder.truncated import TruncatedQueries
 from twisted_mdns.timers import Timers
 
 log = Logger()
-
-
-def _addresses(iface: NetworkInterface) -> list[str]:
-    return [str(a.ip) for a in iface.ipv4] + [str(a.ip) for a in iface.ipv6]
 
 
 class RegistrationError(Exception):
@@ -88,14 +84,8 @@ class Responder:
         #: claim per address of the links we run on.
         self.publish_reverse = publish_reverse
         self.claims = Claims(hostname)
-        self.links: dict[int, Link] = {}
+        self.links = Links(reactor)
         self.timers = Timers(reactor)
-        #: Our addresses on every link (counted: two links may share one).
-        self._own_addresses: Counter[str] = Counter()
-        #: IPv4 address -> the links that have it, and the addresses whose
-        #: links changed since reverse mappings were last brought in line.
-        self._ipv4_links: dict[str, set[int]] = {}
-        self._touched: dict[str, None] = {}
         self._running = False
         self.sender = Sender(transport, reactor, self.counters)
         self.legacy = LegacyResponder(transport, self.counters)
@@ -108,7 +98,7 @@ class Responder:
         self.prober = Prober(shared, won=self._probes_won, failed=self._probe_failed, backing_off=self._backing_off)
         self.conflicts = Conflicts(
             shared, self.prober, withdraw=self._unpublish, host_renamed=self._host_renamed,
-            own_address=self._own_addresses.__contains__,
+            own_address=self.links.is_ours,
         )
         self.answerer = Answerer(shared, self.legacy)
         self.truncated = TruncatedQueries(shared, self.answerer.answer)
@@ -230,7 +220,7 @@ class Responder:
         self.timers.cancel_all()
         for index in list(self.links):
             self._drop_link(index)
-        self._touched.clear()
+        self.links.take_touched()
         for claim in self.claims:
             claim.state = ClaimState.WITHDRAWN
             claim.ready_on.clear()
@@ -275,49 +265,18 @@ class Responder:
         for index, iface in interfaces.items():
             link = self.links.get(index)
             if link is None:
-                self._add_link(iface)
+                self.links.add(iface)
             elif link.interface != iface:
                 self._readdress_link(link, iface)
 
-    def _add_link(self, iface: NetworkInterface) -> Link:
-        link = self.links[iface.index] = Link(iface, self.reactor)
-        self._learn_addresses(iface)
-        return link
-
     def _readdress_link(self, link: Link, iface: NetworkInterface) -> None:
-        self._forget_addresses(link.interface)
-        self._learn_addresses(iface)
-        link.readdressed(iface)
+        self.links.readdress(link, iface)
         self.legacy_replies.forget()
 
-    def _learn_addresses(self, iface: NetworkInterface) -> None:
-        self._own_addresses.update(_addresses(iface))
-        for addr in iface.ipv4:
-            address = str(addr.ip)
-            self._ipv4_links.setdefault(address, set()).add(iface.index)
-            self._touched[address] = None
-
-    def _forget_addresses(self, iface: NetworkInterface) -> None:
-        own = self._own_addresses
-        for address in _addresses(iface):
-            own[address] -= 1
-            if own[address] <= 0:
-                del own[address]
-        for addr in iface.ipv4:
-            address = str(addr.ip)
-            where = self._ipv4_links.get(address)
-            if where is not None:
-                where.discard(iface.index)
-                if not where:
-                    del self._ipv4_links[address]
-            self._touched[address] = None
-
     def _drop_link(self, index: int) -> None:
-        link = self.links.pop(index)
-        for claim in link.published:
+        for claim in self.links[index].published:
             claim.ready_on.discard(index)
-        self._forget_addresses(link.interface)
-        link.close()
+        self.links.drop(index)
         self.legacy_replies.forget()
 
     def interfaces_changed(self, change: Any) -> None:
@@ -356,7 +315,7 @@ class Responder:
         if change.added:
             for iface in change.added:
                 if iface.index not in self.links:
-                    self._add_link(iface)
+                    self.links.add(iface)
             added = {i.index for i in change.added}
             for claim in self.claims:
                 if claim.state in (ClaimState.WITHDRAWN, ClaimState.YIELDED):
@@ -370,12 +329,12 @@ class Responder:
         exists) those whose address is gone.  Only addresses of links that
         changed are looked at: a link coming or going costs its addresses.
         """
-        touched, self._touched = self._touched, {}
+        touched = self.links.take_touched()
         if not self.publish_reverse or not self._running:
             return
         reverse = self.claims.reverse
         for address in touched:
-            where = self._ipv4_links.get(address)
+            where = self.links.ipv4_links.get(address)
             if where is None and address in reverse:
                 claim = self.claims.remove_reverse(address)
                 self._unpublish(claim, claim.announced)
