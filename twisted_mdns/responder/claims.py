@@ -18,13 +18,12 @@ from typing import Collection, Iterator
 
 from twisted.internet import defer
 
-from twisted_mdns.constants import HOST_TTL, TYPE_A
-from twisted_mdns.message import Name, Record, name_key, ptr_record
+from twisted_mdns.constants import HOST_TTL
+from twisted_mdns.message import Name, Record, a_record, name_key, ptr_record
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.records import (
     ServiceInfo,
     host_name,
-    host_records,
     reverse_name,
     service_records,
 )
@@ -70,7 +69,8 @@ class Claim:
     @ivar ready_on: indexes of the links where the claim is announced; the
         claim's records are in exactly those links' views.
     @ivar requested: the name first asked for, so the caller's own
-        L{ServiceInfo} still finds the registration after a rename.
+        L{ServiceInfo} still finds the registration after a rename (for a
+        reverse mapping, its name: never renamed).
     @ivar address: for a reverse mapping, the IPv4 address it maps.
     """
 
@@ -91,8 +91,9 @@ class Claim:
         self.done: defer.Deferred | None = None
         self.requested = requested
         self.address = address
-        #: (service, host name, unique, shared) as last computed: a
-        #: service's records change only when its value or the host does.
+        #: A service's (service, host name, unique, shared) or a reverse
+        #: mapping's (host name, PTR) as last computed: they change only
+        #: when the service value or the host name does.
         self._records: tuple | None = None
 
     def __repr__(self) -> str:
@@ -140,6 +141,8 @@ class Claims:
         self.reverse_keys: dict[Name, Claim] = {}
         #: Requested name -> claim, for claims renamed since.
         self._requested: dict[Name, Claim] = {}
+        #: Link index -> (interface, host name, its A records there).
+        self._addresses: dict[int, tuple[NetworkInterface, Name, list[Record]]] = {}
 
     def __iter__(self) -> Iterator[Claim]:
         yield self.host_claim
@@ -180,7 +183,7 @@ class Claims:
     # -- reverse mappings ----------------------------------------------------
 
     def add_reverse(self, address: str) -> Claim:
-        claim = Claim(ClaimKind.REVERSE, address=address)
+        claim = Claim(ClaimKind.REVERSE, requested=reverse_name(address), address=address)
         self.reverse[address] = claim
         self.reverse_keys[self.key(claim)] = claim
         return claim
@@ -196,8 +199,7 @@ class Claims:
         if claim.kind is ClaimKind.HOST:
             return self.host
         if claim.kind is ClaimKind.REVERSE:
-            assert claim.address is not None
-            return reverse_name(claim.address)
+            return claim.requested  # the address's, fixed
         assert claim.service is not None
         return claim.service.name
 
@@ -231,9 +233,18 @@ class Claims:
     def address_records(self, iface: NetworkInterface) -> list[Record]:
         """
         The host's A records on C{iface} (its reverse mappings are claims
-        of their own).
+        of their own): every IPv4 address of that link, link-local
+        included, and none of another (RFC 6762 §6.2, §14).
+
+        Kept per link until the link's addresses or the host name change:
+        probes, announcements and every received response on every link ask
+        for them.
         """
-        return [r for r in host_records(self.host, iface) if r.rtype == TYPE_A]
+        cached = self._addresses.get(iface.index)
+        if cached is None or cached[0] is not iface or cached[1] != self.host:
+            records = [a_record(self.host, str(addr.ip), HOST_TTL) for addr in iface.ipv4]
+            cached = self._addresses[iface.index] = (iface, self.host, records)
+        return list(cached[2])
 
     def records(self, claim: Claim, iface: NetworkInterface | None, shared: bool = False) -> list[Record]:
         """
@@ -248,8 +259,12 @@ class Claims:
         if claim.kind is ClaimKind.REVERSE:
             if not any(str(a.ip) == claim.address for a in iface.ipv4):
                 return []
-            assert claim.address is not None
-            return [ptr_record(reverse_name(claim.address), self.host, HOST_TTL, cache_flush=True)]
+            cached = claim._records
+            if cached is None or cached[0] != self.host:
+                assert claim.address is not None
+                ptr = ptr_record(claim.requested, self.host, HOST_TTL, cache_flush=True)
+                cached = claim._records = (self.host, ptr)
+            return [cached[1]]
         service = claim.service
         assert service is not None
         if not service.on_interface(iface):
