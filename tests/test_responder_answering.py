@@ -25,7 +25,7 @@ from twisted_mdns.message import (
 )
 from twisted_mdns.records import SERVICES_META, ServiceInfo
 
-from tests.responder_case import LAB, PEER_A, PEER_B, WEB, SettledCase
+from tests.responder_case import ETH0, LAB, PEER_A, PEER_B, WEB, ResponderCase, SettledCase
 
 
 class AnsweringTests(SettledCase):
@@ -154,3 +154,30 @@ class AnsweringTests(SettledCase):
         self.assertEqual(self.protocol.counters["dropped.malformed"], 3)
         self.query(Question(LAB, TYPE_A), index=2)
         self.assertEqual(len(self.transport.take()), 1, "still answers afterwards")
+
+
+class ChooseAnswersTests(ResponderCase):
+    """
+    L{choose_answers} is a pure function of a query and a view.
+    """
+
+    def test_answers_additionals_and_suppression(self) -> None:
+        from twisted_mdns.message import Message, Record
+        from twisted_mdns.records import InterfaceRecords, service_records
+        from twisted_mdns.responder.answering import choose_answers
+
+        view = InterfaceRecords(ETH0)
+        unique, shared = service_records(WEB, LAB)
+        address = a_record(LAB, "10.0.0.5", 120)
+        for record in [*unique, *shared, address]:
+            view.add(record)
+        ptr = Question(WEB.type_name, TYPE_PTR)
+        query = Message(0, 0, [ptr], [], [], [])
+        choice = choose_answers(query, view)
+        self.assertEqual([(r.rtype, qu) for r, qu in choice.answers.items()], [(TYPE_PTR, False)])
+        self.assertEqual({r.rtype for r in choice.additionals}, {TYPE_SRV, TYPE_TXT, TYPE_A, TYPE_NSEC})
+        self.assertEqual(choice.suppressed, 0)
+        known: list[Record] = [shared[0].with_ttl(4500)]
+        choice = choose_answers(Message(0, 0, [ptr], known, [], []), view)
+        self.assertEqual((choice.answers, choice.additionals, choice.suppressed), ({}, [], 1))
+        self.assertEqual(len(view), len(unique) + len(shared) + 1, "the view is not changed by choosing")

@@ -12,12 +12,13 @@ from twisted_mdns.message import (
     TYPE_A,
     TYPE_ANY,
     TYPE_PTR,
+    TYPE_TXT,
     Question,
     name_from_text,
 )
 from twisted_mdns.records import ServiceInfo
 
-from tests.responder_case import LAB, SettledCase
+from tests.responder_case import LAB, WEB, SettledCase
 
 
 class LegacyTests(SettledCase):
@@ -75,3 +76,21 @@ class LegacyTests(SettledCase):
             self.query(Question(LAB, qtype), index=2, source=("10.0.0.9", 40000), ident=qtype)
         self.assertLessEqual(len(self.responder.legacy_replies.questions), MAX_LEGACY_CACHE)
         self.assertGreater(self.responder.counters["legacy-cache.cleared"], 0)
+
+    def test_store_forgets_replies_when_records_change(self) -> None:
+        """
+        Stored replies are forgotten as soon as what we publish changes; an
+        exact repeat is then answered from the new records.
+        """
+        store = self.responder.legacy_replies
+        for ident in (1, 2):
+            self.query(Question(WEB.type_name, TYPE_PTR), index=2, source=("10.0.0.9", 40000), ident=ident)
+        self.assertTrue(store.replies and store.questions)
+        self.transport.take()
+        self.responder.update(WEB.with_txt({"path": "/v2"}))
+        self.assertEqual((store.replies, store.questions), ({}, {}))
+        self.transport.take()
+        self.query(Question(WEB.type_name, TYPE_PTR), index=2, source=("10.0.0.9", 40000), ident=3)
+        (sent,) = self.transport.take()
+        txt = [r for r in sent.message.additionals if r.rtype == TYPE_TXT]
+        self.assertEqual([bytes(r.rdata.data[0]) for r in txt], [b"path=/v2"])
