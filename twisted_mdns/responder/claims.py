@@ -149,6 +149,16 @@ class Claims:
         yield from self.services.values()
         yield from self.reverse.values()
 
+    def clear(self) -> None:
+        """
+        Forget every service and reverse mapping (the responder stopped).
+        """
+        self.services.clear()
+        self.reverse.clear()
+        self.reverse_keys.clear()
+        self._requested.clear()
+        self._addresses.clear()
+
     def rename_host(self, hostname: str) -> None:
         self.hostname = hostname
         self.host = host_name(hostname)

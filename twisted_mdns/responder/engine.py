@@ -225,9 +225,7 @@ class Responder:
             claim.state = ClaimState.WITHDRAWN
             claim.ready_on.clear()
             claim.finish(RegistrationError("responder stopped"))
-        self.claims.services.clear()
-        self.claims.reverse.clear()
-        self.claims.reverse_keys.clear()
+        self.claims.clear()
         self.legacy_replies.forget()
         return defer.succeed(None)
 
