@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_records -*-
+# -*- test-case-name: tests.test_link,tests.test_naming -*-
 """
 What we publish: host and service records, and their per-interface views.
 
@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any, Iterable, Mapping, Sequence, cast
 
 from twisted_mdns import naming
-from twisted_mdns.constants import HOST_TTL, LEGACY_TTL, OTHER_TTL
+from twisted_mdns.constants import HOST_TTL, OTHER_TTL
 from twisted_mdns.message import (
     TYPE_A,
     TYPE_ANY,
