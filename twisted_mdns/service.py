@@ -148,7 +148,7 @@ class MDNSService(service.MultiService):
         if self.publish_host:
             self.responder.start().addCallbacks(self._host_claimed, self._registration_failed)
         else:
-            self.responder._running = True
+            self.responder.start_without_host()
         for svc in self._wanted:
             self._start_registration(svc)
         self._start_monitor()
