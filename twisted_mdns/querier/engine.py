@@ -168,6 +168,17 @@ class Querier:
 
         return links
 
+    def link_for(self, interface: InterfaceSpec) -> QuerierLink:
+        """
+        The querier's object for one link (name, IPv4 address, index or
+        value): its cache and continuous queries, for code that asks and
+        watches on one link through a L{twisted_mdns.querier.links.Interest}
+        (service type enumeration, say).
+
+        @raise InterfaceValidationError: not a link we run on.
+        """
+        return self._links_for(interface)[0]
+
     def cache_for(self, interface: InterfaceSpec) -> RecordCache:
         """
         The cache of one link (name, IPv4 address, index or value): what
