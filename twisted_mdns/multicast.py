@@ -73,7 +73,7 @@ class _OnlyFrom:
     def connectionRefused(self) -> None:
         self.protocol.connectionRefused()
 
-    def datagramReceivedOn(self, datagram: bytes, address, context: InterfaceContext) -> None:
+    def datagramReceivedOn(self, datagram: bytes, address: Any, context: InterfaceContext) -> None:
         if context.index != self.iface.index:
             self.dropped += 1
             return
@@ -82,7 +82,7 @@ class _OnlyFrom:
         else:
             self.protocol.datagramReceived(datagram, address)
 
-    def datagramReceived(self, datagram: bytes, address) -> None:  # pragma: no cover
+    def datagramReceived(self, datagram: bytes, address: Any) -> None:  # pragma: no cover
         self.dropped += 1
 
 
@@ -271,7 +271,7 @@ def resolve_and_listen(
     the answer) unless C{families} says otherwise.
 
     @param querier: a L{twisted_mdns.querier.Querier}.
-    @param interface: limit the resolution to one interface; L{None} for
+    @param interface: limit the resolution to one interface; C{None} for
         all of the querier's.
     @param families: which groups to take: L{Family.IPV4}, L{Family.IPV6}
         or both.
