@@ -14,6 +14,7 @@ the link runs.
 from __future__ import annotations
 
 import socket
+import sys
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import DatagramProtocol
@@ -21,7 +22,7 @@ from twisted.trial import unittest
 from zope.interface import implementer
 
 from tests.netns import NamespaceTestMixin, drain, drain6, ip
-from tests.peers import AvahiDaemon, AvahiService, require_peers
+from tests.peers import REPO_ROOT, AvahiDaemon, AvahiService, PeerProcess, require_peers
 from tests.querier_support import PEERHOST, Recorder, service_records
 from tests.support import sleep, wait_until
 from twisted_mdns.constants import MDNS_GROUP, MDNS_GROUP6, MDNS_PORT
@@ -344,3 +345,71 @@ class AvahiIPv6OnlyTests(NamespaceTestMixin, unittest.TestCase):
         self.assertEqual([i.name for i in hosts], ["lanb"])
         self.assertIn(self.b.client_ip6, hosts[self.host.iface("lanb")])
         self.assertLessEqual(set(hosts[self.host.iface("lanb")]), self.addresses())
+
+
+class ZeroconfIPv6OnlyTests(NamespaceTestMixin, unittest.TestCase):
+    """
+    python-zeroconf bound to link B's interface with
+    C{ip_version=IPVersion.V6Only} publishes a service whose host has a
+    ULA and a link-local address: our querier finds it on lanb only, the
+    link-local address scoped to lanb in text and as a socket address.
+    """
+
+    virtual = False
+    timeout = 40
+
+    def setUp(self):
+        require_peers("zeroconf")
+        super().setUp()
+        self.topology.add_ipv6(dad=False)
+        self.b = self.topology.links["b"]
+        self.link_local = self.topology.link_local(self.b.client_ns, "eth0")
+        self.publisher = PeerProcess(
+            self.b.client_ns,
+            [sys.executable, "-m", "tests.zeroconf_peer6", "--interface", "eth0",
+             "--type", "_http._tcp", "--instance", "Zc Six", "--port", "8066",
+             "--hostname", "zc6.local", "--txt", "v=6",
+             "--address", self.b.client_ip6, "--address", self.link_local],
+            name="zeroconf-peer6", workdir=self.mktemp(),
+            env={"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"},
+            cwd=REPO_ROOT, stdin=True,
+        )
+        self.publisher.start()
+        self.addCleanup(self.publisher.stop)
+
+        def ready(_):
+            self.host = DualStackHost()
+            self.addCleanup(self.host.close)
+            self.querier = self.host.querier
+
+        return self.publisher.wait_for_event(15, event="registered").addCallback(ready)
+
+    @defer.inlineCallbacks
+    def test_browse_and_resolve_scoped(self):
+        lanb = self.host.iface("lanb")
+        expected = (self.b.client_ip6, f"{self.link_local}%lanb")
+        recorder = Recorder()
+        browser = self.querier.browse("_http._tcp", recorder)
+        self.addCleanup(browser.stop)
+        yield wait_until(
+            lambda: recorder.calls and recorder.calls[-1][1].addresses == expected, timeout=8,
+            what="the service with both addresses",
+        )
+        yield sleep(0.5)
+        self.assertEqual({(s.instance, i.name) for _, s, i in recorder.calls}, {("Zc Six", "lanb")})
+        service = recorder.calls[-1][1]
+        self.assertEqual((service.host, service.port, dict(service.txt)), ("zc6.local", 8066, {"v": b"6"}))
+        self.assertEqual(
+            service.sockaddrs(),
+            [(self.b.client_ip6, 8066, 0, 0), (self.link_local, 8066, 0, lanb.index)],
+        )
+        self.assertEqual(service.to_json()["addresses"], list(expected))
+        hosts = yield self.querier.resolve_host("zc6", timeout=3)
+        self.assertEqual({i.name: v for i, v in hosts.items()}, {"lanb": list(expected)})
+        # The scoped socket address reaches the peer over link B: a TCP
+        # connect to the link-local address is refused by the peer's kernel
+        # (nothing listens on 8066), which proves the route through lanb.
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.settimeout(3)
+        self.assertRaises(ConnectionRefusedError, sock.connect, service.sockaddrs()[1])
