@@ -67,6 +67,8 @@ class Querier:
         the same link, keyed by interface index.
     @ivar counters: C{queries.sent} (datagrams), C{questions.sent},
         C{known-answers.sent}, C{queries.suppressed} (RFC 6762 §7.3),
+        C{queries.same-round} (another copy of a query already counted,
+        such as a dual-stack host's over the other family),
         C{refresh.sent}, C{ask.sent}, C{ask.suppressed}, C{responses.cached},
         C{records.cached}, C{responses.ignored-rcode} and the caches' own
         C{cache.*}.
