@@ -274,6 +274,14 @@ class AddressResultsTests(DualStackTestCase):
             {DUAL: ["192.168.1.50", "fd00:1::50", "fe80::50%eth0"]},
         )
 
+    def test_interface_by_ipv6_address(self) -> None:
+        for spec in ("fd00:2::5", "fe80::5"):
+            d = self.querier.resolve_host("peer", interface=spec, timeout=0.5)
+            self.clock.advance(1)
+            self.assertEqual(self.successResultOf(d), {})
+            self.assertEqual({i for _, i, _ in self.transport.sent}, {OTHER.index})
+        self.assertIs(self.querier.cache_for("fd00:1::10"), self.querier.cache_for("eth0"))
+
     def test_one_family_reported_after_settle(self) -> None:
         """
         A responder with IPv4 only that sends no NSEC: its A is reported

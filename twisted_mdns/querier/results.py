@@ -45,7 +45,8 @@ from twisted_mdns.records import decode_txt
 
 #: Which interfaces an API call means, one name for it everywhere: C{None}
 #: for every link the querier runs on, else one link named by a
-#: L{NetworkInterface}, its name, one of its IPv4 addresses or its index.
+#: L{NetworkInterface}, its name, one of its IPv4 or IPv6 addresses or its
+#: index.
 InterfaceSpec = Union[NetworkInterface, str, int, None]
 
 __all__ = [
