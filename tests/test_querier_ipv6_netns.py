@@ -32,6 +32,7 @@ from twisted_mdns.message import (
     FLAG_AA,
     FLAG_QR,
     TYPE_AAAA,
+    TYPE_PTR,
     aaaa_record,
     pack_one,
     parse,
@@ -220,6 +221,24 @@ class DualStackQuerierTests(NamespaceTestMixin, unittest.TestCase):
         self.assertEqual(on_b.queries, [])
         lana = self.host.iface("lana").index
         self.assertEqual(sorted(self.host.sent), [("IPv4", lana), ("IPv6", lana)])
+
+    @defer.inlineCallbacks
+    def test_own_queries_looped_back_over_both_families(self):
+        """
+        Our continuous queries come back to us over both families (multicast
+        loopback): they are recognised as ours and never count as another
+        host's (RFC 6762 §7.3), so the series goes on: first query, then
+        one second later, on both families each time.
+        """
+        on_a = self.peer("a")
+        browser = self.querier.browse("_http._tcp", Recorder(), interface="lana")
+        self.addCleanup(browser.stop)
+        yield wait_until(lambda: len(on_a.families_asked(TYPE_PTR)) >= 4, timeout=5,
+                         what="two rounds over both families")
+        self.assertEqual(on_a.families_asked(TYPE_PTR)[:4], ["IPv4", "IPv4", "IPv6", "IPv6"])
+        self.assertGreaterEqual(self.host.protocol.counters["queries"], 4)
+        self.assertEqual(self.querier.counters["queries.suppressed"], 0)
+        self.assertEqual(self.querier.counters["queries.same-round"], 0)
 
     @defer.inlineCallbacks
     def test_same_record_over_both_families_is_one_entry(self):
