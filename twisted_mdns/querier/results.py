@@ -153,10 +153,11 @@ def sockaddr(address: str, port: int, interface: NetworkInterface | None = None)
     address; C{(host, port, 0, scope_id)} for an IPv6 one, where
     C{scope_id} is the interface index for a link-local address (taken
     from C{interface}, else from the C{%zone} of C{address}) and 0 for any
-    other.
+    other::
 
-    >>> sockaddr("fe80::1%eth0", 80, eth0)
-    ('fe80::1', 80, 0, 2)
+        sockaddr("fe80::1%eth0", 80, eth0)   # ('fe80::1', 80, 0, 2)
+        sockaddr("fd00::1", 80)              # ('fd00::1', 80, 0, 0)
+        sockaddr("10.0.0.1", 80)             # ('10.0.0.1', 80)
 
     @raise ValueError: not an address, or a link-local address whose zone
         names no interface.
