@@ -213,3 +213,110 @@ class IPTTLTests(NamespaceTestMixin, unittest.TestCase):
         self.assertTrue(all(kinds.values()), {k: len(v) for k, v in kinds.items()})
         ttls = {kind: sorted({r.ttl for r in got}) for kind, got in kinds.items()}
         self.assertEqual(ttls, {kind: [IP_TTL] for kind in kinds})
+
+
+STRANGER = name_from_text("stranger.local")
+#: Where a sender off link A speaks from: an address of client a's eth0
+#: on a subnet the host does not have on lana.
+OFF_LINK = "10.50.0.2"
+
+
+class IgnoredResponseTests(NamespaceTestMixin, unittest.TestCase):
+    """
+    Responses we must not believe: from a source port other than 5353
+    (RFC 6762 §6: "silently ignored") or from a source that is not on the
+    receiving link (§11).  Believed, such a response would be cached (a
+    name resolves from it at once) and, naming our host with another
+    address, would be a late conflict that sends us probing again (§9).
+    Each test then sends the same response from an acceptable source, to
+    show it would have been seen.
+    """
+
+    clients = ("a",)
+    virtual = False
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        super().setUp()
+        self.link = self.topology.links["a"]
+        ip("addr", "add", f"{OFF_LINK}/24", "dev", "eth0", ns=self.link.client_ns)
+        self.listener = multicast_listener(self, "a")
+        self.mdns = yield start_service(self, "lab", [WEB])
+
+    def sender(self, address: str, port: int) -> socket.socket:
+        """
+        A socket in client a's namespace that multicasts on eth0 from
+        C{address}:C{port}.
+        """
+        with inside(self.link.client_ns):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(address))
+            sock.bind((address, port))
+        self.addCleanup(sock.close)
+        return sock
+
+    def respond(self, sock: socket.socket, *records) -> None:
+        for packet in pack(flags=0x8400, answers=list(records)):
+            sock.sendto(packet, (MDNS_GROUP, MDNS_PORT))
+
+    def resolved(self, name: str) -> defer.Deferred:
+        """
+        What our querier makes of C{name} on lana within a second: from its
+        cache at once, else nothing (nobody answers its queries).
+        """
+        d = self.mdns.resolve_host(name, interface=self.link.host_ip, timeout=1.0)
+        return d.addCallback(lambda found: sorted(a for addresses in found.values() for a in addresses))
+
+    def our_probes(self) -> list[Received]:
+        return self.listener.matching(
+            lambda r: r.source == (self.link.host_ip, MDNS_PORT) and not r.message.is_response
+            and any(a.name == LAB for a in r.message.authorities)
+        )
+
+    @defer.inlineCallbacks
+    def check_not_cached(self, address: str, port: int):
+        """
+        A response from C{address}:C{port} is not cached; the same from
+        client a's on-link address and port 5353 is.
+        """
+        self.respond(self.sender(address, port), a_record(STRANGER, "10.1.0.77", 120))
+        self.assertEqual((yield self.resolved("stranger")), [], "cached")
+        self.respond(self.sender(self.link.client_ip, MDNS_PORT), a_record(STRANGER, "10.1.0.77", 120))
+        self.assertEqual((yield self.resolved("stranger")), ["10.1.0.77"])
+
+    @defer.inlineCallbacks
+    def check_no_conflict(self, address: str, port: int):
+        """
+        A response from C{address}:C{port} giving our host name another
+        address sends us no probe and leaves us our name; the same from
+        client a's on-link address and port 5353 sends us probing (§9).
+        """
+        probes = len(self.our_probes())
+        self.respond(self.sender(address, port), a_record(LAB, "10.1.0.66", 120))
+        with self.assertRaises(AssertionError, msg="probed again after the response"):
+            yield wait_until(lambda: len(self.our_probes()) > probes, timeout=1.5, what="probe")
+        self.assertEqual(self.mdns.hostname, "lab")
+        self.respond(self.sender(self.link.client_ip, MDNS_PORT), a_record(LAB, "10.1.0.66", 120))
+        yield wait_until(lambda: len(self.our_probes()) > probes, timeout=10, what="probe after the conflict")
+
+    def test_source_port_not_5353_not_cached(self):
+        """
+        RFC 6762 §6: responses from a port other than 5353 are ignored.
+        """
+        return self.check_not_cached(self.link.client_ip, 40000)
+
+    def test_source_port_not_5353_no_conflict(self):
+        return self.check_no_conflict(self.link.client_ip, 40000)
+
+    def test_off_link_source_not_cached(self):
+        """
+        RFC 6762 §11: a response whose source is not on the receiving
+        link's subnets is ignored (it arrives on lana from 10.50.0.2).
+        """
+        return self.check_not_cached(OFF_LINK, MDNS_PORT)
+
+    def test_off_link_source_no_conflict(self):
+        return self.check_no_conflict(OFF_LINK, MDNS_PORT)
