@@ -320,3 +320,119 @@ class IgnoredResponseTests(NamespaceTestMixin, unittest.TestCase):
 
     def test_off_link_source_no_conflict(self):
         return self.check_no_conflict(OFF_LINK, MDNS_PORT)
+
+
+def many_services(count: int) -> list[ServiceInfo]:
+    """
+    C{count} services with TXT records of about 100 bytes each: together
+    far more than one datagram on a small-MTU link.
+    """
+    return [
+        ServiceInfo(
+            f"Box {n:02d} on the long test bench in room 4", "_http._tcp", 8000 + n,
+            {"path": f"/box/{n}", "model": "x" * 40, "serial": f"{n:08d}" * 4},
+        )
+        for n in range(count)
+    ]
+
+
+class MTUTests(NamespaceTestMixin, unittest.TestCase):
+    """
+    RFC 6762 §17: a message must fit the interface MTU (IP and UDP headers
+    included).  On a veth link with a small MTU, with thirty services whose
+    records together need several datagrams, every datagram we multicast
+    (probes, announcements, answers, goodbyes) fits, and every record gets
+    through in one datagram or another.
+    """
+
+    clients = ("a",)
+    virtual = False
+    timeout = 90
+
+    def test_mtu_576(self):
+        return self.check_mtu(576)
+
+    def test_mtu_1280(self):
+        return self.check_mtu(1280)
+
+    @defer.inlineCallbacks
+    def check_mtu(self, mtu: int):
+        link = self.topology.links["a"]
+        ip("link", "set", link.host_if, "mtu", str(mtu), ns=self.topology.host_ns)
+        ip("link", "set", link.client_if, "mtu", str(mtu), ns=link.client_ns)
+        services = many_services(30)
+        listener = multicast_listener(self, "a")
+        mdns = yield start_service(self, "lab", services)
+
+        def ours(r: Received) -> bool:
+            return r.source == (link.host_ip, MDNS_PORT) and r.multicast
+
+        def records(got, live: bool) -> set:
+            return {
+                (a.name, a.rtype) for r in got for a in answers(r) if (a.ttl > 0) == live
+            }
+
+        expected = {(LAB, TYPE_A)}
+        for s in services:
+            expected |= {(WEB.type_name, TYPE_PTR), (s.name, TYPE_SRV), (s.name, TYPE_TXT)}
+        instances = {s.name for s in services}
+
+        def announced():
+            got = listener.matching(lambda r: ours(r) and r.message.is_response)
+            return expected <= records(got, live=True)
+
+        yield wait_until(announced, timeout=20, what="every record announced")
+        announced_ptrs = {
+            tuple(a.rdata.label.label)
+            for r in listener.matching(lambda r: ours(r) and r.message.is_response)
+            for a in answers(r) if a.rtype == TYPE_PTR and a.name == HTTP and a.ttl > 0
+        }
+        self.assertEqual(announced_ptrs, instances)
+
+        # A multicast answer: every PTR of the type, in answers, over
+        # however many datagrams (asked again while the 1 s rate limit of
+        # the announcements holds them back).
+        def answer_ptrs() -> set:
+            return {
+                tuple(a.rdata.label.label)
+                for r in listener.matching(
+                    lambda r: ours(r) and r.message.is_response and answers(r)
+                    and all(a.rtype == TYPE_PTR and a.name == HTTP for a in answers(r))
+                )
+                for a in answers(r)
+            }
+
+        def ask():
+            found = answer_ptrs()
+            if found != instances:
+                listener.sock.sendto(pack(questions=[Question(HTTP, TYPE_PTR)])[0], (MDNS_GROUP, MDNS_PORT))
+            return found == instances
+
+        yield wait_until(ask, timeout=15, interval=0.7, what="every PTR in answers")
+
+        yield mdns.stopService()
+        yield wait_until(
+            lambda: expected <= records(listener.matching(ours), live=False),
+            what="a goodbye for every record",
+        )
+        sent = listener.matching(lambda r: r.source == (link.host_ip, MDNS_PORT))
+        phases = {
+            "probes": [r for r in sent if not r.message.is_response],
+            "announcements": [
+                r for r in sent if r.message.is_response and answers(r)
+                and all(a.ttl > 0 for a in answers(r)) and any(a.rtype != TYPE_PTR for a in answers(r))
+            ],
+            "answers": [
+                r for r in sent if r.message.is_response and answers(r)
+                and all(a.rtype == TYPE_PTR and a.name == HTTP for a in answers(r))
+            ],
+            "goodbyes": [r for r in sent if answers(r) and all(a.ttl == 0 for a in answers(r))],
+        }
+        for phase, got in phases.items():
+            # Each phase means something only if it needed more than one
+            # datagram; then each datagram must fit.
+            self.assertGreater(len(got), 1, phase)
+            self.assertGreater(sum(len(r.data) for r in got), mtu, phase)
+            too_big = [r for r in got if len(r.data) + IP_UDP_OVERHEAD > mtu]
+            self.assertEqual(too_big, [], f"{phase}: of {len(got)} datagrams")
+        self.assertEqual(len(sent), sum(map(len, phases.values())), "every datagram checked")
