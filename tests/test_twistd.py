@@ -147,14 +147,15 @@ class FollowingChangesTests(TwistdCase):
         link = self.topology.add_link("c", "lanc", subnet_octet=3)
         listener = self.topology.client_listener("c")
         self.addCleanup(listener.close)
-        # Announced on the new link within 2 s (probing takes ~1 s).
-        announced = yield wait_until(lambda: a_answers(listener), timeout=2.5, what="announcement on lanc")
+        # Announced on the new link unasked (probing takes ~1 s; the
+        # deadline allows for a loaded machine and another process).
+        announced = yield wait_until(lambda: a_answers(listener), timeout=15, what="announcement on lanc")
         self.assertEqual(set(announced), {link.host_ip})
         self.assertEqual((yield self.answered("c")), [link.host_ip])
         self.assertEqual((yield self.answered("a")), [self.topology.links["a"].host_ip])
 
         self.topology.remove_link("c")
-        yield wait_until(lambda: "removed ['lanc']" in self.proc.stdout, timeout=3, what="port closed")
+        yield wait_until(lambda: "removed ['lanc']" in self.proc.stdout, timeout=15, what="port closed")
         yield sleep(1.0)
         log = self.proc.stdout
         noisy = [line for line in log.splitlines() if "lanc" in line and ("error" in line.lower() or "Traceback" in line)]
@@ -167,7 +168,7 @@ class FollowingChangesTests(TwistdCase):
         yield self.start_twistd("--hostname", "h")
         a, b = self.topology.links["a"], self.topology.links["b"]
         ip("addr", "add", "10.1.0.9/24", "dev", "lana", ns=self.topology.host_ns)
-        yield wait_until(lambda: "readdressed ['lana']" in self.proc.stdout, timeout=3, what="readdressed")
+        yield wait_until(lambda: "readdressed ['lana']" in self.proc.stdout, timeout=15, what="readdressed")
         self.assertEqual((yield self.answered("a")), sorted([a.host_ip, "10.1.0.9"]))
         self.assertEqual((yield self.answered("b")), [b.host_ip])
 
@@ -183,7 +184,7 @@ class FollowingChangesTests(TwistdCase):
                         return True
             return False
 
-        yield wait_until(goodbye, timeout=3, what="goodbye for 10.1.0.9")
+        yield wait_until(goodbye, timeout=15, what="goodbye for 10.1.0.9")
         yield sleep(1.1)  # past the 1 s multicast rate limit of the last answer
         self.assertEqual((yield self.answered("a")), [a.host_ip])
 
@@ -197,16 +198,26 @@ class SignalTests(TwistdCase):
 
     @defer.inlineCallbacks
     def check_goodbyes_on(self, signum: int):
-        yield self.start_twistd("--hostname", "h", "--service", "Web|_http._tcp|8080|path=/")
-        yield self.proc.wait_for("registered", timeout=10)
         listeners = {c: self.topology.client_listener(c) for c in ("a", "b")}
         for s in listeners.values():
             self.addCleanup(s.close)
-        yield sleep(1.5)
-        for s in listeners.values():
-            drain(s)
+        yield self.start_twistd("--hostname", "h", "--service", "Web|_http._tcp|8080|path=/")
+        yield self.proc.wait_for("registered", timeout=10)
+        # Both announcements of the host and the service out (RFC 6762
+        # §8.3), seen on each link rather than assumed after a fixed time.
+        heard = {c: [] for c in listeners}
+
+        def announced_twice() -> bool:
+            for client, sock in listeners.items():
+                heard[client] += [parse(data) for data, _ in drain(sock)]
+            return all(
+                sum(any(r.rtype == rtype and r.ttl > 0 for r in m.answers) for m in got) >= 2
+                for got in heard.values() for rtype in (TYPE_A, 33)
+            )
+
+        yield wait_until(announced_twice, timeout=15, what="two announcements on each link")
         self.proc.send_signal(signum)
-        code = yield self.proc.wait(timeout=10)
+        code = yield self.proc.wait(timeout=20)
         # twistd re-raises the signal that stopped it once it has shut down
         # cleanly, so the status is "killed by" it, after the goodbyes.
         self.assertIn(code, (0, -signum))
@@ -236,7 +247,7 @@ class StartWithoutNetworkTests(TwistdCase):
         link = self.topology.add_link("c", "lanc", subnet_octet=3)
         listener = self.topology.client_listener("c")
         self.addCleanup(listener.close)
-        announced = yield wait_until(lambda: a_answers(listener), timeout=2.5, what="announcement on lanc")
+        announced = yield wait_until(lambda: a_answers(listener), timeout=15, what="announcement on lanc")
         self.assertEqual(set(announced), {link.host_ip})
         self.assertEqual((yield self.answered("c")), [link.host_ip])
         self.assertNotIn("Traceback", self.proc.stdout + self.proc.stderr)
