@@ -1312,8 +1312,9 @@ class AvahiDaemon:
     netns exec} creates; they vanish with the daemon.  D-Bus is off, so
     C{avahi-browse}/C{avahi-publish} cannot talk to it.
 
-    After L{start}: C{host_name} is the name it established
-    (C{peerhost-2.local} after a conflict), C{service_names} maps each
+    After L{start}: C{host_name} is the name it holds now, read from its
+    log each time (C{peerhost-2.local} after a conflict, even one long
+    after start-up), C{service_names} maps each
     L{AvahiService} index to the name it established (C{"Peer Web #2"}
     after a conflict) and L{log} holds everything it logged.
     """
@@ -1350,7 +1351,6 @@ class AvahiDaemon:
         self._owned_workdir = workdir is None
         self.workdir = Path(workdir).resolve() if workdir else Path(tempfile.mkdtemp(prefix="avahi-"))
         self._reactor = reactor
-        self.host_name: str | None = None
         self.service_names: dict[int, str] = {}
         self.process: PeerProcess | None = None
 
@@ -1475,7 +1475,6 @@ class AvahiDaemon:
                 raise PeerError(f"avahi: {failed.group(1)}\n{_tail(log)}")
             started = re.search(r"Server startup complete\. Host name is (\S+)\.", log)
             if started:
-                self.host_name = started.group(1)
                 for index in range(len(self.services)):
                     found = re.findall(
                         r'Service "(.*)" \(%s\) successfully established\.'
@@ -1489,12 +1488,28 @@ class AvahiDaemon:
                     for name in self.static_hosts
                 )
                 if not wait_services or (len(self.service_names) == len(self.services) and hosts_done):
-                    return self.host_name
+                    return started.group(1)
             if not running:
                 raise PeerError(f"avahi exited with {self.process.returncode}\n{_tail(log)}")
             return None
 
         return check
+
+    @property
+    def host_name(self) -> str | None:
+        """
+        The host name avahi holds now (C{peerhost.local}), from the last
+        of its "Host name is" and "retrying with" log lines; L{None} before
+        it established one.
+        """
+        held = None
+        for match in re.finditer(
+            r"Server startup complete\. Host name is (\S+)\.|Host name conflict, retrying with (\S+)",
+            self.log,
+        ):
+            started, retrying = match.groups()
+            held = started if started else None if retrying else held
+        return held
 
     @property
     def log(self) -> str:
