@@ -265,3 +265,66 @@ class PeerInteropTests(NamespaceTestMixin, unittest.TestCase):
         self.assertEqual(ours.data("A"), [self.a.host_ip])
         ours_b = yield dig_query(self.b.client_ns, self.b.host_ip, "lab-2.local", "A", timeout=2)
         self.assertEqual(ours_b.data("A"), [self.b.host_ip])
+
+
+FILES = ServiceInfo("Lab Files", "_http._tcp", 8081, {"share": "docs"}, interfaces=("lanb",))
+
+
+class ThirdPartyBrowserTests(NamespaceTestMixin, unittest.TestCase):
+    """
+    Browsers written by others find our services on each link, without
+    being told their names (RFC 6763 PTR browse, then resolve), each link
+    with its own address: python-zeroconf's C{ServiceBrowser}, and
+    C{avahi-browse -rpt} through an avahi-daemon in the client namespace.
+    C{Lab Web} is published on both links, C{Lab Files} on lanb only.
+    """
+
+    timeout = 90
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        super().setUp()
+        self.a = self.topology.links["a"]
+        self.b = self.topology.links["b"]
+        self.mdns = yield start_service(self, "lab", [WEB, FILES])
+
+    @defer.inlineCallbacks
+    def test_zeroconf_service_browser(self):
+        from tests.peers import require_peers, zeroconf_browse
+
+        require_peers("zeroconf")
+        # Link B: both services (the browse ends once both resolved).
+        found = yield zeroconf_browse(self.b.client_ns, "_http._tcp", 15, expect=2)
+        self.assertEqual(
+            [(s.instance, s.server, s.port, s.addresses, s.txt) for s in found],
+            [("Lab Files", "lab.local.", 8081, (self.b.host_ip,), {"share": "docs"}),
+             ("Lab Web", "lab.local.", 8080, (self.b.host_ip,), {"path": "/"})],
+        )
+        # Link A: Lab Web alone, with link A's address (browsed for a
+        # while: Lab Files must not turn up).
+        found = yield zeroconf_browse(self.a.client_ns, "_http._tcp", 4)
+        self.assertEqual(
+            [(s.instance, s.server, s.port, s.addresses, s.txt) for s in found],
+            [("Lab Web", "lab.local.", 8080, (self.a.host_ip,), {"path": "/"})],
+        )
+
+    @defer.inlineCallbacks
+    def test_avahi_browse(self):
+        from tests.peers import AvahiDaemon, require_peers
+
+        require_peers("avahi-daemon", "avahi-browse")
+        expected = {
+            "a": [("eth0", "IPv4", "Lab Web", "_http._tcp", "local", "lab.local", self.a.host_ip, 8080, ("path=/",))],
+            "b": [("eth0", "IPv4", "Lab Files", "_http._tcp", "local", "lab.local", self.b.host_ip, 8081, ("share=docs",)),
+                  ("eth0", "IPv4", "Lab Web", "_http._tcp", "local", "lab.local", self.b.host_ip, 8080, ("path=/",))],
+        }
+        for client, link in (("a", self.a), ("b", self.b)):
+            avahi = AvahiDaemon(link.client_ns, f"client{client}", dbus=True, workdir=self.mktemp())
+            self.addCleanup(avahi.stop)
+            yield avahi.start(timeout=15)
+            found = yield avahi.browse("_http._tcp", timeout=20)
+            self.assertEqual(
+                [(e.interface, e.protocol, e.name, e.type, e.domain, e.host, e.address, e.port, e.txt)
+                 for e in found],
+                expected[client], avahi.log[-2000:],
+            )
