@@ -251,8 +251,9 @@ class PeerInteropTests(NamespaceTestMixin, unittest.TestCase):
         claimed = yield avahi.start(timeout=15)
         self.assertEqual(claimed, "lab.local")
         mdns = self.start_mdns("lab")
-        yield wait_until(lambda: mdns.responder._host.state == "announced", timeout=10, what="host claimed")
-        self.assertEqual(mdns.responder.hostname, "lab-2")
+        # MDNSService.hostname changes once the (new) name is claimed.
+        yield wait_until(lambda: mdns.hostname != "lab", timeout=15, what="host claimed")
+        self.assertEqual(mdns.hostname, "lab-2")
         self.assertGreaterEqual(mdns.counters["conflicts"], 1)
         yield sleep(1.0)
         self.assertNotIn("conflict", avahi.log.lower(), "avahi keeps its name")
