@@ -62,3 +62,25 @@ OTHER_TTL = 4500
 LEGACY_TTL = 10
 #: RFC 6762 §11: IP TTL / hop limit of every packet we send.
 IP_TTL = 255
+
+#: RFC 1035 §2.3.4: a label is at most 63 bytes.
+MAX_LABEL = 63
+#: RFC 1035 §2.3.4 / RFC 6762 §16: a name is at most 255 bytes on the wire.
+MAX_NAME = 255
+#: RFC 6763 §7 (RFC 6335 §5.1): a service name is 1 to 15 characters.
+MAX_SERVICE_NAME = 15
+#: RFC 1035 §4.2.1: the UDP payload a client takes without EDNS (RFC 6891).
+DNS_UDP_SIZE = 512
+#: RFC 6891 §6.2.5: senders SHOULD NOT offer (so we never honour) more.
+DNS_MAX_EDNS_SIZE = 4096
+#: RFC 1035 §4.1.1: response codes.
+RCODE_FORMERR = 1
+#: RFC 8766 §5.5.1: a Discovery Proxy answering plain (non-Push) queries
+#: "SHOULD ... [use] TTLs ... of ten seconds or less".
+PROXY_TTL = 10
+#: RFC 8766 §5.6: a Discovery Proxy waits at most six seconds for mDNS
+#: answers before answering its client.
+PROXY_MAX_WAIT = 6.0
+#: RFC 6762 §5.2: the same question is not repeated on a link within one
+#: second.
+QUESTION_INTERVAL = 1.0

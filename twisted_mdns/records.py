@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Iterable, Mapping, Sequence
 
+from twisted_mdns import naming
 from twisted_mdns.constants import HOST_TTL, LEGACY_TTL, OTHER_TTL
 from twisted_mdns.message import (
     TYPE_A,
@@ -106,16 +107,11 @@ def decode_txt(strings: Iterable[bytes]) -> dict[str, bytes | None]:
 
 
 def _split_type(service_type: str) -> Name:
-    labels = name_from_text(service_type)
-    if labels and name_key(labels[-1:]) == (b"local",):
-        labels = labels[:-1]
-    if len(labels) != 2 or not labels[0].startswith(b"_") or labels[1] not in (b"_tcp", b"_udp"):
-        raise ValueError(
-            f"service type {service_type!r} must look like _name._tcp or _name._udp"
-        )
-    if len(labels[0]) > 16:
-        raise ValueError(f"service name {labels[0]!r} is longer than 15 characters")
-    return labels
+    """
+    The labels of a service type without C{.local}, checked and normalised
+    by L{twisted_mdns.naming.service_type} (kept for L{twisted_mdns.tap}).
+    """
+    return naming.service_type(service_type, subtype_allowed=False).base[:-1]
 
 
 def reverse_name(address: str) -> Name:
@@ -133,12 +129,15 @@ class ServiceInfo:
 
     @ivar instance: the user-visible instance name (any UTF-8, dots and
         spaces included, at most 63 bytes): C{"My Web"}.
-    @ivar type: C{"_http._tcp"} (C{.local} optional).
+    @ivar type: C{"_http._tcp"} (C{.local} optional, any case), checked by
+        L{twisted_mdns.naming.service_type} and kept normalised: lower case,
+        without C{.local}.
     @ivar port: the port the service listens on.
     @ivar txt: key/value pairs (see L{encode_txt}).
     @ivar host: the target host name without C{.local}; L{None} means the
         responder's own host name.
-    @ivar subtypes: e.g. C{("_printer",)} for C{_printer._sub._http._tcp}.
+    @ivar subtypes: e.g. C{("_printer",)} for C{_printer._sub._http._tcp};
+        each one label of 1 to 63 bytes (L{twisted_mdns.naming.subtype_label}).
     @ivar interfaces: limit the service to these interfaces (names, IPv4
         addresses or indexes); L{None} for every interface we run on.
     """
@@ -154,17 +153,19 @@ class ServiceInfo:
     weight: int = 0
 
     def __post_init__(self) -> None:
-        if not self.instance or len(self.instance.encode("utf-8")) > 63:
-            raise ValueError(
-                f"instance name {self.instance!r} must be 1 to 63 bytes of UTF-8"
-            )
+        naming.instance_label(self.instance)
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not 0-65535")
-        _split_type(self.type)
+        # One validator per concept (twisted_mdns.naming): the querier's
+        # browse() accepts and refuses the same types, hosts and subtypes.
+        object.__setattr__(
+            self, "type", naming.service_type(self.type, subtype_allowed=False).text
+        )
+        if self.host is not None:
+            naming.host_name(self.host)
         encode_txt(self.txt)
         for sub in self.subtypes:
-            if not sub.startswith("_") or "." in sub:
-                raise ValueError(f"subtype {sub!r} must be one label starting with '_'")
+            naming.subtype_label(sub)
         if isinstance(self.txt, dict):
             object.__setattr__(self, "txt", tuple(self.txt.items()))
         if self.interfaces is not None:
@@ -244,14 +245,10 @@ def next_host_name(host: str) -> str:
 
 def host_name(host: str) -> Name:
     """
-    C{lab} or C{lab.local} -> the labels of C{lab.local}.
+    C{lab} or C{lab.local} -> the labels of C{lab.local}, checked by
+    L{twisted_mdns.naming.host_name} (RFC 6762 §16, RFC 1035 §2.3.4).
     """
-    labels = name_from_text(host)
-    if not labels:
-        raise ValueError("host name must not be empty")
-    if name_key(labels[-1:]) != (b"local",):
-        labels = labels + (b"local",)
-    return labels
+    return naming.host_name(host)
 
 
 def host_records(host: Name, iface: NetworkInterface, ttl: int = HOST_TTL) -> list[Record]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
+from typing import TYPE_CHECKING, Any
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -33,6 +34,9 @@ from twisted_mdns.protocol import MDNSProtocol
 from twisted_mdns.records import ServiceInfo
 from twisted_mdns.responder import RegistrationError, Responder
 from twisted_mdns.transport import InterfaceTransport
+
+if TYPE_CHECKING:  # Discovery Proxy (RFC 8766): imported when used
+    from twisted_mdns.proxy import DiscoveryProxy, DomainMap
 
 log = Logger()
 
@@ -243,6 +247,29 @@ class MDNSService(service.MultiService):
         """
         self._wanted = [info if s.key == info.key else s for s in self._wanted]
         return self.responder.update(info)
+
+    # -- Discovery Proxy (RFC 8766) ---------------------------------------------------
+
+    def add_discovery_proxy(self, domains: DomainMap, **kwargs: Any) -> DiscoveryProxy:
+        """
+        Serve unicast DNS for each link's domain from this service's mDNS:
+        a L{twisted_mdns.proxy.DiscoveryProxy} child service, given this
+        service's querier and responder (looked up at each query, as each
+        start makes them anew) and counters.
+
+        @param domains: a L{twisted_mdns.proxy.DomainMap}.
+        @param kwargs: for L{twisted_mdns.proxy.DiscoveryProxy} (C{listen},
+            C{allow}, C{wait}, C{server}).
+        @return: the L{twisted_mdns.proxy.DiscoveryProxy}.
+        """
+        from twisted_mdns.proxy.service import DiscoveryProxy
+
+        kwargs.setdefault("reactor", self.reactor)
+        kwargs.setdefault("counters", self.counters)
+        kwargs.setdefault("enumerator", self.enumerator)
+        proxy = DiscoveryProxy(self, domains, **kwargs)
+        proxy.setServiceParent(self)
+        return proxy
 
     # -- querying --------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from twisted_mdns.policy import (
     ExplicitInterfacePolicy,
     InterfaceValidationError,
 )
+from twisted_mdns.proxy.options import ProxyOptions, add_proxy  # Discovery Proxy (RFC 8766)
 from twisted_mdns.records import ServiceInfo, host_name
 
 log = Logger()
@@ -178,7 +179,7 @@ def load_services_dir(directory: str) -> tuple[list[ServiceInfo], list[str]]:
     return services, errors
 
 
-class MDNSOptions(usage.Options):
+class MDNSOptions(ProxyOptions, usage.Options):
     """
     The options, raising L{usage.UsageError} for bad values (for code that
     parses them itself); C{twistd} uses L{Options}.
@@ -268,6 +269,7 @@ class MDNSOptions(usage.Options):
             selection.raise_for_errors()
         except InterfaceValidationError as e:
             raise usage.UsageError(f"--iface: {e}") from None
+        self.proxy_post_options(selection.selected)  # Discovery Proxy (RFC 8766)
         self["services"] = list(self["service"])
         self["service-errors"] = []
         if self["services-dir"]:
@@ -397,4 +399,5 @@ def makeService(options: Options) -> service.MultiService:
         )
     if options["browse"]:
         _Browsing(mdns, options["browse"]).setServiceParent(top)
+    add_proxy(options, mdns)  # Discovery Proxy (RFC 8766), if asked for
     return top
