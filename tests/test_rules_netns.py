@@ -10,8 +10,14 @@ Each test here fails if its rule is removed from the code:
    neither cached by the querier nor taken as a conflict by the responder;
  - §11: a response from a source that is not on the receiving link is
    ignored the same way;
- - §17: multicast answers, announcements and goodbyes fit the interface
-   MTU, split over several datagrams with nothing lost.
+ - §17: probes, announcements, multicast answers and goodbyes fit the
+   interface MTU, split over several datagrams with nothing lost.
+
+Each was checked by mutating the code (the IP_TTL option left out; the
+protocol's port or on-link check dropped, for both handlers or for one;
+the packing limit taken from a 1500-byte link): the test fails.  The
+responder and querier are being reshaped, so nothing here reaches into
+them: L{MDNSService}'s public methods and the wire only.
 """
 
 from __future__ import annotations
