@@ -430,7 +430,7 @@ class MTUTests(NamespaceTestMixin, unittest.TestCase):
             ],
             "answers": [
                 r for r in sent if r.message.is_response and answers(r)
-                and all(a.rtype == TYPE_PTR and a.name == HTTP for a in answers(r))
+                and all(a.rtype == TYPE_PTR and a.name == HTTP and a.ttl > 0 for a in answers(r))
             ],
             "goodbyes": [r for r in sent if answers(r) and all(a.ttl == 0 for a in answers(r))],
         }
