@@ -401,13 +401,7 @@ class OptionTests(TwistdCase):
         log = self.proc.stdout
         for quiet in ("host name h.local claimed", "listening on lana", "transport: 2 port(s) open"):
             self.assertNotIn(quiet, log)
-        # The policy's lines from option parsing, logged before twistd's
-        # log observers exist, are left aside: issue 14 deals with them.
-        running = [
-            line for line in self.twistd_lines("debug") + self.twistd_lines("info")
-            if "[twisted_mdns.policy#" not in line
-        ]
-        self.assertEqual(running, [])
+        self.assertEqual(self.twistd_lines("debug") + self.twistd_lines("info"), [])
 
     @defer.inlineCallbacks
     def test_log_level_debug(self):
