@@ -279,17 +279,27 @@ def interfaces(args, log) -> dict:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(links, f)
         extra = ("--profile", args.profile + ".interfaces") if args.profile else ()
+
+        def unplug() -> None:
+            # The late links go down again, for the next responder to plug in.
+            for l in links:
+                if l.get("late"):
+                    ip("link", "set", l["host_if"], "down", ns=topo.host_ns)
+
         try:
             out = run_module(topo.host_ns, "benchmarks.scale", "interfaces", "--links", f.name,
-                             *extra, timeout=180)
-            baseline = None
+                             "--ask-interval", str(args.ask_interval), *extra, timeout=180)
+            baseline = avahi = None
             if args.baseline:
-                # The late links go down again, for the baseline to plug in.
-                for l in links:
-                    if l.get("late"):
-                        ip("link", "set", l["host_if"], "down", ns=topo.host_ns)
+                unplug()
+                log("  the baseline on the same links")
                 baseline = _result(run_module(topo.host_ns, "benchmarks.scale", "interfaces",
-                                              "--links", f.name, timeout=180, tree=args.baseline))
+                                              "--links", f.name, "--ask-interval", str(args.ask_interval),
+                                              timeout=180, tree=args.baseline))
+            if args.avahi and shutil.which("avahi-daemon"):
+                unplug()
+                log("  avahi-daemon on the same links")
+                avahi = avahi_interfaces(topo, f.name, links, args)
         finally:
             os.unlink(f.name)
     finally:
@@ -299,6 +309,51 @@ def interfaces(args, log) -> dict:
     if baseline is not None:
         baseline["topology_build_s"] = built
         result["baseline"] = baseline
+    if avahi is not None:
+        result["avahi"] = avahi
+    return result
+
+
+def avahi_interfaces(topo: Topology, links_file: str, links: list[dict], args) -> dict:
+    """
+    Debian's avahi-daemon (host name C{bench}, every interface, IPv4) on
+    the same links, timed the same way: every link asked from the moment
+    the daemon is started until it answers, then the late links plugged
+    in.  avahi joins the group on every link with one socket, so the
+    namespace's C{net.ipv4.igmp_max_memberships} (20 by default: avahi
+    would answer on 20 links only) is raised to 1,024 first.
+    """
+    from benchmarks.scale import Asking, answering_summary, plug_in
+    from tests.peers import AvahiDaemon
+
+    subprocess.run(["ip", "netns", "exec", topo.host_ns, "sysctl", "-qw",
+                    "net.ipv4.igmp_max_memberships=1024"], check=True)
+    daemon = AvahiDaemon(topo.host_ns, "bench", interfaces=())
+    daemon.write_files()
+    popen = {"cwd": ROOT, "env": _env()}
+    asking = Asking(links_file, args.ask_interval, late=False, **popen)
+    asking.wait_asking()
+    t0 = time.monotonic()
+    with open(daemon.workdir / "avahi.stderr", "w") as err:
+        proc = subprocess.Popen(["ip", "netns", "exec", topo.host_ns] + daemon.command(),
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        result: dict = {"answering_after_start": answering_summary(asking.result(), t0)}
+        late = [l for l in links if l.get("late")]
+        if late:
+            asking = Asking(links_file, args.ask_interval, late=True, **popen)
+            asking.wait_asking()
+            t_plug = time.monotonic()
+            plug_in(late, topo.host_ns)
+            result["late"] = answering_summary(asking.result(), t_plug)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(daemon.workdir, ignore_errors=True)
     return result
 
 
@@ -428,6 +483,14 @@ def report(results: dict) -> str:
         lines.extend(_interfaces_lines(i, f"Scale: {i['links']} interfaces (topology built in {i['topology_build_s']:.1f} s)"))
         if "baseline" in i:
             lines.extend(_interfaces_lines(i["baseline"], "  baseline:", brief=True))
+        if "avahi" in i:
+            lines.append("  avahi-daemon (igmp_max_memberships raised to 1024), timed the same way:")
+            a, late = i["avahi"]["answering_after_start"], i["avahi"].get("late")
+            lines.append(f"    every link answering from start: {a['answered']}/{a['links']}, first {_s(a['first_s'])}, "
+                         f"median {_s(a['median_s'])}, all {_s(a['all_s'])}")
+            if late:
+                lines.append(f"    {late['links']} links plugged in later: {late['answered']}/{late['links']} answering, "
+                             f"first {_s(late['first_s'])}, all {_s(late['all_s'])}")
     return "\n".join(lines)
 
 
@@ -513,6 +576,10 @@ def main(argv=None) -> int:
                    help="links of the many-interface benchmark (issue 13 asks for 240)")
     p.add_argument("--late-interfaces", type=int, default=8,
                    help="links of that benchmark plugged in after start")
+    p.add_argument("--ask-interval", type=float, default=0.05,
+                   help="seconds between two questions to a link that has not answered yet")
+    p.add_argument("--no-avahi", dest="avahi", action="store_false",
+                   help="do not time avahi-daemon on the many-interface topology")
     p.add_argument("--profile", default=None,
                    help="write cProfile stats of the twisted_mdns processes to FILE[.services|.interfaces]")
     p.add_argument("--json", default=None, help="also write all figures to this file")

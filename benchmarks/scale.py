@@ -348,10 +348,10 @@ class Asking:
     ask}), for the late links of C{args.links} or the others.
     """
 
-    def __init__(self, args, late: bool) -> None:
-        argv = [sys.executable, "-m", "benchmarks.scale", "ask", "--links", args.links,
-                "--interval", str(args.ask_interval)] + (["--late"] if late else [])
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    def __init__(self, links_file: str, interval: float, late: bool, **popen) -> None:
+        argv = [sys.executable, "-m", "benchmarks.scale", "ask", "--links", links_file,
+                "--interval", str(interval)] + (["--late"] if late else [])
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, **popen)
 
     def wait_asking(self) -> None:
         """
@@ -462,13 +462,14 @@ async def watch_links(mdns: MDNSService, names: set[str], t0: float, timeout: fl
     }
 
 
-def plug_in(links: list[dict]) -> None:
+def plug_in(links: list[dict], ns: str | None = None) -> None:
     """
     C{ip link set up} on the host's end of every link, in one C{ip}
-    process (as close to "at once" as the kernel allows).
+    process (as close to "at once" as the kernel allows), in namespace
+    C{ns} or our own.
     """
     batch = "".join(f"link set {l['host_if']} up\n" for l in links)
-    subprocess.run(["ip", "-batch", "-"], input=batch, text=True, check=True)
+    subprocess.run(["ip"] + (["-n", ns] if ns else []) + ["-batch", "-"], input=batch, text=True, check=True)
 
 
 async def interfaces(args) -> dict:
@@ -479,7 +480,7 @@ async def interfaces(args) -> dict:
     base = open_sockets()
     # Every link asked until it answers, from the start: what a client on
     # each link sees.
-    asking = Asking(args, late=False)
+    asking = Asking(args.links, args.ask_interval, late=False)
     await threads.deferToThread(asking.wait_asking)
     t0 = time.perf_counter()
     t0_mono = time.monotonic()
@@ -510,7 +511,7 @@ async def interfaces(args) -> dict:
     result["unicast_legacy"] = await threads.deferToThread(ask_every_link, links, False, 2000)
     if late:
         before = getattr(mdns.monitor, "enumerations", None)
-        asking = Asking(args, late=True)
+        asking = Asking(args.links, args.ask_interval, late=True)
         await threads.deferToThread(asking.wait_asking)
         t_plug = time.perf_counter()
         t_plug_mono = time.monotonic()
@@ -544,13 +545,13 @@ def main(argv=None) -> int:
     i = sub.add_parser("interfaces")
     i.add_argument("--links", required=True,
                    help="a JSON file: [{host_if, host_ip, client_ns, client_ip, late}]")
-    i.add_argument("--ask-interval", type=float, default=0.2,
+    i.add_argument("--ask-interval", type=float, default=0.05,
                    help="seconds between two questions to a link not answering yet")
     i.add_argument("--profile", default=None)
     a = sub.add_parser("ask")
     a.add_argument("--links", required=True)
     a.add_argument("--late", action="store_true")
-    a.add_argument("--interval", type=float, default=0.2)
+    a.add_argument("--interval", type=float, default=0.05)
     a.add_argument("--timeout", type=float, default=20.0)
     args = p.parse_args(argv)
     if args.what == "ask":
