@@ -576,7 +576,7 @@ def main(argv=None) -> int:
                    help="links of the many-interface benchmark (issue 13 asks for 240)")
     p.add_argument("--late-interfaces", type=int, default=8,
                    help="links of that benchmark plugged in after start")
-    p.add_argument("--ask-interval", type=float, default=0.05,
+    p.add_argument("--ask-interval", type=float, default=0.1,
                    help="seconds between two questions to a link that has not answered yet")
     p.add_argument("--no-avahi", dest="avahi", action="store_false",
                    help="do not time avahi-daemon on the many-interface topology")

@@ -489,6 +489,7 @@ async def interfaces(args) -> dict:
     t_started = time.perf_counter()
     await wait_for(host_claimed(mdns, "bench"), 20, "the host name on every interface")
     t_claimed = time.perf_counter()
+    counters_at_claim = dict(mdns.counters)
     start_answers = answering_summary(await threads.deferToThread(asking.result), t0_mono)
     sockets = open_sockets()
     names = sorted(i.name for i in mdns.transport.interfaces.values())
@@ -498,6 +499,7 @@ async def interfaces(args) -> dict:
         "start_service_s": t_started - t0,
         "host_claimed_s": t_claimed - t0,
         "answering_after_start": start_answers,
+        "counters_at_claim": counters_at_claim,
         "ports": len(mdns.transport.ports),
         "interfaces_selected": len(names),
         "selected_all_links": names == wanted,
@@ -545,13 +547,13 @@ def main(argv=None) -> int:
     i = sub.add_parser("interfaces")
     i.add_argument("--links", required=True,
                    help="a JSON file: [{host_if, host_ip, client_ns, client_ip, late}]")
-    i.add_argument("--ask-interval", type=float, default=0.05,
+    i.add_argument("--ask-interval", type=float, default=0.1,
                    help="seconds between two questions to a link not answering yet")
     i.add_argument("--profile", default=None)
     a = sub.add_parser("ask")
     a.add_argument("--links", required=True)
     a.add_argument("--late", action="store_true")
-    a.add_argument("--interval", type=float, default=0.05)
+    a.add_argument("--interval", type=float, default=0.1)
     a.add_argument("--timeout", type=float, default=20.0)
     args = p.parse_args(argv)
     if args.what == "ask":
