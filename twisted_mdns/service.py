@@ -179,7 +179,7 @@ class MDNSService(service.MultiService):
 
         @return: the interfaces as the monitor first enumerated them, when
             it is the platform's default one (made here, with our
-            enumerator); L{None} otherwise.
+            enumerator); C{None} otherwise.
         """
         option = self._monitor_option
         if option is False or option is None:
