@@ -134,12 +134,14 @@ class MDNSService(service.MultiService):
     def startService(self) -> None:
         if self.running:
             return
-        # The monitor starts first and its first enumeration is the one
+        # Our own monitor starts first and its first enumeration is the one
         # everything starts from: one pass over the host's interfaces, not
         # one per component (each costs time in proportion to the links),
         # and no change can fall between what we started with and what the
-        # monitor diffs against.
-        interfaces = self._start_monitor()
+        # monitor diffs against.  A monitor the application gave us starts
+        # last, as it always did (it may report at once).
+        own_monitor = self._monitor_option is True
+        interfaces = self._start_monitor() if own_monitor else None
         if interfaces is None:
             interfaces = self.enumerator.interfaces()
         selection = self.selection = self.policy.select(interfaces)
@@ -164,6 +166,8 @@ class MDNSService(service.MultiService):
             self.responder.start_without_host()
         for svc in self._wanted:
             self._start_registration(svc)
+        if not own_monitor:
+            self._start_monitor()
 
     def _host_claimed(self, name: str) -> str:
         self.hostname = name
