@@ -10,9 +10,13 @@ instances arrive, spread over datagrams no larger than the link MTU allows,
 with only the link's own address in them.
 
 ``interfaces``: one L{MDNSService} on every link of a many-link host.
-Measures start-up (ports open, host name claimed everywhere), counts the
+Measures start-up (ports open, host name claimed everywhere, and the time
+until every link has answered a legacy A question correctly), counts the
 ports and sockets, and asks a legacy A question on every link (multicast
-and unicast): each answer must carry exactly that link's address.
+and unicast): each answer must carry exactly that link's address.  Then
+the links marked C{late} (present from the start, with their addresses,
+but down) are plugged in at once (C{ip link set up}), and the time until
+each answers correctly is measured the same way.
 
 Prints C{RESULT {json}}.
 """
@@ -25,6 +29,7 @@ import json
 import os
 import select
 import socket
+import subprocess
 import sys
 import time
 
@@ -252,6 +257,129 @@ def open_sockets() -> dict:
     return {"sockets": udp, "udp_5353": sum(1 for c in conns if c.laddr and c.laddr.port == 5353)}
 
 
+def _correct(data: bytes, source: tuple, link: dict, idents: set[int]) -> bool:
+    try:
+        r = wire.parse(data)
+    except wire.WireError:
+        return False
+    addrs = sorted(wire.a_address(rr) for rr in r.answers if rr.rtype == wire.TYPE_A)
+    return r.id in idents and addrs == [link["host_ip"]] and tuple(source) == (link["host_ip"], 5353)
+
+
+def until_every_link_answers(links: list[dict], timeout: float, interval: float) -> dict:
+    """
+    Ask every link a legacy A question (multicast from an ephemeral port)
+    every C{interval} seconds until it has answered one correctly, for at
+    most C{timeout} seconds; report when each did, as C{time.monotonic()}
+    values (the system's clock, comparable between processes).  Run by
+    L{ask} in a process of its own, so that the asking does not compete
+    with the responder for its interpreter.
+    """
+    socks: dict[int, tuple[socket.socket, dict]] = {}
+    for link in links:
+        with inside(link["client_ns"]):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((link["client_ip"], 0))
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(link["client_ip"]))
+            s.setblocking(False)
+        socks[s.fileno()] = (s, link)
+    sent: dict[int, set[int]] = {fd: set() for fd in socks}
+    answered: dict[str, float] = {}
+    wrong = 0
+    ident = 0x4000
+    poller = select.poll()
+    for fd in socks:
+        poller.register(fd, select.POLLIN)
+    print("ASKING", flush=True)
+    started = next_round = time.monotonic()
+    while len(answered) < len(links) and time.monotonic() - started < timeout:
+        now = time.monotonic()
+        if now >= next_round:
+            for fd, (s, link) in socks.items():
+                if link["host_if"] in answered:
+                    continue
+                ident = (ident + 1) & 0xFFFF
+                sent[fd].add(ident)
+                try:
+                    s.sendto(wire.build_query("bench.local", wire.TYPE_A, ident), (GROUP, 5353))
+                except OSError:
+                    pass  # no carrier yet
+            next_round = now + interval
+        for fd, _ in poller.poll(max(1, int((next_round - time.monotonic()) * 1000))):
+            s, link = socks[fd]
+            while True:
+                try:
+                    data, source = s.recvfrom(9000)
+                except BlockingIOError:
+                    break
+                if link["host_if"] in answered:
+                    continue
+                if _correct(data, source, link, sent[fd]):
+                    answered[link["host_if"]] = time.monotonic()
+                else:
+                    wrong += 1
+    for s, _ in socks.values():
+        s.close()
+    return {"answered_at": answered, "wrong": wrong, "interval_s": interval,
+            "links": [l["host_if"] for l in links]}
+
+
+def answering_summary(raw: dict, t0: float) -> dict:
+    """
+    L{until_every_link_answers}'s report, in seconds after C{t0}.
+    """
+    times = sorted(t - t0 for t in raw["answered_at"].values())
+    links = raw["links"]
+    return {
+        "links": len(links),
+        "answered": len(times),
+        "unanswered": [l for l in links if l not in raw["answered_at"]],
+        "wrong": raw["wrong"],
+        "first_s": times[0] if times else None,
+        "median_s": times[len(times) // 2] if times else None,
+        "all_s": times[-1] if times and len(times) == len(links) else None,
+        "interval_s": raw["interval_s"],
+    }
+
+
+class Asking:
+    """
+    L{until_every_link_answers} in a process of its own (C{benchmarks.scale
+    ask}), for the late links of C{args.links} or the others.
+    """
+
+    def __init__(self, links_file: str, interval: float, late: bool, **popen) -> None:
+        argv = [sys.executable, "-m", "benchmarks.scale", "ask", "--links", links_file,
+                "--interval", str(interval)] + (["--late"] if late else [])
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, **popen)
+
+    def wait_asking(self) -> None:
+        """
+        Block until the process has opened its sockets and starts asking.
+        """
+        assert self.proc.stdout is not None
+        while True:
+            line = self.proc.stdout.readline()
+            if not line or line.startswith("ASKING"):
+                return
+
+    def result(self) -> dict:
+        """
+        Block until it is done; its raw report.
+        """
+        out, _ = self.proc.communicate()
+        for line in out.splitlines():
+            if line.startswith("RESULT "):
+                return json.loads(line[len("RESULT "):])
+        raise RuntimeError(f"the asking process printed no result: {out[-2000:]}")
+
+
+def ask(args) -> dict:
+    with open(args.links) as f:
+        links = [l for l in json.load(f) if bool(l.get("late")) == args.late]
+    return until_every_link_answers(links, args.timeout, args.interval)
+
+
 def ask_every_link(links: list[dict], multicast: bool, ident0: int) -> dict:
     """
     One legacy A query per link, all at once; wait for every answer.
@@ -309,16 +437,60 @@ def ask_every_link(links: list[dict], multicast: bool, ident0: int) -> dict:
     }
 
 
+async def watch_links(mdns: MDNSService, names: set[str], t0: float, timeout: float) -> dict:
+    """
+    When a port was open on each of the links C{names}, and when the host
+    name was claimed there, in seconds after C{t0} (polled every 10 ms).
+    """
+    key = name_key(host_name("bench"))
+    opened: dict[str, float] = {}
+    claimed: dict[str, float] = {}
+    while len(claimed) < len(names) and time.perf_counter() - t0 < timeout:
+        now = time.perf_counter() - t0
+        for index, iface in list(mdns.transport.interfaces.items()):
+            if iface.name not in names:
+                continue
+            opened.setdefault(iface.name, now)
+            if iface.name not in claimed and any(
+                r.rtype == TYPE_A and r.key == key for r in mdns.responder.records_for(index)
+            ):
+                claimed[iface.name] = now
+        await sleep(0.01)
+    return {
+        "ports_open_s": max(opened.values()) if len(opened) == len(names) else None,
+        "claimed_s": max(claimed.values()) if len(claimed) == len(names) else None,
+    }
+
+
+def plug_in(links: list[dict], ns: str | None = None) -> None:
+    """
+    C{ip link set up} on the host's end of every link, in one C{ip}
+    process (as close to "at once" as the kernel allows), in namespace
+    C{ns} or our own.
+    """
+    batch = "".join(f"link set {l['host_if']} up\n" for l in links)
+    subprocess.run(["ip"] + (["-n", ns] if ns else []) + ["-batch", "-"], input=batch, text=True, check=True)
+
+
 async def interfaces(args) -> dict:
     with open(args.links) as f:
-        links = json.load(f)
+        everything = json.load(f)
+    links = [l for l in everything if not l.get("late")]
+    late = [l for l in everything if l.get("late")]
     base = open_sockets()
+    # Every link asked until it answers, from the start: what a client on
+    # each link sees.
+    asking = Asking(args.links, args.ask_interval, late=False)
+    await threads.deferToThread(asking.wait_asking)
     t0 = time.perf_counter()
+    t0_mono = time.monotonic()
     mdns = MDNSService(hostname="bench")
     mdns.startService()
     t_started = time.perf_counter()
     await wait_for(host_claimed(mdns, "bench"), 20, "the host name on every interface")
     t_claimed = time.perf_counter()
+    counters_at_claim = dict(mdns.counters)
+    start_answers = answering_summary(await threads.deferToThread(asking.result), t0_mono)
     sockets = open_sockets()
     names = sorted(i.name for i in mdns.transport.interfaces.values())
     wanted = sorted(l["host_if"] for l in links)
@@ -326,6 +498,8 @@ async def interfaces(args) -> dict:
         "links": len(links),
         "start_service_s": t_started - t0,
         "host_claimed_s": t_claimed - t0,
+        "answering_after_start": start_answers,
+        "counters_at_claim": counters_at_claim,
         "ports": len(mdns.transport.ports),
         "interfaces_selected": len(names),
         "selected_all_links": names == wanted,
@@ -337,6 +511,23 @@ async def interfaces(args) -> dict:
     # to pass so nothing but the answers is in flight.
     result["multicast_legacy"] = await threads.deferToThread(ask_every_link, links, True, 1000)
     result["unicast_legacy"] = await threads.deferToThread(ask_every_link, links, False, 2000)
+    if late:
+        before = getattr(mdns.monitor, "enumerations", None)
+        asking = Asking(args.links, args.ask_interval, late=True)
+        await threads.deferToThread(asking.wait_asking)
+        t_plug = time.perf_counter()
+        t_plug_mono = time.monotonic()
+        watching = defer.ensureDeferred(watch_links(mdns, {l["host_if"] for l in late}, t_plug, 20.0))
+        await threads.deferToThread(plug_in, late)
+        t_plugged = time.perf_counter()
+        result["late"] = answering_summary(await threads.deferToThread(asking.result), t_plug_mono)
+        result["late"].update(await watching)
+        result["late"]["plug_in_s"] = t_plugged - t_plug
+        after = getattr(mdns.monitor, "enumerations", None)
+        if before is not None and after is not None:
+            result["late"]["enumerations"] = after - before
+        result["late"]["ports"] = len(mdns.transport.ports)
+    result["enumerations"] = getattr(mdns.monitor, "enumerations", None)
     t_stop = time.perf_counter()
     await mdns.stopService()
     result["stop_s"] = time.perf_counter() - t_stop
@@ -354,9 +545,20 @@ def main(argv=None) -> int:
     s.add_argument("--mtu", type=int, default=1500)
     s.add_argument("--profile", default=None)
     i = sub.add_parser("interfaces")
-    i.add_argument("--links", required=True, help="a JSON file: [{host_if, host_ip, client_ns, client_ip}]")
+    i.add_argument("--links", required=True,
+                   help="a JSON file: [{host_if, host_ip, client_ns, client_ip, late}]")
+    i.add_argument("--ask-interval", type=float, default=0.1,
+                   help="seconds between two questions to a link not answering yet")
     i.add_argument("--profile", default=None)
+    a = sub.add_parser("ask")
+    a.add_argument("--links", required=True)
+    a.add_argument("--late", action="store_true")
+    a.add_argument("--interval", type=float, default=0.1)
+    a.add_argument("--timeout", type=float, default=20.0)
     args = p.parse_args(argv)
+    if args.what == "ask":
+        print("RESULT " + json.dumps(ask(args)), flush=True)
+        return 0
     fn = services if args.what == "services" else interfaces
     outcome: dict = {}
 

@@ -95,3 +95,48 @@ class ExitStatusTests(unittest.TestCase):
         code, err = self.main(spoiled(("services", "browse", "ok"), False))
         self.assertEqual(code, 1)
         self.assertIn("PTR browse", err)
+
+
+class LinkAnsweringTests(unittest.TestCase):
+    """
+    The many-link benchmark's timings (every link answering after start,
+    links plugged in later): a link that never answered, or answered
+    wrongly, is a failed check; a slow one is a missed target, reported.
+    """
+
+    def results(self, late_all: float | None = 1.2, **late) -> dict:
+        answering = {"links": 4, "answered": 4, "unanswered": [], "wrong": 0, "first_s": 1.0,
+                     "median_s": 1.1, "all_s": 1.3, "interval_s": 0.05}
+        results = copy.deepcopy(GOOD)
+        for kind in ("multicast_legacy", "unicast_legacy"):
+            results["interfaces"][kind]["all_answered_ms"] = 12.0
+        late = {"links": 2, "answered": 2, "all_s": late_all, "ports_open_s": 0.2, "claimed_s": 1.1,
+                "enumerations": 1, "ports": 6, **late}
+        results["interfaces"].update(
+            start_service_s=0.1, host_claimed_s=1.2, udp_5353_sockets=4, sockets_opened=5, rss_mb=40.0,
+            stop_s=0.01, topology_build_s=1.0, enumerations=3,
+            answering_after_start=answering,
+            late=dict(answering, **late),
+        )
+        return results
+
+    def test_good(self) -> None:
+        results = self.results()
+        self.assertEqual(run.failures(results), [])
+        text = run.report({"interfaces": results["interfaces"]})
+        self.assertIn("every link answering", text)
+        self.assertIn("all 1.30 s  (target <= 2.0 s)  ok", text)
+        self.assertIn("2 links plugged in later", text)
+
+    def test_slow_is_reported_not_failed(self) -> None:
+        results = self.results(late_all=2.5)
+        self.assertEqual(run.failures(results), [])
+        self.assertIn("all 2.50 s  (target <= 2.0 s)  ABOVE TARGET", run.report({"interfaces": results["interfaces"]}))
+
+    def test_unanswered_or_wrong_fails(self) -> None:
+        found = run.failures(self.results(late_all=None, unanswered=["late1"], answered=1))
+        self.assertEqual(len(found), 1, found)
+        self.assertIn("links plugged in later: 1/2 answered, unanswered ['late1']", found[0])
+        found = run.failures(self.results(wrong=2))
+        self.assertEqual(len(found), 1, found)
+        self.assertIn("2 wrong answer(s)", found[0])

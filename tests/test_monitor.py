@@ -335,6 +335,21 @@ class NetlinkMonitorUnitTests(unittest.TestCase):
         self.assertEqual(len(self.reports), 1)
         self.assertLessEqual(self.enumerator.calls, 3)
 
+    def test_endless_burst_waits_half_a_second_at_most(self) -> None:
+        """
+        By default a burst is held for at most half a second (five times
+        the settle time): enumerating is cheap, and a link plugged in
+        during endless netlink chatter should not wait longer to be
+        probed.
+        """
+        self.assertEqual(self.monitor.max_delay, 0.5)
+        self.monitor.start(self.reports.append)
+        self.enumerator.set([LO])
+        for _ in range(6):
+            self.monitor._trigger()
+            self.reactor.advance(0.09)
+        self.assertEqual(len(self.reports), 1)
+
     def test_do_read_drains_and_triggers(self) -> None:
         self.monitor.start(self.reports.append)
         self.socket.queue = [b"x" * 40, b"y" * 60, b"z"]

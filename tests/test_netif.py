@@ -19,6 +19,9 @@ from twisted_mdns.netif import (
     IPv6AddressState,
     NetworkInterface,
     SystemInterfaceEnumerator,
+    _ipv4_of,
+    _ipv6_of,
+    _netmask_prefix,
     parse_if_inet6,
     read_if_inet6,
 )
@@ -197,3 +200,84 @@ class KernelFlagTests(NamespaceTestMixin, unittest.TestCase):
         )
         self.assertEqual(state.unpublished(), "DAD failed")
         self.assertNotIn(v6("fd00:9::5/64"), self.lana().publishable_ipv6)
+
+
+class NetmaskTests(unittest.TestCase):
+    """
+    Netmasks as C{getifaddrs} (psutil) reports them, for both families.
+    """
+
+    def test_forms(self) -> None:
+        self.assertEqual(_netmask_prefix("255.255.255.0"), 24)
+        self.assertEqual(_netmask_prefix("255.255.255.255"), 32)
+        self.assertEqual(_netmask_prefix("0.0.0.0"), 0)
+        self.assertEqual(_netmask_prefix("ffff:ffff:ffff:ffff::"), 64)
+        self.assertEqual(_netmask_prefix("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), 128)
+        self.assertEqual(_netmask_prefix("ffff:ffff::/32"), 32)
+
+    def test_non_contiguous_is_refused(self) -> None:
+        self.assertRaises(ValueError, _netmask_prefix, "255.0.255.0")
+        self.assertRaises(ValueError, _netmask_prefix, "ffff::ffff")
+
+    def test_addresses(self) -> None:
+        self.assertEqual(
+            _ipv4_of([("10.1.0.1", "255.255.255.0"), ("10.2.0.1", None), ("", None),
+                      ("10.3.0.1", "255.0.255.0"), ("bogus", "255.0.0.0")]),
+            (ipaddress.IPv4Interface("10.1.0.1/24"), ipaddress.IPv4Interface("10.2.0.1/32")),
+        )
+        self.assertEqual(
+            _ipv6_of([("fe80::1%eth0", "ffff:ffff:ffff:ffff::"), ("fd00::1", None),
+                      ("nonsense", "ffff::")]),
+            (v6("fe80::1/64"), v6("fd00::1/128")),
+        )
+
+
+class EnumerationTests(NamespaceTestMixin, unittest.TestCase):
+    """
+    L{SystemInterfaceEnumerator} on real interfaces: one pass over the
+    host per enumeration, whatever the number of links.
+    """
+
+    clients = ("a", "b", "c")
+    virtual = False
+
+    def test_one_pass(self) -> None:
+        """
+        Each source is asked once per enumeration, not once per interface
+        (which made start-up quadratic in links), and every link is there
+        with its address.
+        """
+        import psutil
+
+        calls = {"net_if_addrs": 0, "net_if_stats": 0}
+        for name in calls:
+            real = getattr(psutil, name)
+
+            def counting(real=real, name=name):  # type: ignore[no-untyped-def]
+                calls[name] += 1
+                return real()
+
+            self.patch(psutil, name, counting)
+        found = {i.name: i for i in SystemInterfaceEnumerator().interfaces()}
+        self.assertEqual(calls, {"net_if_addrs": 1, "net_if_stats": 1})
+        for client, link in self.topology.links.items():
+            iface = found[link.host_if]
+            self.assertEqual(iface.index, link.host_index)
+            self.assertEqual(iface.ipv4, (ipaddress.IPv4Interface(f"{link.host_ip}/24"),))
+            self.assertTrue(iface.flags.up and iface.flags.multicast)
+            self.assertEqual(iface.mtu, 1500)
+        indexes = [i.index for i in found.values()]
+        self.assertEqual(indexes, sorted(indexes))
+
+    def test_labelled_address_belongs_to_its_interface(self) -> None:
+        """
+        An address added with a label (C{lana:7}) is listed by
+        C{getifaddrs} under the label: it is lana's address, and the label
+        is not an interface of its own (it has no index of its own).
+        """
+        ip("addr", "add", "10.77.0.1/16", "dev", "lana", "label", "lana:7", ns=self.topology.host_ns)
+        interfaces = SystemInterfaceEnumerator().interfaces()
+        names = [i.name for i in interfaces]
+        self.assertNotIn("lana:7", names)
+        lana = next(i for i in interfaces if i.name == "lana")
+        self.assertIn(ipaddress.IPv4Interface("10.77.0.1/16"), lana.ipv4)

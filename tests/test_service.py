@@ -14,6 +14,8 @@ from tests.netns import NamespaceTestMixin
 from tests.support import wait_until
 from tests.test_twistd import a_answers
 from twisted_mdns import MDNSService, ServiceInfo
+from twisted_mdns.netif import NetworkInterface, SystemInterfaceEnumerator
+from twisted_mdns.policy import ExplicitInterfacePolicy
 from twisted_mdns.message import TYPE_A, Question, name_from_text, pack_one
 
 
@@ -25,6 +27,73 @@ def open_fds() -> dict[str, str]:
         except OSError:
             pass  # the descriptor listdir itself used
     return out
+
+
+class CountingEnumerator(SystemInterfaceEnumerator):
+    """
+    The system's enumerator, counting how often it is asked.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.last: list[NetworkInterface] = []
+
+    def interfaces(self) -> list[NetworkInterface]:
+        self.calls += 1
+        self.last = list(super().interfaces())
+        return self.last
+
+
+def netlink_sockets() -> int:
+    count = 0
+    with open("/proc/self/net/netlink") as f:
+        inodes = {line.split()[-1] for line in f.readlines()[1:]}
+    for target in open_fds().values():
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            count += 1
+    return count
+
+
+class StartupEnumerationTests(NamespaceTestMixin, unittest.TestCase):
+    """
+    Start-up enumerates the host's interfaces once: the monitor's first
+    enumeration is what the policy, the transport and the responder start
+    from (each enumeration costs time in proportion to the links).
+    """
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_one_enumeration_at_start(self):
+        enumerator = CountingEnumerator()
+        mdns = MDNSService(hostname="once", enumerator=enumerator)
+        mdns.startService()
+        self.addCleanup(mdns.stopService)
+        self.assertEqual(enumerator.calls, 1)
+        self.assertEqual(list(mdns.monitor.interfaces), enumerator.last)
+        self.assertEqual(sorted(i.name for i in mdns.transport.interfaces.values()), ["lana", "lanb"])
+        # Later changes are the monitor's to enumerate, once per burst.
+        from tests.netns import ip
+
+        ip("addr", "add", "10.1.0.9/24", "dev", "lana", ns=self.topology.host_ns)
+        yield wait_until(
+            lambda: "10.1.0.9" in mdns.transport.interfaces[self.topology.links["a"].host_index].ipv4_addresses,
+            what="the new address followed",
+        )
+        self.assertEqual(enumerator.calls, mdns.monitor.enumerations)
+
+    def test_refused_start_leaves_no_monitor(self) -> None:
+        """
+        A bad explicit request stops the start after the monitor has
+        started: it is stopped again, its netlink socket closed.
+        """
+        before = netlink_sockets()
+        mdns = MDNSService(hostname="bad", policy=ExplicitInterfacePolicy(["nosuch0"]))
+        self.assertRaises(Exception, mdns.startService)
+        self.assertFalse(mdns.running)
+        self.assertIsNone(mdns.monitor)
+        self.assertEqual(netlink_sockets(), before)
+        self.assertEqual(mdns.transport.ports, {})
 
 
 class ServiceLifecycleTests(NamespaceTestMixin, unittest.TestCase):

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_service -*-
 """
 L{MDNSService}: the responder, the querier, the per-interface ports and the
 interface monitor, composed as one Twisted service.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -38,7 +39,8 @@ from twisted_mdns.transport import InterfaceTransport
 if TYPE_CHECKING:
     from twisted.python.failure import Failure
 
-    from twisted_mdns.monitor import InterfaceChanges
+    from twisted_mdns.monitor import InterfaceChanges, NetlinkInterfaceMonitor, PollingInterfaceMonitor
+    from twisted_mdns.netif import NetworkInterface
     from twisted_mdns.policy import Selection
     from twisted_mdns.proxy import DiscoveryProxy, DomainMap
     from twisted_mdns.querier import Querier, ServiceBrowser
@@ -132,9 +134,22 @@ class MDNSService(service.MultiService):
     def startService(self) -> None:
         if self.running:
             return
-        interfaces = self.enumerator.interfaces()
+        # Our own monitor starts first and its first enumeration is the one
+        # everything starts from: one pass over the host's interfaces, not
+        # one per component (each costs time in proportion to the links),
+        # and no change can fall between what we started with and what the
+        # monitor diffs against.  A monitor the application gave us starts
+        # last, as it always did (it may report at once).
+        own_monitor = self._monitor_option is True
+        interfaces = self._start_monitor() if own_monitor else None
+        if interfaces is None:
+            interfaces = self.enumerator.interfaces()
         selection = self.selection = self.policy.select(interfaces)
-        selection.raise_for_errors()
+        try:
+            selection.raise_for_errors()
+        except BaseException:
+            self._stop_monitor()
+            raise
         super().startService()
         if self._started_before:
             # Each start claims names and watches records anew: stop() said
@@ -151,7 +166,8 @@ class MDNSService(service.MultiService):
             self.responder.start_without_host()
         for svc in self._wanted:
             self._start_registration(svc)
-        self._start_monitor()
+        if not own_monitor:
+            self._start_monitor()
 
     def _host_claimed(self, name: str) -> str:
         self.hostname = name
@@ -161,29 +177,43 @@ class MDNSService(service.MultiService):
         failure.trap(RegistrationError)
         return None
 
-    def _start_monitor(self) -> None:
+    def _start_monitor(self) -> Sequence[NetworkInterface] | None:
+        """
+        Start following interface changes, if asked to.
+
+        @return: the interfaces as the monitor first enumerated them, when
+            it is the platform's default one (made here, with our
+            enumerator); C{None} otherwise.
+        """
         option = self._monitor_option
         if option is False or option is None:
-            return
+            return None
+        default: NetlinkInterfaceMonitor | PollingInterfaceMonitor | None = None
+        monitor: IInterfaceMonitor
         if option is True:
             from twisted_mdns.monitor import default_monitor
 
-            self.monitor = default_monitor(self.reactor, self.enumerator)
+            monitor = default = default_monitor(self.reactor, self.enumerator)
         else:
-            self.monitor = option
+            monitor = option
         try:
-            self.monitor.start(self.interfaces_changed)
+            monitor.start(self.interfaces_changed)
         except Exception as e:
             log.error("cannot follow interface changes: {error}", error=e)
+            return None
+        self.monitor = monitor
+        return default.interfaces if default is not None else None
+
+    def _stop_monitor(self) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()
             self.monitor = None
 
     def stopService(self) -> defer.Deferred:
         if not self.running:
             return self._stopping or defer.succeed(None)
         super().stopService()
-        if self.monitor is not None:
-            self.monitor.stop()
-            self.monitor = None
+        self._stop_monitor()
         self.responder.stop()
         if self.querier is not None:
             self.querier.stop()
