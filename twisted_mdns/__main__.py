@@ -172,6 +172,10 @@ class _Session:
             globalLogBeginner.beginLoggingTo(
                 [textFileLogObserver(sys.stderr)], redirectStandardIO=False
             )
+        from twisted_mdns.clock import use_monotonic_time
+
+        # Our own process: wall-clock steps must not stall the timeouts.
+        use_monotonic_time(reactor)
         reactor.callWhenRunning(self._start, reactor)
         reactor.run()
         if self.error is not None:

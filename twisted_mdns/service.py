@@ -25,6 +25,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from twisted_mdns.clock import step_proof
 from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IInterfaceEnumerator, IInterfaceMonitor, IInterfacePolicy
 from twisted_mdns.netif import SystemInterfaceEnumerator
@@ -57,6 +58,14 @@ class MDNSService(service.MultiService):
         list, applications rarely need to).
     @param publish_host: claim and answer for the host name (a pure
         browser may turn it off).
+    @param reactor: the reactor (the global one when L{None}).  Its time is
+        not used as it is if it is the wall clock: every timer and duration
+        counts on C{clock}, a monotonic view of it, so that wall-clock steps
+        (NTP at boot) move none of them, while the application's reactor
+        keeps wall time (see L{twisted_mdns.clock}).
+    @ivar clock: the C{IReactorTime} the responder, querier and monitor use:
+        C{reactor} itself if already monotonic (or a test clock), else a
+        L{twisted_mdns.clock.MonotonicClock} over it.
     @ivar counters: received, answered, dropped by reason, conflicts...
     """
 
@@ -76,6 +85,7 @@ class MDNSService(service.MultiService):
 
             reactor = _reactor
         self.reactor = reactor
+        self.clock = step_proof(reactor)
         self.policy = policy or DefaultInterfacePolicy()
         #: The name asked for; every start claims it anew (a rename after a
         #: conflict lasts for that run, as with avahi).
@@ -103,7 +113,7 @@ class MDNSService(service.MultiService):
         goodbye to everything), so nothing of the last run's state is kept.
         """
         self.hostname = self.requested_hostname
-        responder = Responder(self.transport, self.reactor, self.hostname, self.counters)
+        responder = Responder(self.transport, self.clock, self.hostname, self.counters)
         self.protocol.fast_path = responder.fast_path
         self._set_handlers(responder, getattr(self, "querier", None))
         return responder
@@ -111,7 +121,7 @@ class MDNSService(service.MultiService):
     def _make_querier(self):
         from twisted_mdns.querier import Querier
 
-        querier = Querier(self.transport, self.reactor, counters=self.counters)
+        querier = Querier(self.transport, self.clock, counters=self.counters)
         self._set_handlers(self.responder, querier)
         return querier
 
@@ -159,7 +169,7 @@ class MDNSService(service.MultiService):
         if option is True:
             from twisted_mdns.monitor import default_monitor
 
-            self.monitor = default_monitor(self.reactor, self.enumerator)
+            self.monitor = default_monitor(self.clock, self.enumerator)
         else:
             self.monitor = option
         try:

@@ -385,8 +385,13 @@ def makeService(options: Options) -> service.MultiService:
     """
     from twisted_mdns.service import MDNSService
 
+    from twisted_mdns.clock import MonotonicTimeService
+
     top = service.MultiService()
     LogLevelService(LEVELS[options["log-level"]]).setServiceParent(top)
+    # twistd mdns owns its process: its reactor runs on monotonic time, so
+    # wall-clock steps move no timer and no duration (twisted_mdns.clock).
+    MonotonicTimeService().setServiceParent(top)
     mdns = MDNSService(policy=options["policy"], hostname=options["hostname"])
     mdns.setServiceParent(top)
     for error in options["service-errors"]:
