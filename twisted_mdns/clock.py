@@ -112,7 +112,8 @@ def use_monotonic_time(reactor: Any) -> bool:
         return False
     wall_now = reactor.seconds()
     reactor.seconds = time.monotonic
-    for call in reactor.getDelayedCalls():
+    pending: list[Any] = list(reactor.getDelayedCalls())
+    for call in pending:
         if not isinstance(call, DelayedCall):
             continue
         left = max(0.0, call.getTime() - wall_now)
@@ -185,7 +186,7 @@ class _MonotonicCall:
         self.kw = kw
         self.called = False
         self.cancelled = False
-        self._host: IDelayedCall | None = None
+        self._host: Any = None  # the host reactor's DelayedCall
 
     def getTime(self) -> float:
         """
@@ -287,10 +288,12 @@ class MonotonicClock:
     def seconds(self) -> float:
         return self._monotonic()
 
-    def callLater(self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any) -> IDelayedCall:
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any
+    ) -> _MonotonicCall | DelayedCall:
         if self._monotonic is time.monotonic and is_monotonic(self._reactor):
             # The host was switched to monotonic time: nothing to guard.
-            call: IDelayedCall = self._reactor.callLater(delay, callable, *args, **kw)
+            call: DelayedCall = self._reactor.callLater(delay, callable, *args, **kw)
             return call
         mcall = _MonotonicCall(self, self.seconds() + delay, callable, args, kw)
         self._calls.add(mcall)
@@ -298,7 +301,7 @@ class MonotonicClock:
         self._ensure_watchdog()
         return mcall
 
-    def getDelayedCalls(self) -> list[IDelayedCall]:
+    def getDelayedCalls(self) -> list[_MonotonicCall]:
         return [c for c in self._calls if c.active()]
 
     # -- step watching ---------------------------------------------------------------
