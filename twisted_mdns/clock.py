@@ -3,7 +3,7 @@
 Time that survives wall-clock steps.
 
 Twisted's reactors measure time with the wall clock:
-L{ReactorBase.seconds<twisted.internet.base.ReactorBase.seconds>} is
+C{ReactorBase.seconds} is
 C{time.time}, a C{DelayedCall} stores the absolute wall time it is due at,
 and the reactor sleeps until the earliest of them.  When NTP steps the clock
 (small boards without a real-time clock do so by hours at boot), every timer
@@ -39,7 +39,7 @@ reactor:
 
 L{MDNSService<twisted_mdns.service.MDNSService>} applies L{step_proof} to its
 reactor: it uses a reactor already on monotonic time (or a test clock such as
-L{Clock<twisted.internet.task.Clock>}) as it is, and wraps a wall-time
+C{twisted.internet.task.Clock}) as it is, and wraps a wall-time
 reactor in a L{MonotonicClock}.  Composing the service into a web
 application therefore changes nothing about the application's own time.
 
@@ -92,7 +92,7 @@ def is_monotonic(clock: object) -> bool:
 
 def use_monotonic_time(reactor: Any) -> bool:
     """
-    Switch C{reactor} (an instance of a L{ReactorBase} subclass keeping its
+    Switch C{reactor} (an instance of a C{ReactorBase} subclass keeping its
     timed calls in the base class, as every reactor C{twistd} installs by
     default) to C{time.monotonic}, keeping every pending call due after the
     delay it had left.
@@ -132,7 +132,7 @@ def step_proof(reactor: Any) -> Any:
 
     @return: C{reactor} itself if its time is already monotonic, if it is not
         a real reactor (a test clock such as
-        L{Clock<twisted.internet.task.Clock>} or C{MemoryReactorClock}: its
+        C{twisted.internet.task.Clock} or C{MemoryReactorClock}: its
         time moves only when the test says so), or if
         C{TWISTED_MDNS_CLOCK=wall}; otherwise a L{MonotonicClock} over it.
     """
@@ -264,8 +264,8 @@ class MonotonicClock:
         wall: Callable[[], float] = time.time,
     ) -> None:
         """
-        @param reactor: the host reactor (L{IReactorTime} and
-            L{IReactorThreads<twisted.internet.interfaces.IReactorThreads>}).
+        @param reactor: the host reactor (C{IReactorTime} and
+            C{IReactorThreads}).
         @param monotonic: the monotonic clock (tests give a fake one).
         @param wall: the wall clock the host reactor uses, watched for steps.
         """

@@ -58,7 +58,7 @@ class MDNSService(service.MultiService):
         list, applications rarely need to).
     @param publish_host: claim and answer for the host name (a pure
         browser may turn it off).
-    @param reactor: the reactor (the global one when L{None}).  Its time is
+    @param reactor: the reactor (the global one when C{None}).  Its time is
         not used as it is if it is the wall clock: every timer and duration
         counts on C{clock}, a monotonic view of it, so that wall-clock steps
         (NTP at boot) move none of them, while the application's reactor
