@@ -339,3 +339,38 @@ class StepProofTests(unittest.TestCase):
         mdns = MDNSService(reactor=reactor, enumerator=Fixed(), monitor=False)
         self.assertIsInstance(mdns.clock, MonotonicClock)
         self.assertIs(mdns.reactor, reactor)
+
+
+class StandsInForTheReactorTests(unittest.TestCase):
+    """
+    L{MonotonicClock} over the running reactor: ports built on it (as the
+    querier's C{listenMulticastOn} and the transport do) read and write
+    through the host reactor.
+    """
+
+    def test_port_on_the_wrapper(self):
+        import socket
+
+        from twisted.internet import reactor, udp
+        from twisted.internet.protocol import DatagramProtocol
+
+        from tests.support import wait_until
+
+        got: list[bytes] = []
+
+        class Echo(DatagramProtocol):
+            def datagramReceived(self, data: bytes, addr) -> None:
+                got.append(data)
+
+        wrapped = MonotonicClock(reactor)
+        port = udp.Port(0, Echo(), interface="127.0.0.1", reactor=wrapped)
+        port.startListening()
+        self.addCleanup(port.stopListening)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.sendto(b"ping", ("127.0.0.1", port.getHost().port))
+        fired: list[float] = []
+        wrapped.callLater(0.05, lambda: fired.append(wrapped.seconds()))
+        return wait_until(lambda: got and fired, timeout=5, what="datagram and timer").addCallback(
+            lambda _: self.assertEqual(got, [b"ping"])
+        )
