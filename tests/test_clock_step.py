@@ -8,6 +8,9 @@ monotonic clock stays real (C{FAKETIME_DONT_FAKE_MONOTONIC=1}), as on a board
 whose clock NTP steps at boot.  Clients in other namespaces ask and listen
 with raw sockets.
 
+C{python -m twisted_mdns browse} and a host application's reactor under a
+L{MonotonicClock<twisted_mdns.clock.MonotonicClock>} are stepped too.
+
 Each scenario also runs with C{TWISTED_MDNS_CLOCK=wall}, the process on the
 wall clock as before L{twisted_mdns.clock}, and checks that the failure the
 scenario guards against does happen there: these tests can fail.
@@ -28,7 +31,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.netns import NamespaceTestMixin, drain
-from tests.peers import REPO_ROOT, PeerProcess
+from tests.peers import REPO_ROOT, PeerProcess, PeerTimeout
 from tests.support import sleep, wait_until
 from tests.test_twistd import a_answers, twistd_argv
 from twisted_mdns.clock import CLOCK_ENV
@@ -325,3 +328,39 @@ class HostReactorStepTests(unittest.TestCase):
         fired = yield self.run_with_step("+1d")
         self.assertLess(abs(fired["wrapped"] - 3.0), 0.5, "the wrapped call fired early or late")
         self.assertLess(fired["reactor"], 2.0, "the host's own wall-time call did not fire early: no step?")
+
+
+class CommandLineStepTests(ClockStepCase):
+    """
+    C{python -m twisted_mdns browse --timeout 3} ends after three seconds of
+    real time, whatever its wall clock does meanwhile.
+    """
+
+    clients = ("a",)
+
+    @defer.inlineCallbacks
+    def browse_with_step(self, wall: bool):
+        env = dict(faketime_env(self.faketime_file), **{CLOCK_ENV: "wall" if wall else ""})
+        argv = [sys.executable, "-m", "twisted_mdns", "browse", "_http._tcp", "--timeout", "3", "--verbose"]
+        proc = PeerProcess(self.topology.host_ns, argv, name="cli-faketime", env=env, cwd=str(REPO_ROOT))
+        proc.start()
+        self.addCleanup(lambda: proc.stop(timeout=5) if proc.running else None)
+        yield proc.wait_for("listening on lana", timeout=15, stream="stderr")
+        started = time.monotonic()
+        self.step("-1h")
+        try:
+            yield proc.wait(timeout=8)
+        except PeerTimeout:
+            return None
+        return time.monotonic() - started
+
+    @defer.inlineCallbacks
+    def test_timeout_in_real_seconds(self):
+        took = yield self.browse_with_step(wall=False)
+        self.assertIsNotNone(took, "the browse did not end: its timeout stalled")
+        self.assertLess(took, 5.0)
+
+    @defer.inlineCallbacks
+    def test_wall_clock_timeout_stalls(self):
+        took = yield self.browse_with_step(wall=True)
+        self.assertIsNone(took, "on the wall clock the timeout should stall for the hour")

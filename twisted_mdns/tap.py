@@ -383,9 +383,8 @@ def makeService(options: Options) -> service.MultiService:
     """
     The C{twistd mdns} service tree.
     """
-    from twisted_mdns.service import MDNSService
-
     from twisted_mdns.clock import MonotonicTimeService
+    from twisted_mdns.service import MDNSService
 
     top = service.MultiService()
     LogLevelService(LEVELS[options["log-level"]]).setServiceParent(top)
