@@ -176,19 +176,20 @@ class ClockStepCase(NamespaceTestMixin, unittest.TestCase):
                 pass
         return answered
 
-    def announce_peer(self, client: str, instance: str) -> None:
+    def announce_peer(self, client: str, instance: str, ttl: int | None = None) -> None:
         """
         A peer on C{client}'s link announces C{instance._http._tcp.local}
-        once (and never answers again: only our cache keeps it).
+        once (and never answers again: only our cache keeps it), with the
+        usual TTLs (RFC 6762 §10) or all of them C{ttl}.
         """
         link = self.topology.links[client]
         name = join_name(instance, HTTP)
         host = name_from_text(f"peer-{client}.local")
         records = [
-            ptr_record(HTTP, name, 4500),
-            srv_record(name, host, 8080, 120),
-            txt_record(name, [b"path=/"], 4500),
-            a_record(host, link.client_ip, 120),
+            ptr_record(HTTP, name, ttl or 4500),
+            srv_record(name, host, 8080, ttl or 120),
+            txt_record(name, [b"path=/"], ttl or 4500),
+            a_record(host, link.client_ip, ttl or 120),
         ]
         sock = self.topology.client_socket(client, port=5353)
         self.addCleanup(sock.close)
@@ -264,6 +265,34 @@ class CacheAfterStepsTests(ClockStepCase):
                          what="browse added After")
         yield self.assert_stepped("added After on lana", 86400)
         return expired
+
+    @defer.inlineCallbacks
+    def check_backward_hour(self, wall: bool):
+        yield self.start_twistd("--browse", "_http._tcp", "--iface", "lana", wall=wall)
+        self.announce_peer("a", "Short", ttl=3)
+        yield wait_until(lambda: "added Short on lana" in self.proc.stdout, timeout=5,
+                         what="browse added Short")
+        self.step("-1h")
+        try:
+            yield wait_until(lambda: "removed Short on lana" in self.proc.stdout, timeout=8,
+                             what="browse removed Short")
+        except AssertionError:
+            return False
+        return True
+
+    @defer.inlineCallbacks
+    def test_backward_hour_still_expires(self):
+        """
+        A record with a 3 s TTL that nobody refreshes leaves the cache about
+        3 s after it was heard, though the clock stepped an hour back.
+        """
+        expired = yield self.check_backward_hour(wall=False)
+        self.assertTrue(expired, "the TTL stopped counting after the step")
+
+    @defer.inlineCallbacks
+    def test_wall_clock_backward_hour_keeps_stale_records(self):
+        expired = yield self.check_backward_hour(wall=True)
+        self.assertFalse(expired)
 
     @defer.inlineCallbacks
     def test_forward_day_expires_nothing(self):
