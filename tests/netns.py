@@ -118,6 +118,10 @@ class Link:
     client_ip: str
     prefix: int = 24
     host_index: int = 0
+    #: ULA addresses, once L{Topology.add_ipv6} gave them (fd00:N::1 and
+    #: fd00:N::2, /64).
+    host_ip6: str = ""
+    client_ip6: str = ""
 
     @property
     def subnet(self) -> str:
@@ -214,6 +218,47 @@ class Topology:
                 raise RuntimeError(f"link {link.host_if} did not come up in {timeout}s")
             time.sleep(0.01)
 
+    def add_ipv6(self, dad: bool = True, wait: bool = True, timeout: float = 10.0) -> None:
+        """
+        Give every link ULA addresses: C{fd00:N::1/64} on the host's end,
+        C{fd00:N::2/64} on the client's (N as in the link's 10.N.0.0/24).
+
+        @param dad: run Duplicate Address Detection on them (the kernel's
+            default: each is I{tentative} for a moment); C{False} adds them
+            C{nodad}, usable at once.
+        @param wait: block until no address of the topology is tentative
+            any more (the link-local ones included), so that sockets can
+            send from them.
+        """
+        for link in self.links.values():
+            n = int(link.host_ip.split(".")[1])
+            link.host_ip6, link.client_ip6 = f"fd00:{n}::1", f"fd00:{n}::2"
+            extra = () if dad else ("nodad",)
+            ip("-6", "addr", "add", f"{link.host_ip6}/64", "dev", link.host_if, *extra, ns=self.host_ns)
+            ip("-6", "addr", "add", f"{link.client_ip6}/64", "dev", link.client_if, *extra, ns=link.client_ns)
+        if wait:
+            self.wait_dad(timeout)
+
+    def wait_dad(self, timeout: float = 10.0) -> None:
+        """
+        Block until no IPv6 address in any namespace of the topology is
+        tentative (Duplicate Address Detection has ended everywhere).
+        """
+        deadline = time.monotonic() + timeout
+        while any("tentative" in ip("-6", "addr", "show", ns=ns) for ns in self.namespaces):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"IPv6 DAD did not finish in {timeout}s")
+            time.sleep(0.05)
+
+    def link_local(self, ns: str, dev: str) -> str:
+        """
+        The fe80:: address of C{dev} in namespace C{ns}, without scope.
+        """
+        for line in ip("-6", "-o", "addr", "show", "dev", dev, "scope", "link", ns=ns).splitlines():
+            fields = line.split()
+            return fields[fields.index("inet6") + 1].split("/")[0]
+        raise RuntimeError(f"{dev} in {ns} has no link-local address")
+
     def remove_link(self, client: str) -> None:
         """
         Delete a client's link and namespace (the interface vanishes).
@@ -273,6 +318,50 @@ class Topology:
             s.setblocking(False)
         return s
 
+    def client_socket6(self, client: str, port: int = 0, bind: str = "::") -> socket.socket:
+        """
+        A non-blocking IPv6 UDP socket in C{client}'s namespace, bound to
+        C{bind}:C{port}, sending multicast on its eth0 with hop limit 255,
+        and reporting each datagram's hop limit and arrival interface (read
+        them with L{drain6}).
+        """
+        link = self.links[client]
+        with inside(link.client_ns):
+            index = socket.if_nametoindex(link.client_if)
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+            s.bind((bind, port, 0, index if bind.startswith("fe80") else 0))
+            s.setblocking(False)
+        return s
+
+    def client_listener6(self, client: str, group: str = "ff02::fb", port: int = 5353) -> socket.socket:
+        """
+        A socket like L{client_socket6} in C{client}'s namespace that hears
+        C{group}:C{port} on its eth0.
+        """
+        link = self.links[client]
+        s = self.client_socket6(client, port)
+        with inside(link.client_ns):
+            index = socket.if_nametoindex(link.client_if)
+        s.setsockopt(
+            socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+            socket.inet_pton(socket.AF_INET6, group) + index.to_bytes(4, sys.byteorder),
+        )
+        return s
+
+    def client_index(self, client: str) -> int:
+        """
+        The index of C{client}'s eth0 in its own namespace.
+        """
+        link = self.links[client]
+        with inside(link.client_ns):
+            return socket.if_nametoindex(link.client_if)
+
     def destroy(self) -> None:
         """
         Delete every namespace (their veth ends vanish with them).
@@ -298,6 +387,26 @@ def drain(sock: socket.socket) -> list[tuple[bytes, tuple[str, int]]]:
             got.append(sock.recvfrom(9000))
         except BlockingIOError:
             return got
+
+
+def drain6(sock: socket.socket) -> list[tuple[bytes, tuple, int | None, int | None]]:
+    """
+    Everything waiting on a socket from L{Topology.client_socket6}:
+    C{(data, address, hop limit, arrival ifindex)} per datagram.
+    """
+    got = []
+    while True:
+        try:
+            data, anc, _flags, addr = sock.recvmsg(9000, socket.CMSG_SPACE(64))
+        except BlockingIOError:
+            return got
+        hops = ifindex = None
+        for level, kind, value in anc:
+            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT:
+                hops = int.from_bytes(value[:4], sys.byteorder)
+            elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+                ifindex = int.from_bytes(value[16:20], sys.byteorder)
+        got.append((data, addr, hops, ifindex))
 
 
 class NamespaceTestMixin:

@@ -54,6 +54,9 @@ class BadArgumentTests(CLITestCase):
             (("resolve", "host", "--iface", "10.9.9.9"), "10.9.9.9"),
             (("resolve", "a..b"), "empty label"),
             (("resolve",), "NAME"),
+            (("browse",), "TYPE or --all-types"),
+            (("browse", "_http._tcp", "--all-types"), "TYPE or --all-types"),
+            (("browse", "--all-types", "--follow", "--timeout", "0"), "timeout"),
         ]
         results = yield defer.gatherResults([self.cli(*args) for args, _ in cases])
         for (args, fragment), result in zip(cases, results):

@@ -163,7 +163,8 @@ class DiffTests(unittest.TestCase):
         )
         changes = diff_interfaces([ETH0], [new])
         self.assertEqual(changes.changed, ((ETH0, new),))
-        self.assertEqual(changes.readdressed, ())
+        # A new (flagless, so usable) IPv6 address is published: readdressed.
+        self.assertEqual(changes.readdressed, ((ETH0, new),))
         self.assertEqual(
             InterfaceChanges.ipv6_addresses_added(ETH0, new),
             {ipaddress.IPv6Interface("fe80::1/64")},

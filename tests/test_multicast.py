@@ -15,7 +15,7 @@ from zope.interface import implementer
 
 from tests.netns import NamespaceTestMixin
 from tests.support import sleep, wait_until
-from tests.test_querier import HostStack, RawResponder
+from tests.test_querier_netns import HostStack, RawResponder
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.message import a_record, name_from_text
 from twisted_mdns.multicast import NotResolvedError, listenMulticastOn, resolve_and_listen

@@ -4,7 +4,8 @@ Policy rules, checked against a fake enumerator (the edge we may fake).
 
 from __future__ import annotations
 
-from ipaddress import IPv4Interface
+import json
+from ipaddress import IPv4Interface, IPv6Interface
 
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
@@ -12,18 +13,22 @@ from zope.interface.verify import verifyObject
 
 from twisted_mdns.interfaces import IInterfaceEnumerator, IInterfacePolicy
 from twisted_mdns.netif import (
+    IPv6AddressFlag,
+    IPv6AddressState,
     InterfaceFlags,
     NetworkInterface,
     StaticInterfaceEnumerator,
     find_interface,
 )
 from twisted_mdns.policy import (
+    Family,
     AllInterfacesPolicy,
     DefaultInterfacePolicy,
     ExcludingPolicy,
     ExplicitInterfacePolicy,
     FilterInterfacePolicy,
     InterfaceValidationError,
+    Selection,
     interface_for_destination,
     validate_interface,
     virtual_kind,
@@ -110,8 +115,10 @@ class DefaultPolicyTests(unittest.TestCase):
         sel = DefaultInterfacePolicy().select([iface("eth1", 4, multicast=False)])
         self.assertEqual(sel.reason("eth1"), "no multicast flag")
 
-    def test_no_ipv4(self) -> None:
+    def test_no_address(self) -> None:
         sel = DefaultInterfacePolicy().select([iface("eth1", 4, ip=None)])
+        self.assertEqual(sel.reason("eth1"), "no IPv4 or IPv6 address")
+        sel = DefaultInterfacePolicy(families=Family.IPV4).select([iface("eth1", 4, ip=None)])
         self.assertEqual(sel.reason("eth1"), "no IPv4 address")
 
     def test_mtu_boundary(self) -> None:
@@ -136,7 +143,9 @@ class DefaultPolicyTests(unittest.TestCase):
         self.assertTrue(any("lo excluded: loopback" in t for t in texts), texts)
         self.assertTrue(any("eth0" in t and "selected" in t for t in texts), texts)
         info = captured.texts(LogLevel.info)
-        self.assertTrue(any("selected 2 interface(s): eth0, wlan0" in t for t in info), info)
+        self.assertTrue(
+            any("selected 2 interface(s): eth0 (IPv4), wlan0 (IPv4)" in t for t in info), info
+        )
 
 
 class ExplicitPolicyTests(unittest.TestCase):
@@ -181,7 +190,7 @@ class ExplicitPolicyTests(unittest.TestCase):
         cases = [
             (iface("eth1", 4, up=False), "down"),
             (iface("eth1", 4, multicast=False), "no multicast flag"),
-            (iface("eth1", 4, ip=None), "no IPv4 address"),
+            (iface("eth1", 4, ip=None), "no IPv4 or IPv6 address"),
             (iface("eth1", 4, mtu=511), "MTU 511 < 512"),
         ]
         for bad, reason in cases:
@@ -245,3 +254,197 @@ class OtherPolicyTests(unittest.TestCase):
         self.assertTrue(ETH0.on_link("10.0.0.77"))
         self.assertFalse(ETH0.on_link("10.0.1.77"))
         self.assertFalse(ETH0.on_link("garbage"))
+
+
+def v6(*specs: str) -> dict:
+    """
+    C{ipv6} and C{ipv6_states} fields from C{"fd00::1/64 tentative"}
+    style specs.
+    """
+    addresses, states = [], []
+    for spec in specs:
+        address, *flags = spec.split()
+        interface = IPv6Interface(address)
+        flag = IPv6AddressFlag.NONE
+        for name in flags:
+            flag |= IPv6AddressFlag[name.upper()]
+        addresses.append(interface)
+        states.append(IPv6AddressState(interface, flag))
+    return {"ipv6": tuple(addresses), "ipv6_states": tuple(states)}
+
+
+def dual(name: str, index: int, ip: str | None, *v6specs: str, **kw) -> NetworkInterface:
+    return NetworkInterface(
+        name, index, InterfaceFlags(**kw),
+        ipv4=(IPv4Interface(ip),) if ip else (), **v6(*v6specs),
+    )
+
+
+V6ONLY = dual("thread0", 5, None, "fe80::5/64 permanent", "fd11:22::5/64 permanent")
+DUAL = dual("eth0", 2, "10.0.0.5/24", "fe80::2/64 permanent", "2001:db8::2/64")
+DAD = dual("eth1", 6, "10.6.0.1/24", "fe80::6/64 tentative permanent")
+DAD_ONLY = dual("eth2", 7, None, "fe80::7/64 tentative", "2001:db8::7/64 dadfailed")
+
+
+class FamilyTests(unittest.TestCase):
+    """
+    Which families each link runs (issue 12: IPv6-only links are links; a
+    family choice, default both).
+    """
+
+    def test_options(self) -> None:
+        self.assertEqual(Family.from_options(), Family.BOTH)
+        self.assertEqual(Family.from_options(ipv4_only=True), Family.IPV4)
+        self.assertEqual(Family.from_options(ipv6_only=True), Family.IPV6)
+        self.assertRaises(ValueError, Family.from_options, True, True)
+        self.assertEqual(
+            [f.label for f in (Family.BOTH, Family.IPV4, Family.IPV6, Family.NONE)],
+            ["IPv4+IPv6", "IPv4", "IPv6", "none"],
+        )
+
+    def test_ipv6_only_link_is_usable_by_default(self) -> None:
+        sel = DefaultInterfacePolicy().select([LO, DUAL, V6ONLY])
+        self.assertEqual(sel.names, ("eth0", "thread0"))
+        self.assertEqual(sel.families_of(DUAL), Family.BOTH)
+        self.assertEqual(sel.families_of(V6ONLY), Family.IPV6)
+        self.assertEqual(sel.families_of(LO), Family.NONE)
+        self.assertEqual(sel.families_of(V6ONLY.index), Family.IPV6)
+
+    def test_ipv4_only(self) -> None:
+        sel = DefaultInterfacePolicy(families=Family.IPV4).select([DUAL, V6ONLY])
+        self.assertEqual(sel.names, ("eth0",))
+        self.assertEqual(sel.families_of(DUAL), Family.IPV4)
+        self.assertEqual(sel.reason("thread0"), "no IPv4 address")
+
+    def test_ipv6_only(self) -> None:
+        sel = DefaultInterfacePolicy(families=Family.IPV6).select([DUAL, V6ONLY, WLAN0])
+        self.assertEqual(sel.names, ("eth0", "thread0"))
+        self.assertEqual(sel.families_of(DUAL), Family.IPV6)
+        self.assertEqual(sel.reason("wlan0"), "no IPv6 address")
+        plain = ETH0.__class__("eth9", 9, ipv4=ETH0.ipv4)
+        sel = DefaultInterfacePolicy(families=Family.IPV6).select([plain])
+        self.assertEqual(sel.reason("eth9"), "no IPv6 address")
+
+    def test_tentative_ipv6_waits_for_dad(self) -> None:
+        """
+        A link whose IPv6 addresses are all tentative runs IPv4 until DAD
+        ends; one with nothing else is left out, with the addresses' states
+        as the reason.
+        """
+        sel = DefaultInterfacePolicy().select([DAD, DAD_ONLY])
+        self.assertEqual(sel.names, ("eth1",))
+        self.assertEqual(sel.families_of(DAD), Family.IPV4)
+        (decision,) = sel.families
+        self.assertEqual(
+            decision.notes, ("IPv6: no usable IPv6 address (fe80::6/64 tentative)",)
+        )
+        self.assertEqual(
+            sel.reason("eth2"),
+            "no IPv4 address and no usable IPv6 address "
+            "(fe80::7/64 tentative, 2001:db8::7/64 DAD failed)",
+        )
+        done = dual("eth1", 6, "10.6.0.1/24", "fe80::6/64 permanent")
+        self.assertEqual(DefaultInterfacePolicy().select([done]).families_of(done), Family.BOTH)
+
+    def test_every_policy_takes_families(self) -> None:
+        policies = [
+            DefaultInterfacePolicy(families=Family.IPV6),
+            ExplicitInterfacePolicy(["eth0", "thread0"], families=Family.IPV6),
+            FilterInterfacePolicy(lambda i: True, families=Family.IPV6),
+            AllInterfacesPolicy(families=Family.IPV6),
+            ExcludingPolicy(DefaultInterfacePolicy(families=Family.IPV6), ["wlan0"]),
+        ]
+        for policy in policies:
+            sel = policy.select([DUAL, V6ONLY, WLAN0])
+            self.assertEqual(sel.names, ("eth0", "thread0"), policy)
+            self.assertEqual(
+                [sel.families_of(i) for i in sel.selected], [Family.IPV6, Family.IPV6], policy
+            )
+
+    def test_explicit_refuses_a_link_without_the_family(self) -> None:
+        sel = ExplicitInterfacePolicy(["wlan0"], families=Family.IPV6).select(HOST)
+        self.assertEqual(sel.errors[0].reason, "no IPv6 address")
+        e = self.assertRaises(
+            InterfaceValidationError, validate_interface, "thread0", [V6ONLY], Family.IPV4
+        )
+        self.assertEqual(e.reason, "no IPv4 address")
+
+    def test_explicit_by_ipv6_address(self) -> None:
+        for spec in ("fd11:22::5", "fe80::5%thread0"):
+            self.assertEqual(validate_interface(spec, [DUAL, V6ONLY]), V6ONLY)
+
+    def test_families_logged(self) -> None:
+        captured = CapturedLog(self)
+        DefaultInterfacePolicy().select([DUAL, V6ONLY, DAD])
+        info = captured.texts(LogLevel.info)
+        self.assertTrue(
+            any(
+                "selected 3 interface(s): eth0 (IPv4+IPv6), thread0 (IPv6), eth1 (IPv4)" in t
+                for t in info
+            ),
+            info,
+        )
+        debug = captured.texts(LogLevel.debug)
+        self.assertTrue(any("eth1 runs IPv4 only: IPv6: no usable" in t for t in debug), debug)
+
+    def test_hand_made_selection(self) -> None:
+        """
+        A L{Selection} built without decisions runs each selected link on
+        the families it has.
+        """
+        sel = Selection((DUAL, V6ONLY), ())
+        self.assertEqual(sel.families_of(DUAL), Family.BOTH)
+        self.assertEqual(sel.families_of(V6ONLY), Family.IPV6)
+
+    def test_on_link_ipv6(self) -> None:
+        self.assertTrue(DUAL.on_link("fe80::1234"))
+        self.assertTrue(DUAL.on_link("2001:db8::99"))
+        self.assertFalse(DUAL.on_link("2001:db8:1::99"))
+        self.assertTrue(DAD.on_link("fe80::99"))
+        self.assertEqual(interface_for_destination("2001:db8::9", [ETH0, DUAL]), DUAL)
+        self.assertEqual(interface_for_destination("fd11:22::9", [DUAL, V6ONLY]), V6ONLY)
+
+
+class ReportTests(unittest.TestCase):
+    """
+    What C{python -m twisted_mdns interfaces} prints: both families'
+    addresses, their states, and the family decision.
+    """
+
+    def setUp(self) -> None:
+        self.interfaces = [LO, DUAL, V6ONLY, DAD, dual("eth7", 8, None, up=False)]
+        self.selection = DefaultInterfacePolicy().select(self.interfaces)
+
+    def test_json(self) -> None:
+        report = {r["name"]: r for r in self.selection.report(self.interfaces)}
+        json.dumps(list(report.values()))  # all of it is JSON
+        self.assertEqual(report["eth0"]["families"], ["ipv4", "ipv6"])
+        self.assertEqual(report["thread0"]["families"], ["ipv6"])
+        self.assertEqual(report["thread0"]["ipv4"], [])
+        self.assertEqual(report["thread0"]["ipv6"], ["fe80::5/64", "fd11:22::5/64"])
+        self.assertEqual(report["eth1"]["families"], ["ipv4"])
+        self.assertEqual(
+            report["eth1"]["family_notes"],
+            ["IPv6: no usable IPv6 address (fe80::6/64 tentative)"],
+        )
+        self.assertEqual(
+            report["eth1"]["ipv6_details"],
+            [{"address": "fe80::6/64", "flags": ["tentative", "permanent"],
+              "published": False, "reason": "tentative"}],
+        )
+        self.assertEqual(report["eth7"]["families"], [])
+        self.assertEqual(report["eth7"]["reason"], "excluded: down")
+        self.assertEqual(report["lo"]["selected"], False)
+        self.assertEqual(report["eth0"]["reason"], "selected")
+
+    def test_lines(self) -> None:
+        text = "\n".join(self.selection.lines(self.interfaces))
+        self.assertIn("selected: IPv4+IPv6", text)
+        self.assertIn("thread0", text)
+        self.assertIn("fd11:22::5/64", text)
+        self.assertIn("fe80::6/64 (tentative, not published)", text)
+        self.assertIn("(IPv6: no usable IPv6 address (fe80::6/64 tentative))", text)
+        self.assertIn("excluded: down", text)
+        first = self.selection.lines([V6ONLY])[0].split()
+        self.assertEqual(first[:3], ["5", "thread0", "-"])
+        self.assertEqual(first[-2:], ["selected:", "IPv6"])

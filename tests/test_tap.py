@@ -141,7 +141,8 @@ class ServicesDirTests(unittest.TestCase):
         garbled = os.path.join(self.dir, "c-garbled.service")
         with open(garbled, "w") as f:
             f.write("[service]\nname = X\n[service]\n")
-        services, errors = load_services_dir(self.dir)
+        loaded = load_services_dir(self.dir)
+        services, errors = loaded.services, loaded.errors
         self.assertEqual([s.instance for s in services], ["Good"])
         self.assertEqual(len(errors), 2)
         self.assertTrue(errors[0].startswith(f"{bad}:4: port 'eighty'"), errors[0])

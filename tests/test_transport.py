@@ -306,3 +306,39 @@ class TransportTests(NamespaceTestMixin, unittest.TestCase):
     def test_send_to_vanished_interface_is_counted(self) -> None:
         self.assertFalse(self.transport.send(b"x", 9999))
         self.assertEqual(self.transport.counters["errors.send-no-port"], 1)
+
+    @defer.inlineCallbacks
+    def test_reply_store_answers_exact_repeats_in_the_reader(self):
+        """
+        With a reply store (the responder's legacy-unicast store, through
+        L{InterfaceTransport.serve_replies}), a port's reader answers an
+        exact repeat from a source judged on-link itself: id echoed, out of
+        the link it came in on, counted by the store.  Anything else (a
+        source not judged, another query) reaches the protocol.
+        """
+        from collections import Counter
+
+        from twisted_mdns.responder.legacy import LegacyReplies
+
+        counters: Counter[str] = Counter()
+        store = LegacyReplies(counters)
+        self.transport.serve_replies(store)
+        query = b"\x00\x07" + b"QUERY-BYTES"
+        store.replies[(self.a.host_index, query[2:])] = b"REPLY-BYTES"
+        store.replies[(self.b.host_index, query[2:])] = b"REPLY-BYTES"
+        store.sources[(self.a.host_index, self.a.client_ip)] = True
+        ca, cb = self.client_pair()
+        ca.sendto(b"\x12\x34" + query[2:], (self.a.host_ip, 5353))
+        got = yield wait_until(lambda: drain(ca), what="a reply from the reader")
+        self.assertEqual(got, [(b"\x12\x34REPLY-BYTES", (self.a.host_ip, 5353))])
+        self.assertEqual(
+            (counters["received"], counters["answered.legacy"], counters["transport.sent"]), (1, 1, 1)
+        )
+        self.assertEqual(self.recorder.got, [], "answered before the protocol")
+        cb.sendto(query, (self.b.host_ip, 5353))
+        yield wait_until(lambda: self.recorder.payloads(self.b.host_index), what="b's query reaches the protocol")
+        self.assertEqual(drain(cb), [], "a source nobody judged is not answered from the store")
+        self.transport.serve_replies(None)
+        ca.sendto(query, (self.a.host_ip, 5353))
+        yield wait_until(lambda: self.recorder.payloads(self.a.host_index), what="a's query reaches the protocol")
+        self.assertEqual(drain(ca), [])

@@ -62,3 +62,50 @@ OTHER_TTL = 4500
 LEGACY_TTL = 10
 #: RFC 6762 §11: IP TTL / hop limit of every packet we send.
 IP_TTL = 255
+
+#: RFC 1035 §2.3.4: a label is at most 63 bytes.
+MAX_LABEL = 63
+#: RFC 1035 §2.3.4 / RFC 6762 §16: a name is at most 255 bytes on the wire.
+MAX_NAME = 255
+#: RFC 6763 §7 (RFC 6335 §5.1): a service name is 1 to 15 characters.
+MAX_SERVICE_NAME = 15
+#: RFC 1035 §4.2.1: the UDP payload a client takes without EDNS (RFC 6891).
+DNS_UDP_SIZE = 512
+#: RFC 6891 §6.2.5: senders SHOULD NOT offer (so we never honour) more.
+DNS_MAX_EDNS_SIZE = 4096
+#: RFC 1035 §4.1.1: response codes.
+RCODE_FORMERR = 1
+#: RFC 8766 §5.5.1: a Discovery Proxy answering plain (non-Push) queries
+#: "SHOULD ... [use] TTLs ... of ten seconds or less".
+PROXY_TTL = 10
+#: RFC 8766 §5.6: a Discovery Proxy waits at most six seconds for mDNS
+#: answers before answering its client.
+PROXY_MAX_WAIT = 6.0
+#: RFC 6762 §5.2: the same question is not repeated on a link within one
+#: second.
+QUESTION_INTERVAL = 1.0
+
+# -- responder timing (RFC 6762 §6, §7, §8, §9) ----------------------------
+
+#: RFC 6762 §8.1: probes 250 ms apart, and a random 0-250 ms wait before the
+#: first.
+PROBE_INTERVAL = 0.250
+#: RFC 6762 §8.1: three probes.
+PROBE_COUNT = 3
+#: RFC 6762 §8.2: the loser of a simultaneous-probe tie-break waits 1 s.
+TIEBREAK_WAIT = 1.0
+#: RFC 6762 §8.1: 15 conflicts within 10 s slow probing to one per 5 s.
+CONFLICT_WINDOW = 10.0
+CONFLICT_LIMIT = 15
+CONFLICT_BACKOFF = 5.0
+#: RFC 6762 §8.3: at least two announcements, one second apart.
+ANNOUNCE_COUNT = 2
+ANNOUNCE_INTERVAL = 1.0
+#: RFC 6762 §6: a record is multicast at most once per second per link...
+RATE_LIMIT = 1.0
+#: ...or once per 250 ms when defending a name against a probe.
+PROBE_DEFENSE_RATE_LIMIT = 0.250
+#: RFC 6762 §6: answers with shared records wait 20-120 ms.
+SHARED_DELAY = (0.020, 0.120)
+#: RFC 6762 §7.2: a truncated query waits 400-500 ms for its known answers.
+TRUNCATED_WAIT = (0.400, 0.500)

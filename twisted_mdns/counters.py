@@ -10,7 +10,7 @@ from collections import Counter
 
 class Counters(Counter):
     """
-    A L{collections.Counter} whose item stores stay in C.
+    A C{collections.Counter} whose item stores stay in C.
 
     C{Counter} defines C{__delitem__} in Python, and CPython then routes
     every C{counters[key] += 1} through the generic (Python-level) slot for

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_policy,tests.test_service -*-
 """
 The contracts between the parts of twisted_mdns, as zope interfaces.
 
@@ -7,7 +8,19 @@ what they do (L{twisted_mdns.policy}, L{twisted_mdns.pktinfo}, ...).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from twisted_mdns.monitor import InterfaceChanges
+    from twisted_mdns.netif import NetworkInterface
+    from twisted_mdns.pktinfo import InterfaceContext
+    from twisted_mdns.policy import Selection
+    from twisted_mdns.querier import ResolvedService
+    from twisted_mdns.records import ServiceInfo
 
 
 class IInterfaceEnumerator(Interface):
@@ -18,7 +31,7 @@ class IInterfaceEnumerator(Interface):
     fixed list instead (L{twisted_mdns.netif.StaticInterfaceEnumerator}).
     """
 
-    def interfaces():
+    def interfaces() -> Sequence[NetworkInterface]:
         """
         @return: the interfaces present now, as a sequence of
             L{twisted_mdns.netif.NetworkInterface}, ordered by index.
@@ -37,7 +50,7 @@ class IInterfacePolicy(Interface):
     follows changes and merely logs.
     """
 
-    def select(interfaces):
+    def select(interfaces: Sequence[NetworkInterface]) -> Selection:
         """
         Choose among C{interfaces}.
 
@@ -57,7 +70,7 @@ class IInterfaceMonitor(Interface):
     messages) into one report.
     """
 
-    def start(callback):
+    def start(callback: Callable[[InterfaceChanges], object]) -> None:
         """
         Begin watching.
 
@@ -65,7 +78,7 @@ class IInterfaceMonitor(Interface):
             after each (coalesced) change, with the new full list in it.
         """
 
-    def stop():
+    def stop() -> None:
         """
         Stop watching and release the OS resources.  Safe to call twice.
         """
@@ -81,7 +94,9 @@ class IPktInfoDatagramProtocol(Interface):
     C{datagramReceived(datagram, address)} on ordinary protocols.
     """
 
-    def datagramReceivedOn(datagram, address, context):
+    def datagramReceivedOn(
+        datagram: bytes, address: tuple[str, int], context: InterfaceContext
+    ) -> None:
         """
         A datagram arrived.
 
@@ -98,19 +113,19 @@ class IServiceListener(Interface):
     Told about services as a browser sees them come and go, per interface.
     """
 
-    def service_added(service, interface):
+    def service_added(service: ResolvedService, interface: NetworkInterface) -> None:
         """
         C{service} (a L{twisted_mdns.querier.ResolvedService}: instance,
         type, host, port, TXT and the addresses heard on that interface)
         appeared on C{interface} (a L{twisted_mdns.netif.NetworkInterface}).
         """
 
-    def service_removed(service, interface):
+    def service_removed(service: ResolvedService, interface: NetworkInterface) -> None:
         """
         C{service} said goodbye, or its records expired, on C{interface}.
         """
 
-    def service_updated(service, interface):
+    def service_updated(service: ResolvedService, interface: NetworkInterface) -> None:
         """
         C{service}'s SRV, TXT or addresses changed on C{interface}.
         """
@@ -123,7 +138,7 @@ class IServiceRegistry(Interface):
 
     hostname = Attribute("The host name we publish, without C{.local}.")
 
-    def register(service):
+    def register(service: ServiceInfo) -> Deferred[ServiceInfo]:
         """
         Probe for and then announce C{service}.
 
@@ -132,14 +147,14 @@ class IServiceRegistry(Interface):
             after a conflict (C{My Web (2)}).
         """
 
-    def unregister(service):
+    def unregister(service: ServiceInfo) -> Deferred[Any]:
         """
         Withdraw C{service}: goodbye packets (TTL 0) on every interface.
 
         @return: a Deferred firing once the goodbyes were sent.
         """
 
-    def update(service):
+    def update(service: ServiceInfo) -> Deferred[Any]:
         """
         Replace the TXT record of an already registered service and announce
         the change.

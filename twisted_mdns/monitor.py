@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_monitor,tests.test_monitor_ipv6 -*-
 """
 Interface change events: which interfaces came, went, or changed.
 
@@ -17,6 +18,11 @@ previous enumeration.  So there is no netlink parser to get wrong, an
 overrun (C{ENOBUFS}) loses nothing, and what the monitor reports is exactly
 what the policy and transport will see.  Elsewhere the same enumeration and
 diff runs on a timer (L{PollingInterfaceMonitor}).
+
+IPv6 addresses also change state in place (tentative until DAD ends, then
+perhaps deprecated): the kernel sends C{RTM_NEWADDR} for each, and the
+enumeration carries the flags, so such a change is reported like any other
+(in L{InterfaceChanges.readdressed} when it changes what a link publishes).
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ import ipaddress
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, cast
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, IReadDescriptor
+from twisted.internet.interfaces import IDelayedCall, IReactorFDSet, IReactorTime, IReadDescriptor
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -38,15 +44,9 @@ from twisted_mdns.interfaces import IInterfaceEnumerator, IInterfaceMonitor
 from twisted_mdns.netif import NetworkInterface, SystemInterfaceEnumerator
 
 __all__ = [
-    "InterfaceChanges",
-    "diff_interfaces",
-    "NetlinkInterfaceMonitor",
-    "PollingInterfaceMonitor",
-    "default_monitor",
-    "netlink_available",
-    "RTMGRP_LINK",
-    "RTMGRP_IPV4_IFADDR",
-    "RTMGRP_IPV6_IFADDR",
+    "InterfaceChanges", "diff_interfaces", "NetlinkInterfaceMonitor",
+    "PollingInterfaceMonitor", "default_monitor", "netlink_available",
+    "RTMGRP_LINK", "RTMGRP_IPV4_IFADDR", "RTMGRP_IPV6_IFADDR",
 ]
 
 log = Logger()
@@ -132,16 +132,37 @@ class InterfaceChanges:
         """
         return frozenset(old.ipv6) - frozenset(new.ipv6)
 
+    @staticmethod
+    def published_ipv6_added(
+        old: NetworkInterface, new: NetworkInterface
+    ) -> frozenset[ipaddress.IPv6Interface]:
+        """
+        IPv6 addresses C{new} publishes and C{old} did not: new ones, and
+        tentative ones whose DAD ended (RFC 6762 §6.2: announce them).
+        """
+        return frozenset(new.publishable_ipv6) - frozenset(old.publishable_ipv6)
+
+    @staticmethod
+    def published_ipv6_removed(
+        old: NetworkInterface, new: NetworkInterface
+    ) -> frozenset[ipaddress.IPv6Interface]:
+        """
+        IPv6 addresses C{old} published and C{new} does not (gone,
+        deprecated, failed): what needs goodbyes.
+        """
+        return frozenset(old.publishable_ipv6) - frozenset(new.publishable_ipv6)
+
     @property
     def readdressed(self) -> tuple[tuple[NetworkInterface, NetworkInterface], ...]:
         """
-        The C{changed} pairs whose IPv4 addresses differ: the ones where
-        records must be re-announced or withdrawn, as opposed to, say, a
-        carrier flap.
+        The C{changed} pairs whose published addresses differ, in either
+        family: where records must be re-announced or withdrawn (not, say,
+        a carrier flap, or an address that is still tentative).
         """
         return tuple(
             (old, new) for old, new in self.changed
             if frozenset(old.ipv4) != frozenset(new.ipv4)
+            or frozenset(old.publishable_ipv6) != frozenset(new.publishable_ipv6)
         )
 
     def describe(self) -> list[str]:
@@ -207,9 +228,28 @@ def _describe_change(old: NetworkInterface, new: NetworkInterface) -> list[str]:
         lines.append(f"address {a6} added on {name}")
     for a6 in sorted(InterfaceChanges.ipv6_addresses_removed(old, new)):
         lines.append(f"address {a6} removed from {name}")
+    lines += _describe_ipv6_states(old, new)
     if not lines:
         # Some other flag (point-to-point, broadcast, loopback) changed.
         lines.append(f"interface {name} flags changed: {old.flags} -> {new.flags}")
+    return lines
+
+
+def _describe_ipv6_states(old: NetworkInterface, new: NetworkInterface) -> list[str]:
+    """
+    A line per kept IPv6 address whose flags changed ("tentative -> published").
+    """
+    lines = []
+    kept = sorted(frozenset(old.ipv6) & frozenset(new.ipv6))
+    for a6 in kept:
+        before, after = old.ipv6_state(a6), new.ipv6_state(a6)
+        if before.flags == after.flags:
+            continue
+        was, now = before.unpublished() or "published", after.unpublished() or "published"
+        if was == now:
+            was = "|".join(before.flags.names()) or "no flags"
+            now = "|".join(after.flags.names()) or "no flags"
+        lines.append(f"address {a6} on {new.name}: {was} -> {now}")
     return lines
 
 
@@ -252,7 +292,7 @@ class _EnumeratingMonitor:
     @property
     def interfaces(self) -> tuple[NetworkInterface, ...]:
         """
-        The interfaces as last enumerated (at L{start} or at the last
+        The interfaces as last enumerated (at C{start} or at the last
         reported change).
         """
         return self._interfaces
@@ -260,7 +300,7 @@ class _EnumeratingMonitor:
     @property
     def running(self) -> bool:
         """
-        Whether L{start} was called and L{stop} was not since.
+        Whether C{start} was called and C{stop} was not since.
         """
         return self._callback is not None
 
@@ -328,7 +368,7 @@ class NetlinkInterfaceMonitor(_EnumeratingMonitor):
         max_delay: float | None = None,
     ) -> None:
         """
-        @param reactor: provides L{IReactorTime} and L{IReactorFDSet}.
+        @param reactor: provides L{IReactorTime} and C{IReactorFDSet}.
         @param enumerator: what to enumerate with; the system's by default.
         @param settle: see L{settle}.
         @param max_delay: see L{max_delay}; ten times C{settle} (at least
@@ -360,7 +400,7 @@ class NetlinkInterfaceMonitor(_EnumeratingMonitor):
         except BaseException:
             self._close()
             raise
-        self._reactor.addReader(self)
+        cast(IReactorFDSet, self._reactor).addReader(self)
         log.debug(
             "watching {count} interfaces via netlink", count=len(self._interfaces)
         )
@@ -371,7 +411,7 @@ class NetlinkInterfaceMonitor(_EnumeratingMonitor):
         Safe to call twice, and after the reactor already dropped us.
         """
         if self._socket is not None:
-            self._reactor.removeReader(self)
+            cast(IReactorFDSet, self._reactor).removeReader(self)
         self._close()
 
     # IReadDescriptor

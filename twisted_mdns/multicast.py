@@ -60,7 +60,9 @@ class _OnlyFrom:
     def connectionRefused(self) -> None:
         self.protocol.connectionRefused()
 
-    def datagramReceivedOn(self, datagram: bytes, address, context: InterfaceContext) -> None:
+    def datagramReceivedOn(
+        self, datagram: bytes, address: tuple[str, int], context: InterfaceContext
+    ) -> None:
         if context.index != self.iface.index:
             self.dropped += 1
             return
@@ -69,7 +71,7 @@ class _OnlyFrom:
         else:
             self.protocol.datagramReceived(datagram, address)
 
-    def datagramReceived(self, datagram: bytes, address) -> None:  # pragma: no cover
+    def datagramReceived(self, datagram: bytes, address: tuple[str, int]) -> None:  # pragma: no cover
         self.dropped += 1
 
 
@@ -196,7 +198,7 @@ def resolve_and_listen(
     ignored: a unicast A record is a host, not a stream.
 
     @param querier: a L{twisted_mdns.querier.Querier}.
-    @param interface: limit the resolution to one interface; L{None} for
+    @param interface: limit the resolution to one interface; C{None} for
         all of the querier's.
     @return: a Deferred firing with C{(port, interface, group)}; failing
         with L{NotResolvedError} when no interface answered with a group.

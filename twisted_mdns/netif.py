@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_netif -*-
 """
 Network interfaces as values, and how to enumerate them.
 
@@ -10,14 +11,25 @@ Addresses come from C{netifaces} (the maintained C{netifaces-plus} fork),
 the index from C{socket.if_nametoindex}, flags and MTU from
 C{psutil.net_if_stats}: the three portable sources, with no hand-written
 ioctls.
+
+IPv6 addresses carry state that netifaces does not report: an address is
+I{tentative} while Duplicate Address Detection runs (RFC 4862 §5.4), may
+have I{failed} DAD, may be I{deprecated} (its preferred lifetime ran out,
+RFC 4862 §5.5.4) or I{temporary} (a privacy address, RFC 8981).  On Linux
+those flags are the kernel's C{IFA_F_*} bits, which C{/proc/net/if_inet6}
+lists beside every address; there the IPv6 addresses are read from that
+file alone (address, prefix and flags in one consistent snapshot), and
+elsewhere from netifaces without flags.  Which addresses are worth
+publishing is decided here, in one place (L{IPv6AddressState.unpublished}).
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import socket
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from zope.interface import implementer
 
@@ -53,6 +65,125 @@ class InterfaceFlags:
         )
 
 
+class IPv6AddressFlag(enum.IntFlag):
+    """
+    The kernel's C{IFA_F_*} address flags (linux/if_addr.h), as
+    C{/proc/net/if_inet6} and netlink C{RTM_NEWADDR} report them.
+    """
+
+    NONE = 0
+    TEMPORARY = 0x01
+    NODAD = 0x02
+    OPTIMISTIC = 0x04
+    DADFAILED = 0x08
+    HOMEADDRESS = 0x10
+    DEPRECATED = 0x20
+    TENTATIVE = 0x40
+    PERMANENT = 0x80
+
+    def names(self) -> tuple[str, ...]:
+        """
+        The set flags as lower-case words (C{("tentative", "permanent")}),
+        for logs, the CLI and JSON.
+        """
+        return tuple(
+            (flag.name or "").lower()
+            for flag in IPv6AddressFlag
+            if flag and flag in self
+        )
+
+
+@dataclass(frozen=True)
+class IPv6AddressState:
+    """
+    One IPv6 address of an interface with its kernel flags.
+
+    @ivar interface: the address with its prefix length.
+    @ivar flags: what the kernel says of it; C{NONE} where the platform
+        does not tell (the address then counts as usable).
+    """
+
+    interface: ipaddress.IPv6Interface
+    flags: IPv6AddressFlag = IPv6AddressFlag.NONE
+
+    @property
+    def tentative(self) -> bool:
+        """
+        Duplicate Address Detection is still running (RFC 4862 §5.4): the
+        address is not ours yet, and an optimistic one (RFC 4429) may still
+        turn out to be someone else's.
+        """
+        return IPv6AddressFlag.TENTATIVE in self.flags
+
+    @property
+    def dad_failed(self) -> bool:
+        """
+        DAD found another node using the address: it is not ours at all.
+        """
+        return IPv6AddressFlag.DADFAILED in self.flags
+
+    @property
+    def deprecated(self) -> bool:
+        """
+        Its preferred lifetime is over (RFC 4862 §5.5.4): still valid for
+        existing conversations, not to be used for new ones.
+        """
+        return IPv6AddressFlag.DEPRECATED in self.flags
+
+    @property
+    def temporary(self) -> bool:
+        """
+        A privacy address (RFC 8981), meant to be used for outgoing
+        connections and changed regularly.
+        """
+        return IPv6AddressFlag.TEMPORARY in self.flags
+
+    def unpublished(self) -> str | None:
+        """
+        Why this address must not go into AAAA records (RFC 6762 §6.2),
+        or L{None} when it should.
+
+        The decisions, each with its reason:
+          - tentative: not ours until DAD ends; publishing it could send a
+            neighbour's traffic to us, and the kernel will not even use it
+            as a source.  It is published when DAD ends (the monitor sees
+            the flag change and reports the link readdressed).
+          - DAD failed: it belongs to another node.
+          - deprecated: RFC 4862 says deprecated addresses should not be
+            used for new communications, and a peer that resolves our
+            name is starting a new one.  (avahi still publishes one when
+            the link has nothing better; a link always has its link-local
+            address, which is never deprecated, so we need not.)
+          - temporary: a privacy address exists so that outgoing
+            connections cannot be tied to the host; publishing it under
+            the host's stable name would undo that (RFC 8981 §3).
+            Apple's stacks skip temporary addresses likewise.
+        """
+        if self.dad_failed:
+            return "DAD failed"
+        if self.tentative:
+            return "tentative"
+        if self.deprecated:
+            return "deprecated"
+        if self.temporary:
+            return "temporary"
+        return None
+
+    @property
+    def publishable(self) -> bool:
+        """
+        Whether the address goes into this link's AAAA records.
+        """
+        return self.unpublished() is None
+
+    def describe(self) -> str:
+        """
+        C{"fe80::1/64"}, or C{"2001:db8::5/64 (deprecated, not published)"}.
+        """
+        why = self.unpublished()
+        return str(self.interface) if why is None else f"{self.interface} ({why}, not published)"
+
+
 @dataclass(frozen=True)
 class NetworkInterface:
     """
@@ -62,8 +193,12 @@ class NetworkInterface:
     @ivar index: the OS interface index, which is what C{IP_PKTINFO} reports.
     @ivar ipv4: IPv4 addresses with their prefix length, as
         L{ipaddress.IPv4Interface} values (address and subnet in one).
-    @ivar ipv6: IPv6 addresses likewise; carried so that IPv6 support is an
-        addition rather than a rewrite.
+    @ivar ipv6: I{all} its IPv6 addresses likewise, whatever their state:
+        their prefixes are on-link for the RFC 6762 §11 check.
+    @ivar ipv6_states: the kernel flags of those addresses where the
+        platform reports them (Linux); an address of L{ipv6} with no state
+        here counts as usable.  Part of the value, so that a flag change
+        (DAD ending, an address deprecated) is a change the monitor sees.
     """
 
     name: str
@@ -72,6 +207,7 @@ class NetworkInterface:
     mtu: int = 1500
     ipv4: tuple[ipaddress.IPv4Interface, ...] = ()
     ipv6: tuple[ipaddress.IPv6Interface, ...] = ()
+    ipv6_states: tuple[IPv6AddressState, ...] = ()
 
     @property
     def ipv4_addresses(self) -> tuple[str, ...]:
@@ -79,6 +215,43 @@ class NetworkInterface:
         The IPv4 addresses as dotted-quad strings.
         """
         return tuple(str(a.ip) for a in self.ipv4)
+
+    def ipv6_state(self, address: ipaddress.IPv6Interface) -> IPv6AddressState:
+        """
+        The state of one of L{ipv6}: as reported, or flagless (usable)
+        where the platform did not say.
+        """
+        for state in self.ipv6_states:
+            if state.interface == address:
+                return state
+        return IPv6AddressState(address)
+
+    @property
+    def ipv6_details(self) -> tuple[IPv6AddressState, ...]:
+        """
+        Every IPv6 address with its state, in L{ipv6} order.
+        """
+        return tuple(self.ipv6_state(a) for a in self.ipv6)
+
+    @property
+    def publishable_ipv6(self) -> tuple[ipaddress.IPv6Interface, ...]:
+        """
+        The IPv6 addresses to publish on this link (RFC 6762 §6.2): global,
+        ULA and link-local, never tentative, DAD-failed, deprecated or
+        temporary ones (see L{IPv6AddressState.unpublished} for why).
+        """
+        return tuple(s.interface for s in self.ipv6_details if s.publishable)
+
+    @property
+    def ipv6_prefixes(self) -> tuple[ipaddress.IPv6Network, ...]:
+        """
+        The link's IPv6 prefixes, for the RFC 6762 §11 source check
+        (fe80::/10 is on-link anyway; see L{on_link}).
+        """
+        seen: dict[ipaddress.IPv6Network, None] = {}
+        for a in self.ipv6:
+            seen.setdefault(a.network, None)
+        return tuple(seen)
 
     def has_address(self, address: str) -> bool:
         """
@@ -88,7 +261,7 @@ class NetworkInterface:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
         except ValueError:
             return False
-        return any(a.ip == ip for a in (*self.ipv4, *self.ipv6))
+        return any(a.ip == ip for a in self.ipv4) or any(a.ip == ip for a in self.ipv6)
 
     def on_link(self, address: str) -> bool:
         """
@@ -112,7 +285,32 @@ class NetworkInterface:
         A one-line human description, for logs and the CLI.
         """
         addrs = ", ".join(str(a) for a in self.ipv4) or "no IPv4"
-        return f"{self.name} (index {self.index}, mtu {self.mtu}, {addrs})"
+        addrs6 = ", ".join(s.describe() for s in self.ipv6_details) or "no IPv6"
+        return f"{self.name} (index {self.index}, mtu {self.mtu}, {addrs}; {addrs6})"
+
+    def as_json(self) -> dict[str, Any]:
+        """
+        The interface as JSON-ready fields (what C{python -m twisted_mdns
+        interfaces --json} prints): addresses of both families, and for
+        each IPv6 address its flags and whether it is published.
+        """
+        return {
+            "name": self.name,
+            "index": self.index,
+            "mtu": self.mtu,
+            "flags": {k: v for k, v in vars(self.flags).items()},
+            "ipv4": [str(a) for a in self.ipv4],
+            "ipv6": [str(a) for a in self.ipv6],
+            "ipv6_details": [
+                {
+                    "address": str(s.interface),
+                    "flags": list(s.flags.names()),
+                    "published": s.publishable,
+                    **({"reason": s.unpublished()} if not s.publishable else {}),
+                }
+                for s in self.ipv6_details
+            ],
+        }
 
 
 def _netmask_prefix(netmask: str) -> int:
@@ -152,11 +350,64 @@ def _ipv6_of(entries: Iterable[dict]) -> tuple[ipaddress.IPv6Interface, ...]:
     return tuple(out)
 
 
+#: Where Linux lists every IPv6 address with its flags.  The thread's own
+#: view first: the network namespace is per thread (tests step threads
+#: into namespaces), and C{/proc/net} follows the process's main thread.
+IF_INET6_PATHS = ("/proc/thread-self/net/if_inet6", "/proc/net/if_inet6")
+
+
+def parse_if_inet6(text: str) -> dict[int, tuple[IPv6AddressState, ...]]:
+    """
+    Parse C{/proc/net/if_inet6}: per interface index, its IPv6 addresses
+    with prefix and C{IFA_F_*} flags, sorted by address.
+
+    Each line is C{address(32 hex) ifindex prefixlen scope flags name}, all
+    numbers in hex (the kernel prints the flags truncated to 8 bits, which
+    holds every flag we read).  A malformed line is skipped, not fatal: the
+    file is the kernel's, but a half-written line must not stop
+    enumeration.
+    """
+    found: dict[int, list[IPv6AddressState]] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        hexaddr, ifindex, prefix, _scope, flags = fields[:5]
+        try:
+            packed = bytes.fromhex(hexaddr)
+            address = ipaddress.IPv6Address(packed)
+            interface = ipaddress.IPv6Interface((address, int(prefix, 16)))
+            state = IPv6AddressState(interface, IPv6AddressFlag(int(flags, 16) & 0xFF))
+            index = int(ifindex, 16)
+        except ValueError:
+            continue
+        found.setdefault(index, []).append(state)
+    return {
+        index: tuple(sorted(states, key=lambda s: s.interface))
+        for index, states in found.items()
+    }
+
+
+def read_if_inet6(paths: Sequence[str] = IF_INET6_PATHS) -> dict[int, tuple[IPv6AddressState, ...]] | None:
+    """
+    L{parse_if_inet6} of the first readable file of C{paths}, or L{None}
+    where there is none (not Linux, or IPv6 disabled in the kernel).
+    """
+    for path in paths:
+        try:
+            with open(path) as f:
+                return parse_if_inet6(f.read())
+        except OSError:
+            continue
+    return None
+
+
 @implementer(IInterfaceEnumerator)
 class SystemInterfaceEnumerator:
     """
     Enumerate the interfaces of the network namespace the calling thread is
-    in, from netifaces, C{if_nametoindex} and psutil.
+    in, from netifaces, C{if_nametoindex} and psutil; on Linux, IPv6
+    addresses and their flags from C{/proc/net/if_inet6}.
     """
 
     def interfaces(self) -> Sequence[NetworkInterface]:
@@ -164,6 +415,7 @@ class SystemInterfaceEnumerator:
         import psutil
 
         stats = psutil.net_if_stats()
+        inet6 = read_if_inet6()
         result = []
         for name in netifaces.interfaces():
             try:
@@ -189,11 +441,26 @@ class SystemInterfaceEnumerator:
                     flags=flags,
                     mtu=mtu,
                     ipv4=_ipv4_of(addrs.get(netifaces.AF_INET, [])),
-                    ipv6=_ipv6_of(addrs.get(netifaces.AF_INET6, [])),
+                    **_ipv6_fields(inet6, index, addrs.get(netifaces.AF_INET6, [])),
                 )
             )
         result.sort(key=lambda i: i.index)
         return result
+
+
+def _ipv6_fields(
+    inet6: dict[int, tuple[IPv6AddressState, ...]] | None,
+    index: int,
+    entries: Iterable[dict],
+) -> dict[str, Any]:
+    """
+    The C{ipv6} and C{ipv6_states} of interface C{index}: from the kernel's
+    list where there is one (flags included), else from netifaces.
+    """
+    if inet6 is None:
+        return {"ipv6": tuple(sorted(_ipv6_of(entries)))}
+    states = inet6.get(index, ())
+    return {"ipv6": tuple(s.interface for s in states), "ipv6_states": states}
 
 
 @implementer(IInterfaceEnumerator)

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_pktinfo,tests.test_transport -*-
 """
 A Twisted multicast port that knows which interface each datagram came in on.
 
@@ -23,7 +24,7 @@ from collections import Counter
 import sys
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from twisted.internet import defer, udp
 from twisted.internet.error import MessageLengthError
@@ -102,34 +103,33 @@ class InterfaceContext:
         return self.interface is not None and self.interface.on_link(address)
 
 
-class ReplyCache:
+class ReplyStore(Protocol):
     """
-    Replies already computed for exact datagrams, answered by the port's
-    reader itself: no context, no protocol, no parsing.
+    The seam through which a port's reader answers exact repeats of a query
+    itself: no context, no protocol, no parsing (the legacy-unicast
+    throughput path, RFC 6762 §6.7).  The store belongs to its owner
+    (L{twisted_mdns.responder.legacy.LegacyReplies}); the reader only reads
+    it and reports what it served.
 
-    The owner (the responder, for repeated legacy unicast questions) puts
-    C{(ifindex, datagram[2:]) -> reply[2:]} in L{replies} (everything but
-    the id, which is copied from each query) and C{(ifindex, source ip) ->
-    bool} in L{sources} (whether that source may be answered: the RFC 6762
-    s11 on-link check, made once per source), and clears both whenever
-    what it would answer changes.  A datagram from L{exclude_port}, from a
-    source not yet judged, or not in L{replies} goes the ordinary way.
-
-    @ivar counters: counts C{received}, C{answered}, C{answered.legacy} and
-        C{transport.sent} for what is answered here, as the ordinary path
-        would have.
+    A datagram from L{exclude_port}, from a source not judged on-link, or
+    not in L{replies} goes the ordinary way.
     """
 
-    exclude_port = 5353
+    #: Datagrams from this source port are never answered here (mDNS
+    #: queriers on 5353 get multicast answers, RFC 6762 §6).
+    exclude_port: int
+    #: C{(ifindex, datagram[2:]) -> reply[2:]}: everything but the id,
+    #: which the reader copies from each query.
+    replies: dict[tuple[int, bytes], bytes]
+    #: C{(ifindex, source ip) -> bool}: may that source be answered (the
+    #: RFC 6762 §11 on-link check, made once per source by the owner)?
+    sources: dict[tuple[int, str], bool]
 
-    def __init__(self, counters=None) -> None:
-        self.replies: dict[tuple[int, bytes], bytes] = {}
-        self.sources: dict[tuple[int, str], bool] = {}
-        self.counters = counters if counters is not None else Counter()
-
-    def clear(self) -> None:
-        self.replies.clear()
-        self.sources.clear()
+    def served(self, sent: bool) -> None:
+        """
+        One datagram answered from L{replies} (C{sent}: the kernel took the
+        reply); count it as the ordinary path would have.
+        """
 
 
 def ip_mreqn(group: str, ifindex: int, address: str = "0.0.0.0") -> bytes:
@@ -163,7 +163,7 @@ class _SystemLookup:
 
 class PktInfoMulticastPort(udp.MulticastPort):
     """
-    A L{udp.MulticastPort} whose reader uses C{recvmsg} with C{IP_PKTINFO}.
+    A C{twisted.internet.udp.MulticastPort} whose reader uses C{recvmsg} with C{IP_PKTINFO}.
 
     Construct it and call C{startListening()} (C{reactor.listenMulticast}
     cannot take a port class)::
@@ -184,10 +184,10 @@ class PktInfoMulticastPort(udp.MulticastPort):
     def __init__(
         self,
         port: int,
-        proto,
+        proto: Any,
         interface: str = "",
         maxPacketSize: int = 9000,
-        reactor=None,
+        reactor: Any = None,
         listenMultiple: bool = True,
         *,
         network_interface: NetworkInterface | None = None,
@@ -206,8 +206,8 @@ class PktInfoMulticastPort(udp.MulticastPort):
         self._pktinfo_protocol = IPktInfoDatagramProtocol.providedBy(proto)
         #: Datagrams dropped here, by reason (the transport shares its own).
         self.counters: Counter[str] = Counters()
-        #: Optional L{ReplyCache} consulted before the protocol.
-        self.reply_cache: ReplyCache | None = None
+        #: Optional L{ReplyStore} consulted before the protocol.
+        self.reply_cache: ReplyStore | None = None
 
     # -- socket set-up -----------------------------------------------------
 
@@ -265,7 +265,7 @@ class PktInfoMulticastPort(udp.MulticastPort):
     def leaveGroup(self, addr: str, interface: str = "") -> defer.Deferred:
         return self._membership(socket.IP_DROP_MEMBERSHIP, addr, interface)
 
-    def _membership(self, option: int, addr: str, interface) -> defer.Deferred:
+    def _membership(self, option: int, addr: str, interface: str | int) -> defer.Deferred:
         if isinstance(interface, int):
             index = interface
         elif interface == "" and self.network_interface is not None:
@@ -307,7 +307,7 @@ class PktInfoMulticastPort(udp.MulticastPort):
                 self._contexts[key] = ctx
         return ctx
 
-    def _parse_ancillary(self, ancdata) -> tuple[int, bytes]:
+    def _parse_ancillary(self, ancdata: list[tuple[int, int, bytes]]) -> tuple[int, bytes]:
         ifindex, dst = 0, b""
         for level, kind, data in ancdata:
             if level != socket.IPPROTO_IP:
@@ -335,7 +335,7 @@ class PktInfoMulticastPort(udp.MulticastPort):
         level, kind = socket.IPPROTO_IP, IP_PKTINFO
         cache = self.reply_cache
         if cache is not None:
-            replies, sources, cache_counters = cache.replies, cache.sources, cache.counters
+            replies, sources, served = cache.replies, cache.sources, cache.served
             exclude_port = cache.exclude_port
             sendmsg = self.socket.sendmsg
             ancillary = self._reply_ancillary
@@ -369,7 +369,7 @@ class PktInfoMulticastPort(udp.MulticastPort):
                     if cache is not None and replies and addr[1] != exclude_port:
                         reply = replies.get((ifindex, data[2:]))
                         if reply is not None and sources.get((ifindex, addr[0])):
-                            self._answer_cached(data[:2] + reply, addr, ifindex, dst, sendmsg, ancillary, cache_counters)
+                            served(self._answer_cached(data[:2] + reply, addr, ifindex, dst, sendmsg, ancillary))
                             continue
                     ctx = contexts.get((ifindex, dst))
                     if ctx is None:
@@ -380,11 +380,13 @@ class PktInfoMulticastPort(udp.MulticastPort):
             except BaseException:
                 log.failure("datagram handler failed; datagram dropped")
 
-    def _answer_cached(self, reply, addr, ifindex, dst, sendmsg, ancillary, counters) -> None:
+    def _answer_cached(self, reply: bytes, addr: tuple, ifindex: int, dst: bytes, sendmsg: Callable, ancillary: dict) -> bool:
         """
-        Send a L{ReplyCache} reply out of the interface the query came in
+        Send a L{ReplyStore} reply out of the interface the query came in
         on, from the address it was sent to (or the interface's own, for a
         query sent to a group).
+
+        @return: whether the kernel took it.
         """
         key = (ifindex, dst)
         anc = ancillary.get(key)
@@ -393,15 +395,11 @@ class PktInfoMulticastPort(udp.MulticastPort):
             anc = ((socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(ifindex, source, b"\0\0\0\0")),)
             if len(ancillary) < 1024:
                 ancillary[key] = anc
-        counters["received"] += 1
         try:
             sendmsg((reply,), anc, 0, addr)
         except OSError:
-            counters["transport.errors.send"] += 1
-            return
-        counters["transport.sent"] += 1
-        counters["answered.legacy"] += 1
-        counters["answered"] += 1
+            return False
+        return True
 
     # -- writing -----------------------------------------------------------
 

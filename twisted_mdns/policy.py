@@ -1,12 +1,23 @@
+# -*- test-case-name: tests.test_policy -*-
 """
 Interface policies: which interfaces mDNS runs on, and why.
 
 The default is deliberately conservative: multicast DNS is link-local, and a
 query that leaks into a VPN or a container bridge tells strangers what is on
 the LAN (and answers from there name hosts that do not exist here).  So the
-default takes real, up, multicast-capable links with IPv4 and a sane MTU,
-and leaves out everything that looks virtual by name.  A user who wants a
-virtual interface names it, and is warned once.
+default takes real, up, multicast-capable links with an address of a
+family we run (IPv4, or a usable IPv6 address: an IPv6-only link is a link)
+and a sane MTU, and leaves out everything that looks virtual by name.  A
+user who wants a virtual interface names it, and is warned once.
+
+Families: every policy takes C{families=} (a L{Family}: IPv4 only, IPv6
+only, or both, the default), and its L{Selection} says which families each
+selected link gets (L{Selection.families_of}): a family is given to a link
+that has an address of it to publish, so a link whose IPv6 addresses are
+all still tentative runs IPv4 now and IPv6 once DAD ends (the monitor
+reports that change).  The choice lives on the policy because the policy is
+what decides, and logs, what runs where; the transport opens one port per
+family the selection names.
 
 Every policy logs each decision with its reason, so "why is mDNS not
 running on wlan0?" is answered by the log.
@@ -17,12 +28,13 @@ from __future__ import annotations
 import ipaddress
 import sys
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from twisted_mdns.interfaces import IInterfacePolicy
+from twisted_mdns.families import Family, LinkFamilies, link_families, no_family_reason
 from twisted_mdns.netif import NetworkInterface, find_interface
 
 log = Logger()
@@ -98,10 +110,15 @@ def virtual_kind(
 
 
 def unusable_reason(
-    iface: NetworkInterface, *, allow_loopback: bool = False, check_mtu: bool = True
+    iface: NetworkInterface,
+    *,
+    allow_loopback: bool = False,
+    check_mtu: bool = True,
+    families: Family = Family.BOTH,
 ) -> str | None:
     """
-    The first reason C{iface} cannot carry IPv4 mDNS, or L{None} if it can.
+    The first reason C{iface} cannot carry mDNS on any of C{families}, or
+    L{None} if it can.
     """
     if iface.flags.loopback and not allow_loopback:
         return "loopback"
@@ -109,8 +126,8 @@ def unusable_reason(
         return "down"
     if not iface.flags.multicast and not (allow_loopback and iface.flags.loopback):
         return "no multicast flag"
-    if not iface.ipv4:
-        return "no IPv4 address"
+    if not link_families(iface, families)[0]:
+        return no_family_reason(iface, families)
     if check_mtu and iface.mtu < MIN_MTU:
         return f"MTU {iface.mtu} < {MIN_MTU}"
     return None
@@ -144,11 +161,77 @@ class Selection:
     @ivar selected: the interfaces chosen, in index order.
     @ivar excluded: C{(interface, reason)} for every interface left out.
     @ivar errors: explicit requests that could not be met.
+    @ivar families: for each selected interface, a L{LinkFamilies}: which
+        address families it runs and why not the others.
     """
 
     selected: tuple[NetworkInterface, ...]
     excluded: tuple[tuple[NetworkInterface, str], ...]
     errors: tuple[InterfaceValidationError, ...] = ()
+    families: tuple[LinkFamilies, ...] = ()
+
+    def families_of(self, interface: NetworkInterface | int) -> Family:
+        """
+        The families the selected C{interface} (or index) runs:
+        C{Family.NONE} when it is not selected.  A selection made without
+        family decisions (by hand, in tests) runs every selected link on
+        both families it has addresses for.
+        """
+        index = interface if isinstance(interface, int) else interface.index
+        for decision in self.families:
+            if decision.interface.index == index:
+                return decision.families
+        for iface in self.selected:
+            if iface.index == index:
+                return link_families(iface)[0]
+        return Family.NONE
+
+    def report(self, interfaces: Iterable[NetworkInterface]) -> list[dict[str, Any]]:
+        """
+        One JSON-ready object per interface (what C{python -m twisted_mdns
+        interfaces --json} prints): the interface's own fields (both
+        families' addresses, IPv6 flags and publication), whether it was
+        selected and why not, and the families it runs.
+        """
+        out = []
+        for iface in interfaces:
+            selected = any(i.index == iface.index for i in self.selected)
+            notes = next((d.notes for d in self.families if d.interface.index == iface.index), ())
+            out.append({
+                **iface.as_json(),
+                "selected": selected,
+                "reason": "selected" if selected else f"excluded: {self.reason(iface.name)}",
+                "families": [
+                    n for f, n in ((Family.IPV4, "ipv4"), (Family.IPV6, "ipv6"))
+                    if f in self.families_of(iface)
+                ],
+                "family_notes": list(notes),
+            })
+        return out
+
+    def lines(self, interfaces: Iterable[NetworkInterface]) -> list[str]:
+        """
+        The human form of L{report}: per interface a line with index, name,
+        IPv4 addresses and the decision (C{"selected: IPv4+IPv6"}), then
+        one indented line per IPv6 address (with its state when it is not
+        published) and per family left out.
+        """
+        out = []
+        for iface in interfaces:
+            selected = any(i.index == iface.index for i in self.selected)
+            if selected:
+                decision = f"selected: {self.families_of(iface).label}"
+            else:
+                decision = f"excluded: {self.reason(iface.name)}"
+            addrs = ", ".join(str(a) for a in iface.ipv4) or "-"
+            out.append(f"{iface.index:>3} {iface.name:<16} {addrs:<32} {decision}")
+            for state in iface.ipv6_details:
+                out.append(f"{'':>3} {'':<16} {state.describe()}")
+            for decision_ in self.families:
+                if decision_.interface.index == iface.index:
+                    for note in decision_.notes:
+                        out.append(f"{'':>3} {'':<16} ({note})")
+        return out
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -172,20 +255,22 @@ class Selection:
 
 
 def validate_interface(
-    spec: str | int, interfaces: Sequence[NetworkInterface]
+    spec: str | int,
+    interfaces: Sequence[NetworkInterface],
+    families: Family = Family.BOTH,
 ) -> NetworkInterface:
     """
-    Find the interface a user named (name, IPv4 address or index) and check
-    that it can carry mDNS.
+    Find the interface a user named (name, IPv4 or IPv6 address, or index)
+    and check that it can carry mDNS on one of C{families}.
 
-    @raise InterfaceValidationError: unknown, down, no multicast, no IPv4 or
-        MTU too small.
+    @raise InterfaceValidationError: unknown, down, no multicast, no
+        address of the families, or MTU too small.
     """
     available = [i.name for i in interfaces]
     iface = find_interface(interfaces, spec)
     if iface is None:
         raise InterfaceValidationError(str(spec), "no such interface", available)
-    why = unusable_reason(iface, allow_loopback=True)
+    why = unusable_reason(iface, allow_loopback=True, families=families)
     if why is not None:
         raise InterfaceValidationError(iface.name, why, available)
     return iface
@@ -214,16 +299,26 @@ def _finish(
     selected: list[NetworkInterface],
     excluded: list[tuple[NetworkInterface, str]],
     errors: Iterable[InterfaceValidationError] = (),
+    families: Family = Family.BOTH,
 ) -> Selection:
-    selection = Selection(
-        tuple(sorted(selected, key=lambda i: i.index)),
-        tuple(excluded),
-        tuple(errors),
-    )
-    for iface in selection.selected:
+    ordered = tuple(sorted(selected, key=lambda i: i.index))
+    decisions = tuple(LinkFamilies(i, *link_families(i, families)) for i in ordered)
+    selection = Selection(ordered, tuple(excluded), tuple(errors), decisions)
+    for decision in decisions:
         log.debug(
-            "{policy}: {interface} selected", policy=policy, interface=iface.describe()
+            "{policy}: {interface} selected for {families}",
+            policy=policy,
+            interface=decision.interface.describe(),
+            families=decision.families.label,
         )
+        for note in decision.notes:
+            log.debug(
+                "{policy}: {name} runs {families} only: {note}",
+                policy=policy,
+                name=decision.interface.name,
+                families=decision.families.label,
+                note=note,
+            )
     for iface, why in selection.excluded:
         log.debug(
             "{policy}: {interface} excluded: {reason}",
@@ -238,7 +333,9 @@ def _finish(
             "{policy}: selected {count} interface(s): {names}",
             policy=policy,
             count=len(selection.selected),
-            names=", ".join(selection.names),
+            names=", ".join(
+                f"{d.interface.name} ({d.families.label})" for d in decisions
+            ),
         )
     else:
         log.warn(
@@ -253,18 +350,22 @@ def _finish(
 @implementer(IInterfacePolicy)
 class DefaultInterfacePolicy:
     """
-    Up, multicast, not loopback, at least one IPv4 address, MTU >= 512, and
-    not virtual by name (VPN, container, tunnel; patterns per platform).
+    Up, multicast, not loopback, an address of a family of C{families}
+    (an IPv4 address, or an IPv6 address to publish), MTU >= 512, and not
+    virtual by name (VPN, container, tunnel; patterns per platform).
     """
 
-    def __init__(self, platform: str | None = None) -> None:
+    def __init__(self, platform: str | None = None, *, families: Family = Family.BOTH) -> None:
         self.platform = platform
+        self.families = families
 
     def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        return _finish("default policy", *_partition(interfaces, self._reason))
+        return _finish(
+            "default policy", *_partition(interfaces, self._reason), families=self.families
+        )
 
     def _reason(self, iface: NetworkInterface) -> str | None:
-        why = unusable_reason(iface)
+        why = unusable_reason(iface, families=self.families)
         if why is None:
             kind = virtual_kind(iface, self.platform)
             if kind is not None:
@@ -275,25 +376,33 @@ class DefaultInterfacePolicy:
 @implementer(IInterfacePolicy)
 class ExplicitInterfacePolicy:
     """
-    Exactly the interfaces the user named, by name (C{eth0}), IPv4 address
-    (C{192.168.1.100}) or index (C{3}).
+    Exactly the interfaces the user named, by name (C{eth0}), IPv4 or IPv6
+    address (C{192.168.1.100}, C{fd00::1}) or index (C{3}).
 
     A named virtual interface is used (the user asked), with a warning.  A
-    named interface that is unknown or cannot carry mDNS is an error.
+    named interface that is unknown or cannot carry mDNS on C{families} is
+    an error.
     """
 
-    def __init__(self, specs: Iterable[str | int], platform: str | None = None) -> None:
+    def __init__(
+        self,
+        specs: Iterable[str | int],
+        platform: str | None = None,
+        *,
+        families: Family = Family.BOTH,
+    ) -> None:
         self.specs = tuple(specs)
         if not self.specs:
             raise ValueError("ExplicitInterfacePolicy needs at least one interface")
         self.platform = platform
+        self.families = families
 
     def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
         chosen: dict[int, NetworkInterface] = {}
         errors = []
         for spec in self.specs:
             try:
-                iface = validate_interface(spec, interfaces)
+                iface = validate_interface(spec, interfaces, self.families)
             except InterfaceValidationError as e:
                 errors.append(e)
                 continue
@@ -313,7 +422,9 @@ class ExplicitInterfacePolicy:
                 excluded.append(
                     (iface, failed.reason if failed else "not named explicitly")
                 )
-        return _finish("explicit policy", list(chosen.values()), excluded, errors)
+        return _finish(
+            "explicit policy", list(chosen.values()), excluded, errors, self.families
+        )
 
 
 @implementer(IInterfacePolicy)
@@ -330,15 +441,20 @@ class FilterInterfacePolicy:
         self,
         predicate: Callable[[NetworkInterface], bool | str | None],
         description: str = "",
+        *,
+        families: Family = Family.BOTH,
     ) -> None:
         self.predicate = predicate
         self.description = description or getattr(predicate, "__name__", "filter")
+        self.families = families
 
     def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        return _finish("filter policy", *_partition(interfaces, self._reason))
+        return _finish(
+            "filter policy", *_partition(interfaces, self._reason), families=self.families
+        )
 
     def _reason(self, iface: NetworkInterface) -> str | None:
-        why = unusable_reason(iface)
+        why = unusable_reason(iface, families=self.families)
         if why is None:
             verdict = self.predicate(iface)
             if verdict is False:
@@ -351,18 +467,23 @@ class FilterInterfacePolicy:
 @implementer(IInterfacePolicy)
 class AllInterfacesPolicy:
     """
-    Every interface that is up, multicast-capable and has IPv4, virtual ones
-    included; loopback only when asked for.
+    Every interface that is up, multicast-capable and has an address of
+    C{families}, virtual ones included; loopback only when asked for.
     """
 
-    def __init__(self, include_loopback: bool = False) -> None:
+    def __init__(self, include_loopback: bool = False, *, families: Family = Family.BOTH) -> None:
         self.include_loopback = include_loopback
+        self.families = families
 
     def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        return _finish("all-interfaces policy", *_partition(interfaces, self._reason))
+        return _finish(
+            "all-interfaces policy", *_partition(interfaces, self._reason), families=self.families
+        )
 
     def _reason(self, iface: NetworkInterface) -> str | None:
-        return unusable_reason(iface, allow_loopback=self.include_loopback, check_mtu=False)
+        return unusable_reason(
+            iface, allow_loopback=self.include_loopback, check_mtu=False, families=self.families
+        )
 
 
 @implementer(IInterfacePolicy)
@@ -387,15 +508,24 @@ class ExcludingPolicy:
         excluded = list(inner.excluded) + [
             (i, "excluded by name") for i in inner.selected if i.index in dropped
         ]
-        return _finish("excluding policy", selected, excluded, inner.errors)
+        return _finish(
+            "excluding policy", selected, excluded, inner.errors, self.families
+        )
+
+    @property
+    def families(self) -> Family:
+        """
+        The base policy's family choice.
+        """
+        return getattr(self.base, "families", Family.BOTH)
 
 
 def interface_for_destination(
     destination: str, interfaces: Sequence[NetworkInterface]
 ) -> NetworkInterface | None:
     """
-    The interface whose IPv4 subnet holds C{destination}: "which interface
-    reaches radiod at 192.168.1.50?".  The longest prefix wins when subnets
+    The interface whose subnet (IPv4 or IPv6) holds C{destination}: "which
+    interface reaches radiod at 192.168.1.50?".  The longest prefix wins when subnets
     nest; L{None} when no directly connected subnet holds it.
     """
     try:

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_records,tests.test_link,tests.test_naming -*-
 """
 What we publish: host and service records, and their per-interface views.
 
@@ -13,11 +14,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence, cast
 
-from twisted_mdns.constants import HOST_TTL, LEGACY_TTL, OTHER_TTL
+from twisted_mdns import naming
+from twisted_mdns.constants import HOST_TTL, OTHER_TTL
 from twisted_mdns.message import (
     TYPE_A,
+    TYPE_ANY,
     TYPE_NSEC,
     TYPE_PTR,
     TYPE_SRV,
@@ -106,16 +109,11 @@ def decode_txt(strings: Iterable[bytes]) -> dict[str, bytes | None]:
 
 
 def _split_type(service_type: str) -> Name:
-    labels = name_from_text(service_type)
-    if labels and name_key(labels[-1:]) == (b"local",):
-        labels = labels[:-1]
-    if len(labels) != 2 or not labels[0].startswith(b"_") or labels[1] not in (b"_tcp", b"_udp"):
-        raise ValueError(
-            f"service type {service_type!r} must look like _name._tcp or _name._udp"
-        )
-    if len(labels[0]) > 16:
-        raise ValueError(f"service name {labels[0]!r} is longer than 15 characters")
-    return labels
+    """
+    The labels of a service type without C{.local}, checked and normalised
+    by L{twisted_mdns.naming.service_type} (kept for L{twisted_mdns.tap}).
+    """
+    return naming.service_type(service_type, subtype_allowed=False).base[:-1]
 
 
 def reverse_name(address: str) -> Name:
@@ -133,12 +131,15 @@ class ServiceInfo:
 
     @ivar instance: the user-visible instance name (any UTF-8, dots and
         spaces included, at most 63 bytes): C{"My Web"}.
-    @ivar type: C{"_http._tcp"} (C{.local} optional).
+    @ivar type: C{"_http._tcp"} (C{.local} optional, any case), checked by
+        L{twisted_mdns.naming.service_type} and kept normalised: lower case,
+        without C{.local}.
     @ivar port: the port the service listens on.
     @ivar txt: key/value pairs (see L{encode_txt}).
     @ivar host: the target host name without C{.local}; L{None} means the
         responder's own host name.
-    @ivar subtypes: e.g. C{("_printer",)} for C{_printer._sub._http._tcp}.
+    @ivar subtypes: e.g. C{("_printer",)} for C{_printer._sub._http._tcp};
+        each one label of 1 to 63 bytes (L{twisted_mdns.naming.subtype_label}).
     @ivar interfaces: limit the service to these interfaces (names, IPv4
         addresses or indexes); L{None} for every interface we run on.
     """
@@ -154,17 +155,19 @@ class ServiceInfo:
     weight: int = 0
 
     def __post_init__(self) -> None:
-        if not self.instance or len(self.instance.encode("utf-8")) > 63:
-            raise ValueError(
-                f"instance name {self.instance!r} must be 1 to 63 bytes of UTF-8"
-            )
+        naming.instance_label(self.instance)
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not 0-65535")
-        _split_type(self.type)
+        # One validator per concept (twisted_mdns.naming): the querier's
+        # browse() accepts and refuses the same types, hosts and subtypes.
+        object.__setattr__(
+            self, "type", naming.service_type(self.type, subtype_allowed=False).text
+        )
+        if self.host is not None:
+            naming.host_name(self.host)
         encode_txt(self.txt)
         for sub in self.subtypes:
-            if not sub.startswith("_") or "." in sub:
-                raise ValueError(f"subtype {sub!r} must be one label starting with '_'")
+            naming.subtype_label(sub)
         if isinstance(self.txt, dict):
             object.__setattr__(self, "txt", tuple(self.txt.items()))
         if self.interfaces is not None:
@@ -244,14 +247,10 @@ def next_host_name(host: str) -> str:
 
 def host_name(host: str) -> Name:
     """
-    C{lab} or C{lab.local} -> the labels of C{lab.local}.
+    C{lab} or C{lab.local} -> the labels of C{lab.local}, checked by
+    L{twisted_mdns.naming.host_name} (RFC 6762 §16, RFC 1035 §2.3.4).
     """
-    labels = name_from_text(host)
-    if not labels:
-        raise ValueError("host name must not be empty")
-    if name_key(labels[-1:]) != (b"local",):
-        labels = labels + (b"local",)
-    return labels
+    return naming.host_name(host)
 
 
 def host_records(host: Name, iface: NetworkInterface, ttl: int = HOST_TTL) -> list[Record]:
@@ -288,33 +287,78 @@ def service_records(
 
 class InterfaceRecords:
     """
-    Everything we would say on one interface, indexed for answering.
+    Everything we would say on one link, indexed for answering, updated
+    record by record (RFC 6762 §6.2, §14: each link's view holds that
+    link's records only).
 
-    @ivar by_name: case-folded name -> records with that name.
-    @ivar unique_names: names we own (s6.1: NSEC for absent types).
+    Several claims may publish the same shared record (every service of a
+    type publishes the C{_services._dns-sd._udp} PTR of that type), so each
+    record is counted: L{add} and L{remove} are O(1) whatever the number
+    of records, and a record leaves the view when its last publisher
+    removes it.
+
+    @ivar by_name: case-folded name -> records with that name, in the order
+        first added (a dict used as an ordered set).
+    @ivar unique_names: names we own (§6.1: NSEC for absent types).
     """
 
     def __init__(self, iface: NetworkInterface) -> None:
         self.interface = iface
-        self.by_name: dict[Name, list[Record]] = {}
+        self.by_name: dict[Name, dict[Record, None]] = {}
         self.unique_names: set[Name] = set()
-        self._members: set[Record] = set()
+        self._counts: dict[Record, int] = {}
         self._nsec: dict[Name, Record | None] = {}
 
-    def add(self, record: Record) -> None:
-        bucket = self.by_name.setdefault(record.key, [])
-        # A set beside the buckets: a type's PTR bucket holds every instance
-        # of the type, and a linear "not in bucket" made a rebuild O(n^2).
-        if record not in self._members:
-            self._members.add(record)
-            bucket.append(record)
-            self._nsec.clear()
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def __contains__(self, record: object) -> bool:
+        return record in self._counts
+
+    def add(self, record: Record) -> bool:
+        """
+        Publish C{record} once more.
+
+        @return: whether it is new to the view.
+        """
+        count = self._counts.get(record, 0)
+        self._counts[record] = count + 1
+        if count:
+            return False
+        self.by_name.setdefault(record.key, {})[record] = None
+        self._nsec.pop(record.key, None)
         if record.cache_flush:
             self.unique_names.add(record.key)
+        return True
+
+    def remove(self, record: Record) -> bool:
+        """
+        Withdraw one publication of C{record}.
+
+        @return: whether it left the view (nobody else publishes it): only
+            then is a goodbye due (RFC 6762 §10.1).
+        """
+        count = self._counts.get(record)
+        if count is None:
+            return False
+        if count > 1:
+            self._counts[record] = count - 1
+            return False
+        del self._counts[record]
+        key = record.key
+        bucket = self.by_name[key]
+        del bucket[record]
+        self._nsec.pop(key, None)
+        if not bucket:
+            del self.by_name[key]
+            self.unique_names.discard(key)
+        elif record.cache_flush and not any(r.cache_flush for r in bucket):
+            self.unique_names.discard(key)
+        return True
 
     def lookup(self, key: Name, qtype: int) -> list[Record]:
         records = self.by_name.get(key, ())
-        if qtype == 255:
+        if qtype == TYPE_ANY:
             return list(records)
         return [r for r in records if r.rtype == qtype]
 
@@ -325,14 +369,15 @@ class InterfaceRecords:
         if key not in self.unique_names:
             return None
         # Built once per name and view (every PTR answer of a browse asks
-        # for the host's NSEC among its additionals); add() forgets them.
+        # for the host's NSEC among its additionals); add() and remove()
+        # forget the name's.
         if key in self._nsec:
             return self._nsec[key]
         records = self.by_name.get(key, ())
         types = {r.rtype for r in records if r.rtype != TYPE_NSEC}
         if not records:
             return None
-        first = records[0]
+        first = next(iter(records))
         ttl = HOST_TTL if types & {TYPE_A, TYPE_SRV} else OTHER_TTL
         nsec = self._nsec[key] = nsec_record(first.name, types, ttl)
         return nsec
@@ -347,7 +392,7 @@ class InterfaceRecords:
         """
         out: list[Record] = []
         if record.rtype == TYPE_PTR:
-            target = name_key(tuple(record.rdata.label.label))
+            target = name_key(tuple(cast(Any, record.rdata).label.label))
             for r in self.by_name.get(target, ()):
                 if r.rtype in (TYPE_SRV, TYPE_TXT):
                     out.append(r)
@@ -358,7 +403,7 @@ class InterfaceRecords:
         return out
 
     def _addresses(self, srv: Record) -> list[Record]:
-        host = name_key(tuple(srv.rdata.target.label))
+        host = name_key(tuple(cast(Any, srv.rdata).target.label))
         found = [r for r in self.by_name.get(host, ()) if r.rtype == TYPE_A]
         nsec = self.nsec_for(host) if found else None
         return found + ([nsec] if nsec is not None else [])

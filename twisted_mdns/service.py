@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
+from typing import TYPE_CHECKING, Any
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -34,6 +35,14 @@ from twisted_mdns.protocol import MDNSProtocol
 from twisted_mdns.records import ServiceInfo
 from twisted_mdns.responder import RegistrationError, Responder
 from twisted_mdns.transport import InterfaceTransport
+
+if TYPE_CHECKING:
+    from twisted.python.failure import Failure
+
+    from twisted_mdns.monitor import InterfaceChanges
+    from twisted_mdns.policy import Selection
+    from twisted_mdns.proxy import DiscoveryProxy, DomainMap
+    from twisted_mdns.querier import Querier, ServiceBrowser
 
 log = Logger()
 
@@ -49,9 +58,9 @@ class MDNSService(service.MultiService):
     """
     mDNS / DNS-SD for an application.
 
-    @param policy: an L{IInterfacePolicy}; the default policy when L{None}.
+    @param policy: an L{IInterfacePolicy}; the default policy when C{None}.
     @param hostname: the host name to claim, without C{.local}; the
-        machine's short name when L{None}.
+        machine's short name when C{None}.
     @param monitor: an L{IInterfaceMonitor}, C{True} for the platform's
         default (netlink on Linux), or C{False} to not follow changes.
     @param enumerator: where interfaces come from (tests may pass a fixed
@@ -73,7 +82,7 @@ class MDNSService(service.MultiService):
         self,
         policy: IInterfacePolicy | None = None,
         hostname: str | None = None,
-        reactor=None,
+        reactor: Any = None,
         enumerator: IInterfaceEnumerator | None = None,
         monitor: IInterfaceMonitor | bool = True,
         publish_host: bool = True,
@@ -103,7 +112,7 @@ class MDNSService(service.MultiService):
         self.querier = self._make_querier()
         self._wanted: list[ServiceInfo] = []
         self._registrations: dict[int, defer.Deferred] = {}
-        self.selection = None
+        self.selection: Selection | None = None
         self._stopping: defer.Deferred | None = None
         self._started_before = False
 
@@ -118,14 +127,14 @@ class MDNSService(service.MultiService):
         self._set_handlers(responder, getattr(self, "querier", None))
         return responder
 
-    def _make_querier(self):
+    def _make_querier(self) -> Querier:
         from twisted_mdns.querier import Querier
 
         querier = Querier(self.transport, self.clock, counters=self.counters)
         self._set_handlers(self.responder, querier)
         return querier
 
-    def _set_handlers(self, responder, querier) -> None:
+    def _set_handlers(self, responder: Responder, querier: Querier | None) -> None:
         self.protocol.handlers = [responder] + ([querier] if querier is not None else [])
 
     # -- lifecycle -------------------------------------------------------------
@@ -134,8 +143,8 @@ class MDNSService(service.MultiService):
         if self.running:
             return
         interfaces = self.enumerator.interfaces()
-        self.selection = self.policy.select(interfaces)
-        self.selection.raise_for_errors()
+        selection = self.selection = self.policy.select(interfaces)
+        selection.raise_for_errors()
         super().startService()
         if self._started_before:
             # Each start claims names and watches records anew: stop() said
@@ -143,13 +152,13 @@ class MDNSService(service.MultiService):
             self.responder = self._make_responder()
             self.querier = self._make_querier()
         self._started_before = True
-        self.transport.apply(self.selection.selected)
+        self.transport.apply(selection.selected)
         if self.querier is not None:
             self.querier.interfaces_changed()
         if self.publish_host:
             self.responder.start().addCallbacks(self._host_claimed, self._registration_failed)
         else:
-            self.responder._running = True
+            self.responder.start_without_host()
         for svc in self._wanted:
             self._start_registration(svc)
         self._start_monitor()
@@ -158,7 +167,7 @@ class MDNSService(service.MultiService):
         self.hostname = name
         return name
 
-    def _registration_failed(self, failure):
+    def _registration_failed(self, failure: Failure) -> None:
         failure.trap(RegistrationError)
         return None
 
@@ -191,17 +200,17 @@ class MDNSService(service.MultiService):
         self._stopping = self.transport.close()
         return self._stopping
 
-    def interfaces_changed(self, changes) -> None:
+    def interfaces_changed(self, changes: InterfaceChanges) -> None:
         """
         Apply the policy to a monitor report and follow it: ports, probes,
         announcements, goodbyes.
         """
         if not self.running:
             return
-        self.selection = self.policy.select(changes.interfaces)
-        for error in self.selection.errors:
+        selection = self.selection = self.policy.select(changes.interfaces)
+        for error in selection.errors:
             log.warn("{error}", error=str(error))
-        change = self.transport.apply(self.selection.selected)
+        change = self.transport.apply(selection.selected)
         if change:
             self.responder.interfaces_changed(change)
             if self.querier is not None:
@@ -216,7 +225,7 @@ class MDNSService(service.MultiService):
         @return: a Deferred firing with the L{ServiceInfo} published, whose
             instance name may have been changed by a conflict.
         """
-        d = defer.Deferred()
+        d: defer.Deferred[ServiceInfo] = defer.Deferred()
         self._wanted.append(info)
         self._registrations[id(info)] = d
         if self.running:
@@ -226,12 +235,12 @@ class MDNSService(service.MultiService):
     def _start_registration(self, info: ServiceInfo) -> None:
         waiting = self._registrations.get(id(info))
 
-        def done(result):
+        def done(result: ServiceInfo) -> ServiceInfo:
             if waiting is not None and not waiting.called:
                 waiting.callback(result)
             return result
 
-        def failed(failure):
+        def failed(failure: Failure) -> None:
             if waiting is not None and not waiting.called:
                 waiting.errback(failure)
             return None
@@ -254,22 +263,45 @@ class MDNSService(service.MultiService):
         self._wanted = [info if s.key == info.key else s for s in self._wanted]
         return self.responder.update(info)
 
+    # -- Discovery Proxy (RFC 8766) ---------------------------------------------------
+
+    def add_discovery_proxy(self, domains: DomainMap, **kwargs: Any) -> DiscoveryProxy:
+        """
+        Serve unicast DNS for each link's domain from this service's mDNS:
+        a L{twisted_mdns.proxy.DiscoveryProxy} child service, given this
+        service's querier and responder (looked up at each query, as each
+        start makes them anew) and counters.
+
+        @param domains: a L{twisted_mdns.proxy.DomainMap}.
+        @param kwargs: for L{twisted_mdns.proxy.DiscoveryProxy} (C{listen},
+            C{allow}, C{wait}, C{server}).
+        @return: the L{twisted_mdns.proxy.DiscoveryProxy}.
+        """
+        from twisted_mdns.proxy.service import DiscoveryProxy
+
+        kwargs.setdefault("reactor", self.clock)
+        kwargs.setdefault("counters", self.counters)
+        kwargs.setdefault("enumerator", self.enumerator)
+        proxy = DiscoveryProxy(self, domains, **kwargs)
+        proxy.setServiceParent(self)
+        return proxy
+
     # -- querying --------------------------------------------------------------------
 
-    def browse(self, service_type: str, listener, interface=None):
+    def browse(self, service_type: str, listener: Any, interface: Any = None) -> ServiceBrowser:
         """
         Browse for C{service_type}; see L{twisted_mdns.querier.Querier.browse}.
         """
         return self.querier.browse(service_type, listener, interface=interface)
 
-    def resolve_host(self, name: str, interface=None, timeout: float = 3.0) -> defer.Deferred:
+    def resolve_host(self, name: str, interface: Any = None, timeout: float = 3.0) -> defer.Deferred:
         """
         Resolve a C{.local} host name per interface.
         """
         return self.querier.resolve_host(name, interface=interface, timeout=timeout)
 
     def resolve_service(self, instance_name: str, service_type: str | None = None,
-                        interface=None, timeout: float = 3.0) -> defer.Deferred:
+                        interface: Any = None, timeout: float = 3.0) -> defer.Deferred:
         return self.querier.resolve_service(
             instance_name, service_type, interface=interface, timeout=timeout
         )

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_tap,tests.test_twistd_logs -*-
 """
 C{twistd mdns}: options and service maker.
 
@@ -8,179 +9,55 @@ Examples::
     twistd -n mdns --exclude-iface wlan0 --services-dir /etc/mdns/services
     twistd -n mdns --browse _http._tcp --log-level debug
 
-Bad values stop C{twistd} with a one-line error (C{usage.UsageError}); an
+Bad values stop C{twistd} with a one-line error (C{twisted.python.usage.UsageError}); an
 interface named with C{--iface} is checked here, before anything starts, so
 "no such interface" names the interfaces that do exist.
 """
 
 from __future__ import annotations
 
-import configparser
 import os
-import re
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from twisted.application import service
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    Logger,
-    globalLogPublisher,
-)
+from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
+from twisted_mdns.interfaces import IInterfacePolicy
+from twisted_mdns.logfilter import LEVELS, LogLevelService
+from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.policy import (
     AllInterfacesPolicy,
     DefaultInterfacePolicy,
     ExcludingPolicy,
     ExplicitInterfacePolicy,
     InterfaceValidationError,
+    validate_interface,
 )
-from twisted_mdns.records import ServiceInfo, host_name
+from twisted_mdns.proxy.options import ProxyOptions, add_proxy  # Discovery Proxy (RFC 8766)
+from twisted_mdns.records import host_name
+from twisted_mdns.service_files import (  # noqa: F401 (re-exported)
+    SERVICES_DIR_HELP,
+    LoadedServices,
+    ServiceSpecError,
+    load_service_file,
+    load_services_dir,
+    parse_service_spec,
+)
+
+if TYPE_CHECKING:
+    from twisted_mdns.querier import ResolvedService
+    from twisted_mdns.service import MDNSService
 
 log = Logger()
 
-LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn, "error": LogLevel.error}
 
-SERVICES_DIR_HELP = """\
-Service files (--services-dir): one file per service, named *.service, INI
-format:
-
-    [service]
-    name = My Web            ; instance name (required)
-    type = _http._tcp        ; service type (required)
-    port = 8080              ; (required)
-    host = printer           ; optional target host (default: ours)
-    subtypes = _printer      ; optional, comma-separated
-    interfaces = eth0, wlan0 ; optional: publish only there
-
-    [txt]
-    path = /
-    flag                     ; a key without value is a boolean attribute
-
-A file with an error is reported with its path and line, and skipped; the
-other files still load.
-"""
-
-
-class ServiceSpecError(ValueError):
+class MDNSOptions(ProxyOptions, usage.Options):
     """
-    A service description that cannot be used; the message says where.
-    """
-
-
-def parse_service_spec(spec: str) -> ServiceInfo:
-    """
-    Parse C{"INSTANCE|TYPE|PORT|key=value|key=value"} (TXT entries after the
-    port; a bare C{key} is a boolean attribute).
-    """
-    parts = spec.split("|")
-    if len(parts) < 3:
-        raise ServiceSpecError(
-            f"--service {spec!r}: expected INSTANCE|TYPE|PORT[|key=value...]"
-        )
-    instance, stype, port_text = parts[0].strip(), parts[1].strip(), parts[2].strip()
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ServiceSpecError(f"--service {spec!r}: port {port_text!r} is not a number") from None
-    txt = []
-    for item in parts[3:]:
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        txt.append((key, value if sep else None))
-    try:
-        return ServiceInfo(instance, stype, port, tuple(txt))
-    except ValueError as e:
-        raise ServiceSpecError(f"--service {spec!r}: {e}") from None
-
-
-def _line_of(path: str, pattern: str) -> int:
-    try:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
-                if re.search(pattern, line.strip(), re.IGNORECASE):
-                    return n
-    except OSError:
-        pass
-    return 0
-
-
-def load_service_file(path: str) -> ServiceInfo:
-    """
-    Load one service file (see L{SERVICES_DIR_HELP}).
-
-    @raise ServiceSpecError: C{"PATH:LINE: what is wrong"}.
-    """
-    parser = configparser.ConfigParser(allow_no_value=True, inline_comment_prefixes=(";", "#"))
-    parser.optionxform = str  # TXT keys keep their case
-    try:
-        with open(path, encoding="utf-8") as f:
-            parser.read_file(f, source=path)
-    except configparser.ParsingError as e:
-        lineno = e.errors[0][0] if getattr(e, "errors", None) else 0
-        raise ServiceSpecError(f"{path}:{lineno}: cannot parse: {e.errors[0][1].strip() if e.errors else e}") from None
-    except configparser.Error as e:
-        lineno = getattr(e, "lineno", 0)
-        raise ServiceSpecError(f"{path}:{lineno}: {e.message}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ServiceSpecError(f"{path}:0: cannot read: {e}") from None
-    if not parser.has_section("service"):
-        raise ServiceSpecError(f"{path}:1: no [service] section")
-    sec = parser["service"]
-    section_line = _line_of(path, r"^\[service\]")
-    for key in ("name", "type", "port"):
-        if not sec.get(key):
-            raise ServiceSpecError(f"{path}:{section_line}: [service] needs {key} =")
-    try:
-        port = int(sec["port"])
-    except ValueError:
-        port_line = _line_of(path, r"^port\s*=")
-        raise ServiceSpecError(
-            f"{path}:{port_line}: port {sec['port']!r} is not a number"
-        ) from None
-    txt = []
-    if parser.has_section("txt"):
-        txt = [(k, v) for k, v in parser["txt"].items()]
-    subtypes = tuple(s.strip() for s in (sec.get("subtypes") or "").split(",") if s.strip())
-    interfaces = tuple(s.strip() for s in (sec.get("interfaces") or "").split(",") if s.strip())
-    try:
-        return ServiceInfo(
-            sec["name"], sec["type"], port, tuple(txt),
-            host=sec.get("host") or None,
-            subtypes=subtypes,
-            interfaces=interfaces or None,
-        )
-    except ValueError as e:
-        text = str(e)
-        m = re.search(r"'([^']+)'", text)
-        line = _line_of(path, re.escape(m.group(1))) if m else 0
-        raise ServiceSpecError(f"{path}:{line}: {text}") from None
-
-
-def load_services_dir(directory: str) -> tuple[list[ServiceInfo], list[str]]:
-    """
-    Load every C{*.service} file; return the services and one error line
-    per bad file (the good files still load).
-    """
-    services, errors = [], []
-    for entry in sorted(os.listdir(directory)):
-        if not entry.endswith(".service"):
-            continue
-        path = os.path.join(directory, entry)
-        try:
-            services.append(load_service_file(path))
-        except ServiceSpecError as e:
-            errors.append(str(e))
-    return services, errors
-
-
-class MDNSOptions(usage.Options):
-    """
-    The options, raising L{usage.UsageError} for bad values (for code that
+    The options, raising C{usage.UsageError} for bad values (for code that
     parses them itself); C{twistd} uses L{Options}.
     """
 
@@ -190,10 +67,11 @@ class MDNSOptions(usage.Options):
         "multi-homed hosts: each interface answers with its own addresses."
     )
 
-    def getUsage(self, width=None) -> str:
+    def getUsage(self, width: int | None = None) -> str:
         # Twisted reflows longdesc into one paragraph; the service file
         # format is an example to copy, so it follows verbatim.
-        return super().getUsage(width) + "\n" + SERVICES_DIR_HELP
+        return str(super().getUsage(width)) + "\n" + SERVICES_DIR_HELP
+
     optFlags = [
         ["all-ifaces", "a", "Run on every up, multicast, IPv4 interface, virtual ones included."],
     ]
@@ -261,24 +139,57 @@ class MDNSOptions(usage.Options):
         if self["iface"] and self["all-ifaces"]:
             raise usage.UsageError("--iface and --all-ifaces cannot be combined")
         self["policy"] = self.policy()
-        from twisted_mdns.netif import SystemInterfaceEnumerator
-
-        selection = self["policy"].select(SystemInterfaceEnumerator().interfaces())
-        try:
-            selection.raise_for_errors()
-        except InterfaceValidationError as e:
-            raise usage.UsageError(f"--iface: {e}") from None
+        self.check_ifaces()
+        self.proxy_post_options(self._proxy_links())  # Discovery Proxy (RFC 8766)
         self["services"] = list(self["service"])
         self["service-errors"] = []
+        self["service-warnings"] = []
         if self["services-dir"]:
             directory = self["services-dir"]
             if not os.path.isdir(directory):
                 raise usage.UsageError(f"--services-dir {directory!r}: not a directory")
-            loaded, errors = load_services_dir(directory)
-            self["services"] += loaded
-            self["service-errors"] = errors
+            loaded = load_services_dir(directory, self["hostname"])
+            self["services"] += loaded.services
+            self["service-errors"] = list(loaded.errors)
+            self["service-warnings"] = list(loaded.warnings)
 
-    def policy(self):
+    def _proxy_links(self) -> list[NetworkInterface] | None:
+        """
+        The links mDNS will run on, for checking C{--proxy-domain}; L{None}
+        (nothing to check) when no proxy is asked for, so that a plain
+        start does not run the policy here as well as in the service.
+        """
+        if not self["proxy-listen"]:
+            return None
+        from twisted_mdns.netif import SystemInterfaceEnumerator
+
+        selection = self["policy"].select(SystemInterfaceEnumerator().interfaces())
+        return list(selection.selected)
+
+    def check_ifaces(self) -> None:
+        """
+        Refuse an unusable C{--iface} now, with the interfaces that exist.
+
+        Each spec is validated on its own rather than by running the policy:
+        the policy's decisions are logged once, when the service starts, and
+        this runs before twistd's logging is set up.
+        """
+        if not self["iface"]:
+            return
+        from twisted_mdns.netif import SystemInterfaceEnumerator
+
+        interfaces = SystemInterfaceEnumerator().interfaces()
+        for spec in self["iface"]:
+            try:
+                validate_interface(spec, interfaces)
+            except InterfaceValidationError as e:
+                raise usage.UsageError(f"--iface: {e}") from None
+
+    def policy(self) -> IInterfacePolicy:
+        """
+        The policy the interface options ask for.
+        """
+        policy: IInterfacePolicy
         if self["iface"]:
             policy = ExplicitInterfacePolicy(self["iface"])
         elif self["all-ifaces"]:
@@ -297,41 +208,13 @@ class Options(MDNSOptions):
     rather than twistd's whole usage text followed by the error.
     """
 
-    def parseOptions(self, options=None) -> None:
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
         try:
             super().parseOptions(options)
         except usage.UsageError as e:
             sys.stderr.write(f"twistd mdns: error: {e}\n")
             sys.stderr.flush()
             raise SystemExit(2) from None
-
-
-class LogLevelService(service.Service):
-    """
-    Show only events at or above a level, once twistd's log observers exist
-    (they are installed after C{makeService} runs, before services start).
-    """
-
-    def __init__(self, level: LogLevel) -> None:
-        self.level = level
-        self._wrapped: list = []
-
-    def privilegedStartService(self) -> None:
-        predicate = LogLevelFilterPredicate(defaultLogLevel=self.level)
-        observers = list(getattr(globalLogPublisher, "_observers", []))
-        for observer in observers:
-            filtered = FilteringLogObserver(observer, [predicate])
-            globalLogPublisher.removeObserver(observer)
-            globalLogPublisher.addObserver(filtered)
-            self._wrapped.append((observer, filtered))
-        super().privilegedStartService()
-
-    def stopService(self):
-        for observer, filtered in self._wrapped:
-            globalLogPublisher.removeObserver(filtered)
-            globalLogPublisher.addObserver(observer)
-        self._wrapped = []
-        return super().stopService()
 
 
 class _BrowseLogger:
@@ -342,7 +225,7 @@ class _BrowseLogger:
     def __init__(self, service_type: str) -> None:
         self.type = service_type
 
-    def _log(self, what: str, svc, interface) -> None:
+    def _log(self, what: str, svc: ResolvedService, interface: NetworkInterface) -> None:
         log.info(
             "browse {type}: {what} {name} on {iface}: {host}:{port} {addresses} {txt}",
             type=self.type, what=what, name=getattr(svc, "instance", svc),
@@ -351,35 +234,61 @@ class _BrowseLogger:
             txt=getattr(svc, "txt", {}),
         )
 
-    def service_added(self, svc, interface) -> None:
+    def service_added(self, svc: ResolvedService, interface: NetworkInterface) -> None:
         self._log("added", svc, interface)
 
-    def service_removed(self, svc, interface) -> None:
+    def service_removed(self, svc: ResolvedService, interface: NetworkInterface) -> None:
         self._log("removed", svc, interface)
 
-    def service_updated(self, svc, interface) -> None:
+    def service_updated(self, svc: ResolvedService, interface: NetworkInterface) -> None:
         self._log("updated", svc, interface)
 
 
 class _Browsing(service.Service):
-    def __init__(self, mdns, types: Sequence[str]) -> None:
+    """
+    The C{--browse} browsers, started and stopped with the service.
+    """
+
+    def __init__(self, mdns: MDNSService, types: Sequence[str]) -> None:
         self.mdns = mdns
         self.types = list(types)
-        self.browsers: list = []
+        self.browsers: list[Any] = []
 
     def startService(self) -> None:
         super().startService()
         for t in self.types:
             self.browsers.append(self.mdns.browse(t, _BrowseLogger(t)))
 
-    def stopService(self):
+    def stopService(self) -> defer.Deferred[None] | None:
         for b in self.browsers:
             b.stop()
         self.browsers = []
         return super().stopService()
 
 
-def makeService(options: Options) -> service.MultiService:
+class _InterfaceReport(service.Service):
+    """
+    Logs, once at start-up, why each interface left out was left out (the
+    policy logs its choice in one line at info, the reasons at debug).
+    """
+
+    def __init__(self, mdns: MDNSService) -> None:
+        self.mdns = mdns
+
+    def startService(self) -> None:
+        super().startService()
+        selection = self.mdns.selection
+        if selection is None:
+            return
+        for iface, why in selection.excluded:
+            log.info("{name} excluded: {reason}", name=iface.name, reason=why)
+
+
+def _registration_failed(failure: Failure, name: str) -> None:
+    log.failure("registering {name} failed", failure, name=name)
+
+
+def makeService(options: MDNSOptions) -> service.MultiService:
     """
     The C{twistd mdns} service tree.
     """
@@ -393,12 +302,14 @@ def makeService(options: Options) -> service.MultiService:
     MonotonicTimeService().setServiceParent(top)
     mdns = MDNSService(policy=options["policy"], hostname=options["hostname"])
     mdns.setServiceParent(top)
+    _InterfaceReport(mdns).setServiceParent(top)
     for error in options["service-errors"]:
         log.error("service file skipped: {error}", error=error)
+    for warning in options.get("service-warnings", ()):
+        log.warn("service file: {warning}", warning=warning)
     for info in options["services"]:
-        mdns.register(info).addErrback(
-            lambda f, name=info.instance: log.failure("registering {name} failed", f, name=name)
-        )
+        mdns.register(info).addErrback(_registration_failed, info.instance)
     if options["browse"]:
         _Browsing(mdns, options["browse"]).setServiceParent(top)
+    add_proxy(options, mdns)  # Discovery Proxy (RFC 8766), if asked for
     return top

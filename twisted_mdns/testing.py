@@ -4,7 +4,7 @@ test their own mDNS logic too).
 
 Only the edges are faked: the network (L{RecordingTransport} records what
 would be sent instead of sending it) and time (use
-L{twisted.internet.task.Clock}).  The responder, querier and protocol under
+C{twisted.internet.task.Clock}).  The responder, querier and protocol under
 test are the real ones.
 """
 
@@ -14,6 +14,10 @@ import ipaddress
 from collections import Counter
 from dataclasses import dataclass
 
+from typing import Any, Iterable
+
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock
 
 from twisted_mdns.message import Message, parse
@@ -66,14 +70,20 @@ class RecordingTransport:
     group = MDNS_GROUP
     port_number = MDNS_PORT
 
-    def __init__(self, interfaces=(), clock=None) -> None:
+    def __init__(self, interfaces: Iterable[NetworkInterface] = (), clock: Any = None) -> None:
         self.interfaces: dict[int, NetworkInterface] = {i.index: i for i in interfaces}
         self.clock = clock
         self.sent: list[Sent] = []
         self.counters: Counter[str] = Counter()
         self.fail_on: set[int] = set()
 
-    def send(self, datagram: bytes, interface, destination=None, source: str = "0.0.0.0") -> bool:
+    def send(
+        self,
+        datagram: bytes,
+        interface: NetworkInterface | int,
+        destination: tuple[str, int] | None = None,
+        source: str = "0.0.0.0",
+    ) -> bool:
         index = interface if isinstance(interface, int) else interface.index
         if index not in self.interfaces or index in self.fail_on:
             self.counters["errors.send"] += 1
@@ -99,8 +109,8 @@ class RecordingTransport:
 
 class MulticastMemoryReactor(MemoryReactorClock):
     """
-    L{MemoryReactorClock} with the C{listenMulticast} that
-    L{twisted.internet.testing.MemoryReactor} lacks: records the call and
+    C{MemoryReactorClock} with the C{listenMulticast} that
+    C{twisted.internet.testing.MemoryReactor} lacks: records the call and
     returns a port-like object.
     """
 
@@ -108,7 +118,14 @@ class MulticastMemoryReactor(MemoryReactorClock):
         super().__init__()
         self.multicast: list[tuple] = []
 
-    def listenMulticast(self, port, protocol, interface="", maxPacketSize=8192, listenMultiple=False):
+    def listenMulticast(
+        self,
+        port: int,
+        protocol: Any,
+        interface: str = "",
+        maxPacketSize: int = 8192,
+        listenMultiple: bool = False,
+    ) -> _FakeMulticastPort:
         self.multicast.append((port, protocol, interface, maxPacketSize, listenMultiple))
         fake = _FakeMulticastPort(port)
         protocol.makeConnection(fake)
@@ -119,28 +136,22 @@ class _FakeMulticastPort:
     def __init__(self, port: int) -> None:
         self.port = port
         self.groups: list[str] = []
-        self.written: list[tuple[bytes, tuple]] = []
+        self.written: list[tuple[bytes, tuple[str, int] | None]] = []
         self.stopped = False
 
-    def joinGroup(self, addr, interface=""):
-        from twisted.internet import defer
-
+    def joinGroup(self, addr: str, interface: str = "") -> defer.Deferred[int]:
         self.groups.append(addr)
         return defer.succeed(1)
 
-    def leaveGroup(self, addr, interface=""):
-        from twisted.internet import defer
-
+    def leaveGroup(self, addr: str, interface: str = "") -> defer.Deferred[int]:
         self.groups.remove(addr)
         return defer.succeed(1)
 
-    def write(self, data, addr=None):
+    def write(self, data: bytes, addr: tuple[str, int] | None = None) -> None:
         self.written.append((data, addr))
 
-    def stopListening(self):
+    def stopListening(self) -> None:
         self.stopped = True
 
-    def getHost(self):
-        from twisted.internet.address import IPv4Address
-
+    def getHost(self) -> IPv4Address:
         return IPv4Address("UDP", "0.0.0.0", self.port)

@@ -8,7 +8,7 @@ keeps them in one L{Timers} so that stopping it, or a link going away, cancels
 them all in one call instead of one cancel loop per kind of timer.
 
 Time comes only from the injected C{IReactorTime}; give it a clock that does
-not jump with the wall clock (L{twisted_mdns.clock}) and every timer here
+not jump with the wall clock (C{twisted_mdns.clock}, planned) and every timer here
 survives clock steps.
 """
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
@@ -25,7 +25,7 @@ from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.constants import MDNS_GROUP, MDNS_PORT
 from twisted_mdns.netif import NetworkInterface
-from twisted_mdns.pktinfo import InterfaceContext, PktInfoMulticastPort, ReplyCache
+from twisted_mdns.pktinfo import InterfaceContext, PktInfoMulticastPort, ReplyStore
 
 log = Logger()
 
@@ -71,10 +71,10 @@ class _PortProtocol(DatagramProtocol):
     def __init__(self, transport_: "InterfaceTransport") -> None:
         self._owner = transport_
 
-    def datagramReceivedOn(self, datagram, address, context) -> None:
+    def datagramReceivedOn(self, datagram: bytes, address: tuple[str, int], context: InterfaceContext) -> None:
         self._owner._received(datagram, address, context)
 
-    def datagramReceived(self, datagram, address) -> None:  # pragma: no cover
+    def datagramReceived(self, datagram: bytes, address: tuple[str, int]) -> None:  # pragma: no cover
         self._owner.counters["dropped.no-pktinfo"] += 1
 
 
@@ -96,8 +96,8 @@ class InterfaceTransport:
 
     def __init__(
         self,
-        receiver,
-        reactor=None,
+        receiver: Any,
+        reactor: Any = None,
         group: str = MDNS_GROUP,
         port: int = MDNS_PORT,
         max_packet_size: int = 9000,
@@ -118,9 +118,19 @@ class InterfaceTransport:
         self.ports: dict[int, PktInfoMulticastPort] = {}
         self.counters: Counter[str] = counters if counters is not None else Counters()
         self._failing: set[int] = set()
-        #: Replies the responder computed for exact repeated queries, shared
-        #: by every port's reader (see L{ReplyCache}).
-        self.reply_cache = ReplyCache(self.counters)
+        #: Replies computed for exact repeated queries, consulted by every
+        #: port's reader (see L{ReplyStore}); set by L{serve_replies}.
+        self.reply_cache: ReplyStore | None = None
+
+    def serve_replies(self, store: ReplyStore | None) -> None:
+        """
+        Have every port's reader (now and later) answer exact repeats from
+        C{store}, or stop with C{None}.  The store stays its owner's (the
+        responder's legacy-unicast phase).
+        """
+        self.reply_cache = store
+        for port in self.ports.values():
+            port.reply_cache = store
 
     # -- selection ---------------------------------------------------------
 
@@ -225,7 +235,7 @@ class InterfaceTransport:
 
     # -- traffic -----------------------------------------------------------
 
-    def _received(self, datagram: bytes, address, context: InterfaceContext) -> None:
+    def _received(self, datagram: bytes, address: tuple[str, int], context: InterfaceContext) -> None:
         if context.index not in self.interfaces:
             self.counters["dropped.unselected-interface"] += 1
             return
@@ -240,7 +250,7 @@ class InterfaceTransport:
     ) -> bool:
         """
         Send C{datagram} on C{interface}: to the group when C{destination}
-        is L{None}, else unicast to C{destination}, pinned to that interface.
+        is C{None}, else unicast to C{destination}, pinned to that interface.
 
         @return: whether it was handed to the kernel.  An interface that
             vanished or went down is counted, logged once, and not raised.

@@ -1,0 +1,259 @@
+# -*- test-case-name: tests.test_link -*-
+"""
+One object per link: everything the responder keeps about one network link.
+
+RFC 6762 §14 and §6.2 make a link, not the host, the unit of mDNS: what we
+say on a link is what is true there, rate limits and duplicate suppression
+count per link, and a link that goes away takes its state with it.  So,
+as avahi-core keeps one object per interface, the responder keeps one
+L{Link} per interface index, holding:
+
+ - the L{twisted_mdns.records.InterfaceRecords} view of our records on the
+   link, and which claim published which of them (so a claim's records are
+   added and withdrawn one by one, never by rebuilding every view);
+ - per address family (L{LinkFamily}): when each record was last
+   multicast (§6 rate limit, §5.4 QU routing) and the shared answers
+   waiting for their 20-120 ms delay (§6, §7.4).  A link's IPv4 and IPv6
+   halves share the link (one name, one view, one set of claims: RFC 6762
+   §6.2 asks for both families' addresses on either) but multicast
+   separately, so this is the state keyed by family;
+ - the truncated queries held for their remaining known answers (§7.2);
+ - one L{twisted_mdns.timers.Timers} registry: dropping the link is one
+   L{Link.close}, which cancels every timer of the link.
+
+The legacy-unicast reply store (RFC 6762 §6.7) is
+L{twisted_mdns.responder.legacy.LegacyReplies}, keyed by link index, and
+forgets a link's entries when the link is closed.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from twisted_mdns.message import Message, Record
+from twisted_mdns.netif import NetworkInterface
+from twisted_mdns.records import InterfaceRecords
+from twisted_mdns.timers import Timers
+
+if TYPE_CHECKING:
+    from twisted_mdns.pktinfo import InterfaceContext
+    from twisted_mdns.responder.claims import Claim
+
+
+class Pending:
+    """
+    Multicast answers waiting for their delay on one link and family
+    (RFC 6762 §6: shared answers are delayed 20-120 ms and aggregated).
+    """
+
+    __slots__ = ("answers", "additionals", "call")
+
+    def __init__(self) -> None:
+        self.answers: dict[Record, None] = {}
+        self.additionals: dict[Record, None] = {}
+        self.call: IDelayedCall | None = None
+
+
+class LinkFamily:
+    """
+    The per-address-family half of a L{Link}: what was multicast when, and
+    what waits to be.
+    """
+
+    __slots__ = ("family", "last_multicast", "pending")
+
+    def __init__(self, family: int) -> None:
+        self.family = family
+        #: Record identity -> reactor time of its last multicast here.
+        self.last_multicast: dict[tuple, float] = {}
+        self.pending: Pending | None = None
+
+
+class HeldQuery:
+    """
+    A truncated query held for the rest of its known answers (RFC 6762
+    §7.2), with the timer that answers it at the deadline.
+    """
+
+    __slots__ = ("message", "context", "call")
+
+    def __init__(self, message: Message, context: "InterfaceContext", call: IDelayedCall | None) -> None:
+        self.message = message
+        self.context = context
+        self.call = call
+
+
+class Link:
+    """
+    One network link as the responder sees it (see the module docstring).
+
+    @ivar interface: the link's L{NetworkInterface} as last enumerated; it
+        carries both families' addresses.
+    @ivar index: the OS interface index, the link's key.
+    @ivar view: our records on this link.
+    @ivar published: claim -> the records it published into L{view}.
+    @ivar held: source address -> a L{HeldQuery} (RFC 6762 §7.2).
+    @ivar timers: every pending call that belongs to this link.
+    """
+
+    __slots__ = ("interface", "index", "view", "published", "families", "held", "timers", "probe_memo")
+
+    def __init__(self, interface: NetworkInterface, clock: IReactorTime) -> None:
+        self.interface = interface
+        self.index = interface.index
+        self.view = InterfaceRecords(interface)
+        self.published: dict["Claim", tuple[Record, ...]] = {}
+        self.families: dict[int, LinkFamily] = {socket.AF_INET: LinkFamily(socket.AF_INET)}
+        self.held: dict[tuple[str, int], HeldQuery] = {}
+        self.timers = Timers(clock)
+        #: Where the last probe batch's datagrams were split (see
+        #: L{twisted_mdns.responder.probing}): the three probes of a batch
+        #: differ only in the QU bit.
+        self.probe_memo: tuple[Any, list[int]] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Link {self.interface.name} index={self.index} records={len(self.view)}>"
+
+    def family(self, family: int = socket.AF_INET) -> LinkFamily:
+        """
+        The per-family state, created on first use (an IPv6 port on this
+        link will add its own).
+        """
+        found = self.families.get(family)
+        if found is None:
+            found = self.families[family] = LinkFamily(family)
+        return found
+
+    # -- our records on this link --------------------------------------------
+
+    def publish(self, claim: "Claim", records: tuple[Record, ...]) -> list[Record]:
+        """
+        Make C{records} the records C{claim} publishes on this link,
+        replacing what it published before.  Costs what the claim's records
+        cost, whatever else is published.
+
+        @return: records that left the view (published by nobody now).
+        """
+        gone = self.withdraw(claim)
+        view = self.view
+        for record in records:
+            view.add(record)
+        self.published[claim] = records
+        return [r for r in gone if r not in view]
+
+    def withdraw(self, claim: "Claim") -> list[Record]:
+        """
+        Withdraw what C{claim} published here.
+
+        @return: the records that left the view (RFC 6762 §10.1: only those
+            get goodbyes; a shared PTR another claim still publishes
+            stays).
+        """
+        records = self.published.pop(claim, None)
+        if not records:
+            return []
+        view = self.view
+        return [r for r in records if view.remove(r)]
+
+    def readdressed(self, interface: NetworkInterface) -> None:
+        """
+        The link's addresses changed: keep the new L{NetworkInterface}.
+        The claims republish their records (the engine does that, it knows
+        what they are).
+        """
+        self.interface = interface
+        self.view.interface = interface
+
+    # -- going away ------------------------------------------------------------
+
+    def close(self) -> None:
+        """
+        The link went away or the responder stopped: cancel every timer
+        of the link and forget its state.
+        """
+        self.timers.cancel_all()
+        for fam in self.families.values():
+            fam.pending = None
+            fam.last_multicast.clear()
+        self.held.clear()
+        self.published.clear()
+        self.view = InterfaceRecords(self.interface)
+
+
+def _addresses(iface: NetworkInterface) -> list[str]:
+    return [str(a.ip) for a in iface.ipv4] + [str(a.ip) for a in iface.ipv6]
+
+
+class Links(dict[int, Link]):
+    """
+    The links we run on, by interface index, with two indexes kept up to
+    date link by link (so a link coming, going or readdressed costs what
+    that link costs, not a pass over every link):
+
+     - our own addresses on any link (L{is_ours}): is a packet from us?
+     - IPv4 address -> the links that have it (L{ipv4_links}), and the
+       addresses whose links changed since L{take_touched} (reverse
+       mappings follow those, RFC 6762 §6.2).
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        super().__init__()
+        self.clock = clock
+        self._own: Counter[str] = Counter()
+        self.ipv4_links: dict[str, set[int]] = {}
+        self._touched: dict[str, None] = {}
+
+    def add(self, iface: NetworkInterface) -> Link:
+        link = self[iface.index] = Link(iface, self.clock)
+        self._learn(iface)
+        return link
+
+    def readdress(self, link: Link, iface: NetworkInterface) -> None:
+        self._forget(link.interface)
+        self._learn(iface)
+        link.readdressed(iface)
+
+    def drop(self, index: int) -> Link:
+        """
+        Forget the link and close it (every timer of it cancelled).
+        """
+        link = self.pop(index)
+        self._forget(link.interface)
+        link.close()
+        return link
+
+    def is_ours(self, address: str) -> bool:
+        return address in self._own
+
+    def take_touched(self) -> list[str]:
+        """
+        The IPv4 addresses whose links changed since the last call.
+        """
+        touched, self._touched = self._touched, {}
+        return list(touched)
+
+    def _learn(self, iface: NetworkInterface) -> None:
+        self._own.update(_addresses(iface))
+        for addr in iface.ipv4:
+            address = str(addr.ip)
+            self.ipv4_links.setdefault(address, set()).add(iface.index)
+            self._touched[address] = None
+
+    def _forget(self, iface: NetworkInterface) -> None:
+        own = self._own
+        for address in _addresses(iface):
+            own[address] -= 1
+            if own[address] <= 0:
+                del own[address]
+        for addr in iface.ipv4:
+            address = str(addr.ip)
+            where = self.ipv4_links.get(address)
+            if where is not None:
+                where.discard(iface.index)
+                if not where:
+                    del self.ipv4_links[address]
+            self._touched[address] = None

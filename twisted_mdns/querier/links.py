@@ -1,0 +1,203 @@
+# -*- test-case-name: tests.test_querier_engine -*-
+"""
+The querier's state on one link, in one object.
+
+RFC 6762 §14 makes every link its own namespace: what was heard on eth0
+says nothing about wlan0.  So a L{QuerierLink} holds everything the querier
+keeps for one link (its cache, its continuous queries, the questions
+recently asked there) and goes away whole, timers included, with the link.
+It is keyed by interface index, which names the link whatever the address
+family: a link's IPv4 and IPv6 halves share one cache (a record heard over
+both is one record).
+L{Interest} is what one resolution or browser asks and watches on one
+link, released at once.
+"""
+
+from __future__ import annotations
+
+import random as _random
+from collections import Counter
+from typing import Callable, Iterable, Sequence
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from twisted_mdns.cache import RecordCache
+from twisted_mdns.constants import CLASS_IN
+from twisted_mdns.message import Message, Name, Question, Record, name_key, name_to_text, type_name
+from twisted_mdns.netif import NetworkInterface
+from twisted_mdns.querier.continuous import (
+    ContinuousQueries,
+    DatagramSender,
+    RecentQuestions,
+    send_questions,
+)
+
+log = Logger()
+
+
+class QuerierLink:
+    """
+    One link as the querier sees it.
+
+    @ivar interface: the link's interface (updated when it is readdressed).
+    @ivar cache: what was heard on this link (RFC 6762 §10 rules live in
+        L{twisted_mdns.cache}).
+    @ivar queries: this link's continuous queries.
+    """
+
+    def __init__(
+        self,
+        interface: NetworkInterface,
+        clock: IReactorTime,
+        random: _random.Random,
+        send: DatagramSender,
+        counters: Counter,
+        max_records: int,
+        unicast_first: bool = True,
+    ) -> None:
+        self.interface = interface
+        self.clock = clock
+        self.counters = counters
+        self._send = send
+        self.cache = RecordCache(clock, interface, max_records, counters, random)
+        self.cache.on_refresh = self.refresh
+        self.queries = ContinuousQueries(
+            clock, random, self.cache, self.send, counters, unicast_first
+        )
+        self.recent = RecentQuestions(clock)
+
+    @property
+    def index(self) -> int:
+        return self.interface.index
+
+    def send(self, questions: Sequence[Question]) -> int:
+        """
+        Send C{questions} on this link with its known answers (RFC 6762
+        §7.1), remembering the QM ones for L{ask}.
+
+        @return: the number of datagrams sent.
+        """
+        for q in questions:
+            if not q.unicast:
+                self.recent.note(q, None)
+        return send_questions(self.interface, self.cache, self._send, self.counters, questions)
+
+    def refresh(self, records: Sequence[Record]) -> None:
+        """
+        RFC 6762 §5.2: ask again about watched records at 80-95 % of their
+        TTL (called by the cache).
+        """
+        questions: dict[tuple[Name, int], Question] = {}
+        for r in records:
+            questions.setdefault((r.key, r.rtype), Question(r.name, r.rtype))
+        self.counters["refresh.sent"] += len(questions)
+        self.send(list(questions.values()))
+
+    def ask(self, name: Name, rtype: int) -> bool:
+        """
+        Multicast one QM question now unless RFC 6762 §7.3 (or §5.2's one
+        second between two of the same question) says it went out already.
+
+        @return: whether it was sent.
+        """
+        question = Question(name, rtype)
+        if self.recent.answered_for(question, self.cache.known_answers(question)):
+            self.counters["ask.suppressed"] += 1
+            return False
+        self.counters["ask.sent"] += 1
+        return self.send([question]) > 0
+
+    def response_heard(self, message: Message) -> None:
+        """
+        Cache every record of a response heard on this link.
+        """
+        records = message.records()
+        if not records:
+            return
+        self.counters["responses.cached"] += 1
+        self.counters["records.cached"] += len(records)
+        self.cache.add_all(records)
+
+    def query_heard(self, message: Message, source: tuple[str, int]) -> None:
+        """
+        Another host's query on this link: its QM questions may count as
+        ours (RFC 6762 §7.3).
+        """
+        if message.is_probe or message.truncated:
+            # A truncated query's known answers go on in another packet: we
+            # cannot know that they hold nothing we would not send.
+            return
+        if self.interface.has_address(source[0]):
+            # Our own query, looped back (or another stack on this host).
+            return
+        for question in message.questions:
+            if question.unicast or question.qclass != CLASS_IN:
+                continue
+            self.recent.note(question, message)
+            if self.queries.heard(message, question):
+                log.debug(
+                    "{iface}: {source} asked {name}/{type}: counts as our query (RFC 6762 §7.3)",
+                    iface=self.interface.name, source=source[0],
+                    name=name_to_text(question.name), type=type_name(question.qtype),
+                )
+
+    def close(self) -> None:
+        """
+        The link went away (or the querier stopped): stop its timers and
+        forget what was heard there.
+        """
+        self.queries.close()
+        self.cache.close()
+
+
+class Interest:
+    """
+    What one operation asked and watched on one link, so that it can be
+    changed as the operation learns more and released at once.
+    """
+
+    def __init__(self, link: QuerierLink) -> None:
+        self.link = link
+        self.asked: dict[tuple[Name, int], Name] = {}
+        self.watched: dict[tuple[Name, int], Name] = {}
+
+    def ask(self, wanted: Iterable[tuple[Name, int]]) -> None:
+        """
+        Ask exactly C{wanted} (continuous queries), releasing the rest.
+        """
+        queries = self.link.queries
+        _reconcile(self.asked, wanted, queries.ask, queries.release)
+
+    def watch(self, wanted: Iterable[tuple[Name, int]]) -> None:
+        """
+        Watch exactly C{wanted} for refreshes (RFC 6762 §5.2), unwatching
+        the rest.
+        """
+        cache = self.link.cache
+        _reconcile(self.watched, wanted, cache.watch, cache.unwatch)
+
+    def close(self) -> None:
+        self.ask(())
+        self.watch(())
+
+
+def _reconcile(
+    held: dict[tuple[Name, int], Name],
+    wanted: Iterable[tuple[Name, int]],
+    start: Callable[[Name, int], None],
+    stop: Callable[[Name, int], None],
+) -> None:
+    """
+    Make C{held} exactly C{wanted}: C{stop} what is no longer wanted,
+    C{start} what is new (names compared case-insensitively).
+    """
+    new = {(name_key(n), t): n for n, t in wanted}
+    for key, name in list(held.items()):
+        if key not in new:
+            del held[key]
+            stop(name, key[1])
+    for key, name in new.items():
+        if key not in held:
+            held[key] = name
+            start(name, key[1])

@@ -1,0 +1,294 @@
+# -*- test-case-name: tests.test_responder_claims -*-
+"""
+What we claim: the host name, each service instance, each reverse mapping,
+and the records each claim puts on a link.
+
+A claim is one unique name we probe for and defend (RFC 6762 §8, §9): the
+host name (its A records on each link, RFC 6762 §6.2 and §14), a service
+instance (SRV and TXT unique, PTRs shared, RFC 6763 §4), or the reverse
+mapping of one of our IPv4 addresses.  Reverse mappings are claimed like
+any unique record but never renamed for: another responder on this host
+(RFC 6762 §15) may hold one, and then it is given up.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Collection, Iterator
+
+from twisted.internet import defer
+
+from twisted_mdns.constants import HOST_TTL
+from twisted_mdns.message import Name, Record, a_record, name_key, ptr_record
+from twisted_mdns.netif import NetworkInterface
+from twisted_mdns.records import (
+    ServiceInfo,
+    host_name,
+    reverse_name,
+    service_records,
+)
+
+
+class ClaimKind(enum.Enum):
+    """
+    What a claim is for.
+    """
+
+    HOST = "host"
+    SERVICE = "service"
+    REVERSE = "reverse"
+
+
+class ClaimState(str, enum.Enum):
+    """
+    Where a claim is in its life.  (A C{str} enum: code written against the
+    old string states, C{state == "announced"}, keeps working.)
+    """
+
+    PROBING = "probing"
+    ANNOUNCED = "announced"
+    WITHDRAWN = "withdrawn"
+    YIELDED = "yielded"
+
+
+class Conflict(enum.Enum):
+    """
+    Why a probe round must stop (RFC 6762 §8.1, §8.2).
+    """
+
+    #: Someone answered with the name: rename (or yield a reverse mapping).
+    CONFLICT = "conflict"
+    #: We lost a simultaneous-probe tie-break: wait 1 s and probe again.
+    LOST = "lost"
+
+
+class Claim:
+    """
+    One thing we claim a unique name for.
+
+    @ivar ready_on: indexes of the links where the claim is announced; the
+        claim's records are in exactly those links' views.
+    @ivar requested: the name first asked for, so the caller's own
+        L{ServiceInfo} still finds the registration after a rename (for a
+        reverse mapping, its name: never renamed).
+    @ivar address: for a reverse mapping, the IPv4 address it maps.
+    """
+
+    __slots__ = ("kind", "service", "state", "ready_on", "conflict", "done", "requested", "address", "_records")
+
+    def __init__(
+        self,
+        kind: ClaimKind,
+        service: ServiceInfo | None = None,
+        requested: Name = (),
+        address: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.service = service
+        self.state = ClaimState.PROBING
+        self.ready_on: set[int] = set()
+        self.conflict: Conflict | None = None
+        self.done: defer.Deferred | None = None
+        self.requested = requested
+        self.address = address
+        #: A service's (service, host name, unique, shared) or a reverse
+        #: mapping's (host name, PTR) as last computed: they change only
+        #: when the service value or the host name does.
+        self._records: tuple | None = None
+
+    def __repr__(self) -> str:
+        return f"<Claim {self.label()} {self.state.value}>"
+
+    def label(self) -> str:
+        if self.address is not None:
+            return f"reverse mapping of {self.address}"
+        return self.service.display() if self.service else "host name"
+
+    @property
+    def announced(self) -> bool:
+        return self.state is ClaimState.ANNOUNCED
+
+    def finish(self, result: object) -> None:
+        """
+        Fire the registration's Deferred once (a L{RegistrationError}
+        failure or the claimed value).
+        """
+        done, self.done = self.done, None
+        if done is None or done.called:
+            return
+        if isinstance(result, Exception):
+            done.errback(result)
+        else:
+            done.callback(result)
+
+
+class Claims:
+    """
+    Every claim of one responder, indexed by name, with the records each
+    puts on a link.
+
+    @ivar hostname: the host name claimed (C{lab}), renamed on conflict.
+    @ivar host: its labels (C{lab.local}).
+    """
+
+    def __init__(self, hostname: str) -> None:
+        self.hostname = hostname
+        self.host: Name = host_name(hostname)
+        self.host_claim = Claim(ClaimKind.HOST)
+        self.services: dict[Name, Claim] = {}
+        #: The reverse mappings by address and by case-folded name.
+        self.reverse: dict[str, Claim] = {}
+        self.reverse_keys: dict[Name, Claim] = {}
+        #: Requested name -> claim, for claims renamed since.
+        self._requested: dict[Name, Claim] = {}
+        #: Link index -> (interface, host name, its A records there).
+        self._addresses: dict[int, tuple[NetworkInterface, Name, list[Record]]] = {}
+
+    def __iter__(self) -> Iterator[Claim]:
+        yield self.host_claim
+        yield from self.services.values()
+        yield from self.reverse.values()
+
+    def clear(self) -> None:
+        """
+        Forget every service and reverse mapping (the responder stopped).
+        """
+        self.services.clear()
+        self.reverse.clear()
+        self.reverse_keys.clear()
+        self._requested.clear()
+        self._addresses.clear()
+
+    def rename_host(self, hostname: str) -> None:
+        self.hostname = hostname
+        self.host = host_name(hostname)
+
+    # -- services ------------------------------------------------------------
+
+    def add_service(self, service: ServiceInfo) -> Claim:
+        claim = Claim(ClaimKind.SERVICE, service, requested=service.key)
+        self.services[service.key] = claim
+        return claim
+
+    def rename_service(self, claim: Claim, service: ServiceInfo) -> None:
+        assert claim.service is not None
+        self.services.pop(claim.service.key, None)
+        claim.service = service
+        self.services[service.key] = claim
+        if service.key != claim.requested:
+            self._requested[claim.requested] = claim
+
+    def remove_service(self, claim: Claim) -> None:
+        if claim.service is not None:
+            self.services.pop(claim.service.key, None)
+        self._requested.pop(claim.requested, None)
+
+    def find(self, service: ServiceInfo) -> Claim | None:
+        """
+        The claim registered for C{service}, by its current name or the
+        name first requested.
+        """
+        return self.services.get(service.key) or self._requested.get(service.key)
+
+    # -- reverse mappings ----------------------------------------------------
+
+    def add_reverse(self, address: str) -> Claim:
+        claim = Claim(ClaimKind.REVERSE, requested=reverse_name(address), address=address)
+        self.reverse[address] = claim
+        self.reverse_keys[self.key(claim)] = claim
+        return claim
+
+    def remove_reverse(self, address: str) -> Claim:
+        claim = self.reverse.pop(address)
+        self.reverse_keys.pop(self.key(claim), None)
+        return claim
+
+    # -- names ---------------------------------------------------------------
+
+    def name(self, claim: Claim) -> Name:
+        if claim.kind is ClaimKind.HOST:
+            return self.host
+        if claim.kind is ClaimKind.REVERSE:
+            return claim.requested  # the address's, fixed
+        assert claim.service is not None
+        return claim.service.name
+
+    def key(self, claim: Claim) -> Name:
+        if claim.kind is ClaimKind.SERVICE:
+            assert claim.service is not None
+            return claim.service.key
+        return name_key(self.name(claim))
+
+    def named(self, keys: Collection[Name]) -> list[Claim]:
+        """
+        The claims whose names are among C{keys} (case-folded names), host
+        first: a look-up per name in a message rather than a scan of every
+        claim per message (which made our own looped-back probes and
+        announcements of n services cost O(n^2)).
+        """
+        out = []
+        if name_key(self.host) in keys:
+            out.append(self.host_claim)
+        for key in keys:
+            claim = self.services.get(key)
+            if claim is not None:
+                out.append(claim)
+            claim = self.reverse_keys.get(key)
+            if claim is not None:
+                out.append(claim)
+        return out
+
+    # -- records -------------------------------------------------------------
+
+    def address_records(self, iface: NetworkInterface) -> list[Record]:
+        """
+        The host's A records on C{iface} (its reverse mappings are claims
+        of their own): every IPv4 address of that link, link-local
+        included, and none of another (RFC 6762 §6.2, §14).
+
+        Kept per link until the link's addresses or the host name change:
+        probes, announcements and every received response on every link ask
+        for them.
+        """
+        cached = self._addresses.get(iface.index)
+        if cached is None or cached[0] is not iface or cached[1] != self.host:
+            records = [a_record(self.host, str(addr.ip), HOST_TTL) for addr in iface.ipv4]
+            cached = self._addresses[iface.index] = (iface, self.host, records)
+        return list(cached[2])
+
+    def records(self, claim: Claim, iface: NetworkInterface | None, shared: bool = False) -> list[Record]:
+        """
+        What C{claim} says on C{iface}: its unique records, and its shared
+        ones too with C{shared}.  Nothing where a service is not offered or
+        a reverse mapping's address is not (RFC 6762 §6.2, §14).
+        """
+        if iface is None:
+            return []
+        if claim.kind is ClaimKind.HOST:
+            return self.address_records(iface)
+        if claim.kind is ClaimKind.REVERSE:
+            if not any(str(a.ip) == claim.address for a in iface.ipv4):
+                return []
+            cached = claim._records
+            if cached is None or cached[0] != self.host:
+                assert claim.address is not None
+                ptr = ptr_record(claim.requested, self.host, HOST_TTL, cache_flush=True)
+                cached = claim._records = (self.host, ptr)
+            return [cached[1]]
+        service = claim.service
+        assert service is not None
+        if not service.on_interface(iface):
+            return []
+        cached = claim._records
+        if cached is None or cached[0] is not service or cached[1] != self.host:
+            cached = claim._records = (service, self.host, *service_records(service, self.host))
+        unique, shared_records = cached[2], cached[3]
+        return unique + shared_records if shared else list(unique)
+
+    def probe_records(self, claim: Claim, iface: NetworkInterface | None) -> list[Record]:
+        """
+        The records proposed in a probe (RFC 6762 §8.1): those whose name
+        is the one probed.
+        """
+        name = self.key(claim)
+        return [r for r in self.records(claim, iface) if r.key == name]
