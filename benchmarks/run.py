@@ -17,7 +17,9 @@ and clients talk over veth links between them.
     (start-up, ports, one correct answer per link).
 
 Prints a report with the ratios measured in this run; C{--json FILE} also
-writes every figure.  See C{benchmarks/README.rst}.
+writes every figure.  Exits 1 when any answer was wrong or missing, or a
+scale check failed (L{failures}): such figures cannot be trusted.  See
+C{benchmarks/README.rst}.
 """
 
 from __future__ import annotations
@@ -183,7 +185,10 @@ def throughput(args, log) -> dict:
     summary = {"micro": micro}
     for kind, results in runs.items():
         best = sorted(results, key=lambda r: r["qps"])[len(results) // 2]  # the median run
-        summary[kind] = dict(best, qps_all=[r["qps"] for r in results])
+        summary[kind] = dict(
+            best, qps_all=[r["qps"] for r in results],
+            wrong_all=[r["wrong"] for r in results], missing_all=[r["missing"] for r in results],
+        )
     tm, zc, ceil = (summary[k]["qps"] for k in ("twisted_mdns", "zeroconf", "ceiling"))
     summary["ratios"] = {
         "twisted_mdns/zeroconf": tm / zc if zc else float("inf"),
@@ -272,6 +277,60 @@ def _result(out: str) -> dict:
                 raise RuntimeError(f"{value['error']}\n{value.get('traceback', '')}")
             return value
     raise RuntimeError(f"no RESULT line in:\n{out[-3000:]}")
+
+
+# -- checks ------------------------------------------------------------------------
+
+
+def failures(results: dict) -> list[str]:
+    """
+    Every check of this run that failed, one line each: a wrong or missing
+    answer in any throughput round of any responder (its figures would
+    count what was not a correct answer), and each scale check (every
+    instance browsed at the right addresses within the MTU; every link
+    selected, with one port each and one correct answer per query).
+
+    The figures of a C{--baseline} tree are reported but its failures are
+    not counted: it is another tree, often one with known faults.
+    """
+    out: list[str] = []
+    t = results.get("throughput")
+    if t:
+        for kind, r in t.items():
+            if not isinstance(r, dict) or "qps_all" not in r or kind.endswith("@baseline"):
+                continue
+            for n, (wrong, missing) in enumerate(zip(r.get("wrong_all", [r["wrong"]]),
+                                                      r.get("missing_all", [r["missing"]])), start=1):
+                if wrong or missing:
+                    out.append(f"throughput: {kind} round {n}: {wrong} wrong and {missing} missing answer(s)")
+            if not all(r["qps_all"]):
+                out.append(f"throughput: {kind} answered nothing in a round")
+    s = results.get("services")
+    if s:
+        for label, part in (("services", s), ("services (small)", s.get("small"))):
+            if not part:
+                continue
+            b = part["browse"]
+            if not b["ok"]:
+                out.append(
+                    f"{label}: PTR browse of {part['count']} instances failed: missing "
+                    f"{b['instances_missing']}, wrong addresses {b['wrong_addresses'] or 'none'}, "
+                    f"largest packet {b['max_packet_bytes']} B (limit {b['packet_limit']} B)"
+                )
+    i = results.get("interfaces")
+    if i:
+        if not i["selected_all_links"] or i["interfaces_selected"] != i["links"]:
+            out.append(f"interfaces: {i['interfaces_selected']} of {i['links']} links selected")
+        if i["ports"] != i["links"]:
+            out.append(f"interfaces: {i['ports']} ports for {i['links']} links")
+        for kind in ("multicast_legacy", "unicast_legacy"):
+            q = i[kind]
+            if q["correct"] != q["asked"] or q["unanswered"] or q["wrong"]:
+                out.append(
+                    f"interfaces: {kind}: {q['correct']}/{q['asked']} correct, unanswered "
+                    f"{q['unanswered'] or 'none'}, wrong {q['wrong'] or 'none'}"
+                )
+    return out
 
 
 # -- report ------------------------------------------------------------------------
@@ -421,11 +480,19 @@ def main(argv=None) -> int:
             results[name] = fn(args, log)
             log(f"{name} done in {time.perf_counter() - t:.1f} s")
     results["total_s"] = time.perf_counter() - started
+    results["failures"] = failed = failures(results)
     print(report(results))
     print(f"\n(all benchmarks: {results['total_s']:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2, sort_keys=True)
+    if failed:
+        # The figures above count what was not a correct answer: say so
+        # where scripts look, the exit status.
+        print("\nFAILED CHECKS (these figures cannot be trusted):", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     return 0
 
 

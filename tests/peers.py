@@ -1309,11 +1309,13 @@ class AvahiDaemon:
     daemon gets a private tmpfs on C{/run/avahi-daemon} (PID file and
     socket), so several daemons run at once, one per namespace, beside any
     system one.  Mounts are made in the private mount namespace that C{ip
-    netns exec} creates; they vanish with the daemon.  D-Bus is off, so
-    C{avahi-browse}/C{avahi-publish} cannot talk to it.
+    netns exec} creates; they vanish with the daemon.  D-Bus is off unless
+    asked for (C{dbus=True}): then a private D-Bus daemon serves it from
+    C{workdir}, and L{browse} runs C{avahi-browse} against it.
 
-    After L{start}: C{host_name} is the name it established
-    (C{peerhost-2.local} after a conflict), C{service_names} maps each
+    After L{start}: C{host_name} is the name it holds now, read from its
+    log each time (C{peerhost-2.local} after a conflict, even one long
+    after start-up), C{service_names} maps each
     L{AvahiService} index to the name it established (C{"Peer Web #2"}
     after a conflict) and L{log} holds everything it logged.
     """
@@ -1328,10 +1330,13 @@ class AvahiDaemon:
         *,
         static_hosts: Mapping[str, str] | None = None,
         config: Mapping[str, Mapping[str, str]] | None = None,
+        dbus: bool = False,
         reactor: Any = None,
     ) -> None:
         """
         @param hostname: the host name without domain (C{peerhost}).
+        @param dbus: give it a private system bus, so that the avahi
+            clients (C{avahi-browse}) work; see L{browse}.
         @param interfaces: C{allow-interfaces}; empty for all of them.
         @param static_hosts: extra host names to publish, name to address
             (C{{"printer.local": "10.1.0.9"}}), via C{/etc/avahi/hosts}.
@@ -1344,13 +1349,15 @@ class AvahiDaemon:
         self.services = tuple(services)
         self.interfaces = tuple(interfaces)
         self.static_hosts = dict(static_hosts or {})
+        self.dbus = dbus
+        #: The bus socket's directory: short, as a socket path must be.
+        self._bus_dir = Path(tempfile.mkdtemp(prefix="avbus-")) if dbus else None
         self.config = self.default_config()
         for section, values in (config or {}).items():
             self.config.setdefault(section, {}).update(values)
         self._owned_workdir = workdir is None
         self.workdir = Path(workdir).resolve() if workdir else Path(tempfile.mkdtemp(prefix="avahi-"))
         self._reactor = reactor
-        self.host_name: str | None = None
         self.service_names: dict[int, str] = {}
         self.process: PeerProcess | None = None
 
@@ -1365,7 +1372,7 @@ class AvahiDaemon:
             "domain-name": "local",
             "use-ipv4": "yes",
             "use-ipv6": "no",
-            "enable-dbus": "no",
+            "enable-dbus": "yes" if self.dbus else "no",
             "disallow-other-stacks": "no",
             "allow-point-to-point": "no",
         }
@@ -1406,6 +1413,8 @@ class AvahiDaemon:
         (self.workdir / "avahi-daemon.conf").write_text(self.config_text())
         for index, service in enumerate(self.services):
             (self.workdir / "services" / self._service_file(index)).write_text(service.to_xml())
+        if self.dbus:
+            (self.workdir / "bus.conf").write_text(_BUS_CONFIG % escape(str(self._bus_dir / "bus")))
         (self.workdir / "hosts").write_text(
             "".join(f"{address} {name}\n" for name, address in self.static_hosts.items())
         )
@@ -1423,6 +1432,14 @@ class AvahiDaemon:
         ]
         if os.path.exists(AVAHI_HOSTS_FILE):
             steps.append(f"mount --bind {q(str(self.workdir / 'hosts'))} {AVAHI_HOSTS_FILE}")
+        if self.dbus:
+            bus = q(str(self._bus_dir / "bus"))
+            steps += [
+                f"dbus-daemon --config-file={q(str(self.workdir / 'bus.conf'))} --nofork --nopidfile"
+                f" & echo $! > {q(str(self.workdir / 'dbus.pid'))}",
+                f"for i in $(seq 100); do [ -S {bus} ] && break; sleep 0.05; done",
+                f"export DBUS_SYSTEM_BUS_ADDRESS={q(self.bus_address)}",
+            ]
         steps.append(
             "exec avahi-daemon -f " + q(str(self.workdir / "avahi-daemon.conf"))
             + " --no-drop-root --no-chroot --no-rlimits --no-proc-title --debug"
@@ -1475,7 +1492,6 @@ class AvahiDaemon:
                 raise PeerError(f"avahi: {failed.group(1)}\n{_tail(log)}")
             started = re.search(r"Server startup complete\. Host name is (\S+)\.", log)
             if started:
-                self.host_name = started.group(1)
                 for index in range(len(self.services)):
                     found = re.findall(
                         r'Service "(.*)" \(%s\) successfully established\.'
@@ -1489,12 +1505,28 @@ class AvahiDaemon:
                     for name in self.static_hosts
                 )
                 if not wait_services or (len(self.service_names) == len(self.services) and hosts_done):
-                    return self.host_name
+                    return started.group(1)
             if not running:
                 raise PeerError(f"avahi exited with {self.process.returncode}\n{_tail(log)}")
             return None
 
         return check
+
+    @property
+    def host_name(self) -> str | None:
+        """
+        The host name avahi holds now (C{peerhost.local}), from the last
+        of its "Host name is" and "retrying with" log lines; L{None} before
+        it established one.
+        """
+        held = None
+        for match in re.finditer(
+            r"Server startup complete\. Host name is (\S+)\.|Host name conflict, retrying with (\S+)",
+            self.log,
+        ):
+            started, retrying = match.groups()
+            held = started if started else None if retrying else held
+        return held
 
     @property
     def log(self) -> str:
@@ -1530,7 +1562,96 @@ class AvahiDaemon:
             return 0
         return self._cleanup(self.process.stop_blocking(timeout))
 
+    @property
+    def bus_address(self) -> str:
+        """
+        The private system bus of a C{dbus=True} daemon.
+        """
+        return f"unix:path={self._bus_dir / 'bus'}"
+
+    def browse(self, type_: str, timeout: float = 15.0) -> "Deferred[list[AvahiBrowsed]]":
+        """
+        C{avahi-browse -rptk TYPE} against this daemon (C{dbus=True}): what
+        avahi finds and resolves on its interfaces, then exits.  Fires with
+        the resolved entries (C{=} lines).
+        """
+        if not self.dbus:
+            return fail(PeerError("avahi-browse needs AvahiDaemon(dbus=True)"))
+        d = run(self.ns, ["avahi-browse", "-rptk", type_], timeout,
+                env={"DBUS_SYSTEM_BUS_ADDRESS": self.bus_address}, name="avahi-browse",
+                reactor=self._reactor)
+        return d.addCallback(lambda result: parse_avahi_browse(result.check().stdout))
+
     def _cleanup(self, code: int) -> int:
+        pidfile = self.workdir / "dbus.pid"
+        if self.dbus and pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+        if self._bus_dir is not None:
+            shutil.rmtree(self._bus_dir, ignore_errors=True)
         if self._owned_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         return code
+
+
+#: A system bus for one avahi-daemon and its clients, open to everyone in
+#: the namespace (the test runs as root anyway).
+_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=%s</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+@dataclass(frozen=True)
+class AvahiBrowsed:
+    """
+    One resolved entry of C{avahi-browse -rp}: where avahi saw it and what
+    it resolved to.
+    """
+
+    interface: str
+    protocol: str
+    name: str
+    type: str
+    domain: str
+    host: str
+    address: str
+    port: int
+    txt: tuple[str, ...]
+
+
+def _avahi_unescape(text: str) -> str:
+    """
+    avahi's parsable output escapes bytes as C{\\DDD} (decimal).
+    """
+    raw = re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1))), text)
+    return raw.encode("latin-1").decode("utf-8", "replace")
+
+
+def parse_avahi_browse(text: str) -> list[AvahiBrowsed]:
+    """
+    The resolved (C{=}) lines of C{avahi-browse -rp} output, sorted.
+    """
+    out = []
+    for line in text.splitlines():
+        fields = line.split(";")
+        if fields[0] != "=" or len(fields) < 10:
+            continue
+        txt = tuple(t[1:-1] for t in re.findall(r'"(?:[^"\\]|\\.)*"', ";".join(fields[9:])))
+        out.append(AvahiBrowsed(
+            fields[1], fields[2], _avahi_unescape(fields[3]), fields[4], fields[5],
+            fields[6], fields[7], int(fields[8]), txt,
+        ))
+    return sorted(out, key=lambda e: (e.interface, e.name, e.address))

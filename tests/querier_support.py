@@ -17,9 +17,11 @@ from twisted_mdns.message import (
     FLAG_AA,
     FLAG_QR,
     Message,
+    TYPE_A,
     a_record,
     join_name,
     name_from_text,
+    nsec_record,
     parse,
     ptr_record,
     srv_record,
@@ -78,6 +80,14 @@ def service_records(
         txt_record(name, list(txt), ttl),
         a_record(PEERHOST, address, host_ttl),
     ]
+
+
+def only_ipv4(host=PEERHOST, ttl: int = 120):
+    """
+    The NSEC record an RFC 6762 §6.2 responder with IPv4 addresses only
+    adds to its A records: "I have no AAAA".
+    """
+    return nsec_record(host, [TYPE_A], ttl)
 
 
 class Recorder:

@@ -46,13 +46,12 @@ OUR_WEB = ServiceInfo("Our Web", "_http._tcp", 8080, {"path": "/ours"})
 THEIR_WEB = AvahiService("Their Web", "_http._tcp", 8081, txt=("path=/theirs",))
 THEIR_NAME = (b"Their Web",) + HTTP
 
-#: Why avahi cannot coexist with us yet (see the report of the "Hostile
-#: input" issue): we announce the reverse-mapping PTR of every address
-#: (1.0.1.10.in-addr.arpa PTR ours.local) as a unique record, without
-#: probing it, and avahi claims the same name for the same address
-#: (-> theirs.local).  avahi logs "Received conflicting record
-#: [1.0.1.10.in-addr.arpa IN PTR ours.local]", withdraws its address
-#: records and renames its host (theirs-2, theirs-3, ...) again and again.
+#: How the two share the reverse-mapping names (RFC 6762 s15): both stacks
+#: claim 1.0.1.10.in-addr.arpa for the address they share, each pointing it
+#: at its own host name.  We claim ours as a separate entity and yield it,
+#: never renaming for it, when avahi probes or announces it; avahi keeps its
+#: host name (test_neither_renames, and test_we_gave_up_the_shared_reverse_names
+#: when we start first).
 
 
 def replies(sock: socket.socket, ident: int) -> list:
@@ -193,12 +192,20 @@ class AvahiCoexistenceTests(NamespaceTestMixin, unittest.TestCase):
         records, nobody renamed: not us, and avahi logged no conflict.
         """
         yield sleep(2.0)
-        self.assertEqual(self.mdns.responder.hostname, "ours")
+        self.assertEqual(self.mdns.hostname, "ours")
         self.assertEqual(self.mdns.counters["conflicts"] + self.mdns.counters["conflicts.late"], 0)
         self.assertTrue(self.avahi.running)
         conflicts = re.findall(r"^.*(?:conflict|withdraw|retrying).*$", self.avahi.log, re.M | re.I)
         self.assertEqual(conflicts, [], self.avahi.log[-3000:])
+        # The name avahi holds now (read from its log, where a rename
+        # shows), and what it answers on the wire: its own, on each link.
         self.assertEqual(self.avahi.host_name, "theirs.local")
+        for client, link in self.links.items():
+            got = yield self.ask(client, THEIRS)
+            self.assertEqual(
+                [(source, [str(r.rdata) for r in m.answers]) for m, source in got],
+                [((link.host_ip, 5353), [link.host_ip])],
+            )
 
 
 

@@ -41,7 +41,7 @@ class ArgumentTests(unittest.TestCase):
     )
 
     def test_group_must_be_multicast(self) -> None:
-        for bad in ("10.0.0.1", "nonsense", "ff02::1"):
+        for bad in ("10.0.0.1", "nonsense", "fd00::1"):
             self.assertRaises(
                 ValueError, listenMulticastOn, reactor, bad, PORT, Collector(), "eth0",
                 self.enumerator,

@@ -321,3 +321,34 @@ class AvahiConflictTests(NamespaceTestMixin, TestCase):
         self.assertTrue(first.running)
         self.assertEqual(first.host_name, "peerhost.local")
         self.assertNotIn("conflict", first.log)
+
+
+class AvahiHostNameTests(TestCase):
+    """
+    L{AvahiDaemon.host_name} is the name avahi holds now, from its log: an
+    assertion on it fails when avahi renamed, however late.
+    """
+
+    def daemon_with_log(self, log: str) -> AvahiDaemon:
+        from types import SimpleNamespace
+
+        avahi = AvahiDaemon("nowhere", "theirs", workdir=self.mktemp())
+        avahi.process = SimpleNamespace(stderr=log)  # type: ignore[assignment]
+        return avahi
+
+    def test_before_start(self):
+        self.assertIsNone(AvahiDaemon("nowhere", "theirs", workdir=self.mktemp()).host_name)
+
+    def test_established(self):
+        log = "Server startup complete. Host name is theirs.local. Local service cookie is 1.\n"
+        self.assertEqual(self.daemon_with_log(log).host_name, "theirs.local")
+
+    def test_renamed_later(self):
+        log = (
+            "Server startup complete. Host name is theirs.local. Local service cookie is 1.\n"
+            "Received conflicting record [1.0.1.10.in-addr.arpa\tIN\tPTR ours.local ; ttl=120]. Resetting our record.\n"
+            "Host name conflict, retrying with theirs-2\n"
+        )
+        self.assertIsNone(self.daemon_with_log(log).host_name, "no name while probing the next")
+        log += "Server startup complete. Host name is theirs-2.local. Local service cookie is 1.\n"
+        self.assertEqual(self.daemon_with_log(log).host_name, "theirs-2.local")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from zope.interface.verify import verifyObject
 
 from twisted_mdns.interfaces import IServiceListener
-from twisted_mdns.message import TYPE_A, TYPE_PTR, TYPE_SRV, TYPE_TXT, a_record, join_name, ptr_record
+from twisted_mdns.message import TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SRV, TYPE_TXT, a_record, join_name, ptr_record
 from twisted_mdns.policy import InterfaceValidationError
 from twisted_mdns.querier import ServiceListener
 
@@ -59,7 +59,10 @@ class BrowseTests(QuerierTestCase):
         self.respond(records[1:3], ETH0)
         self.transport.sent.clear()
         self.send_times(0.2)
-        self.assertEqual(self.transport.questions(ETH0.index), [[("peer.local", TYPE_A, True)]])
+        self.assertEqual(
+            self.transport.questions(ETH0.index),
+            [[("peer.local", TYPE_A, True), ("peer.local", TYPE_AAAA, True)]],
+        )
         self.assertEqual(recorder.calls, [])
         self.respond(records[3:], ETH0)
         self.assertEqual(recorder.events(), [("added", "Web", "eth0")])

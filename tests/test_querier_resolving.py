@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from twisted.internet import defer
 
-from twisted_mdns.message import TYPE_A, TYPE_SRV, TYPE_TXT, a_record
+from twisted_mdns.message import TYPE_A, TYPE_AAAA, TYPE_SRV, TYPE_TXT, a_record
 from twisted_mdns.policy import InterfaceValidationError
 
 from tests.querier_support import (
@@ -15,6 +15,7 @@ from tests.querier_support import (
     PEERHOST,
     WLAN0,
     QuerierTestCase,
+    only_ipv4,
     service_records,
 )
 
@@ -26,10 +27,13 @@ class ResolveHostTests(QuerierTestCase):
         d = self.querier.resolve_host("peer", timeout=3)
         self.send_times(0.2)
         asked = [q for m in self.transport.questions() for q in m]
-        self.assertEqual(asked, [("peer.local", TYPE_A, True)] * 2)
-        self.respond([a_record(PEERHOST, "192.168.1.50", 120)], ETH0)
+        self.assertEqual(asked, [("peer.local", TYPE_A, True), ("peer.local", TYPE_AAAA, True)] * 2)
+        self.respond([a_record(PEERHOST, "192.168.1.50", 120), only_ipv4()], ETH0)
         self.assertNoResult(d)
-        self.respond([a_record(PEERHOST, "10.0.0.50", 120), a_record(PEERHOST, "10.0.0.49", 120)], WLAN0)
+        self.respond(
+            [a_record(PEERHOST, "10.0.0.50", 120), a_record(PEERHOST, "10.0.0.49", 120), only_ipv4()],
+            WLAN0,
+        )
         result = self.successResultOf(d)
         self.assertEqual(result, {ETH0: ["192.168.1.50"], WLAN0: ["10.0.0.49", "10.0.0.50"]})
         self.assertEqual(list(result), [ETH0, WLAN0])
@@ -55,9 +59,9 @@ class ResolveHostTests(QuerierTestCase):
         d = self.querier.resolve_host("peer", interface="wlan0")
         self.send_times(0.2)
         self.assertEqual([i for _, i, _ in self.transport.sent], [WLAN0.index])
-        self.respond([a_record(PEERHOST, "192.168.1.50", 120)], ETH0)
+        self.respond([a_record(PEERHOST, "192.168.1.50", 120), only_ipv4()], ETH0)
         self.assertNoResult(d)
-        self.respond([a_record(PEERHOST, "10.0.0.50", 120)], WLAN0)
+        self.respond([a_record(PEERHOST, "10.0.0.50", 120), only_ipv4()], WLAN0)
         self.assertEqual(self.successResultOf(d), {WLAN0: ["10.0.0.50"]})
 
     def test_interface_by_address_or_index(self) -> None:
@@ -68,8 +72,8 @@ class ResolveHostTests(QuerierTestCase):
             self.assertEqual({i for _, i, _ in self.transport.sent}, {WLAN0.index})
 
     def test_cached_answer_at_once(self) -> None:
-        self.respond([a_record(PEERHOST, "192.168.1.50", 120)], ETH0)
-        self.respond([a_record(PEERHOST, "10.0.0.50", 120)], WLAN0)
+        self.respond([a_record(PEERHOST, "192.168.1.50", 120), only_ipv4()], ETH0)
+        self.respond([a_record(PEERHOST, "10.0.0.50", 120), only_ipv4()], WLAN0)
         d = self.querier.resolve_host("PEER.local")
         self.assertEqual(self.successResultOf(d), {ETH0: ["192.168.1.50"], WLAN0: ["10.0.0.50"]})
         self.clock.advance(5)
@@ -109,7 +113,7 @@ class ResolveHostTests(QuerierTestCase):
 
         d = defer.ensureDeferred(use())
         self.send_times(0.2)
-        self.respond([a_record(PEERHOST, "192.168.1.50", 120)], ETH0)
+        self.respond([a_record(PEERHOST, "192.168.1.50", 120), only_ipv4()], ETH0)
         self.assertEqual(self.successResultOf(d), {ETH0: ["192.168.1.50"]})
 
 
@@ -127,8 +131,10 @@ class ResolveServiceTests(QuerierTestCase):
         self.respond(records[1:3])  # SRV and TXT: now the host's address
         self.transport.sent.clear()
         self.send_times(0.2)
-        self.assertEqual(self.transport.questions(), [[("peer.local", TYPE_A, True)]])
-        self.respond(records[3:])
+        self.assertEqual(
+            self.transport.questions(), [[("peer.local", TYPE_A, True), ("peer.local", TYPE_AAAA, True)]]
+        )
+        self.respond(records[3:] + [only_ipv4()])
         service = self.successResultOf(d)
         self.assertEqual(
             (service.instance, service.type, service.host, service.port, service.addresses,
@@ -143,8 +149,8 @@ class ResolveServiceTests(QuerierTestCase):
 
     def test_all_interfaces_gives_a_list(self) -> None:
         d = self.querier.resolve_service("Web", "_http._tcp")
-        self.respond(service_records(address="192.168.1.50"), ETH0)
-        self.respond(service_records(address="10.0.0.50", port=9), WLAN0)
+        self.respond(service_records(address="192.168.1.50") + [only_ipv4()], ETH0)
+        self.respond(service_records(address="10.0.0.50", port=9) + [only_ipv4()], WLAN0)
         found = self.successResultOf(d)
         self.assertEqual(
             [(s.interface.name, s.port, s.addresses) for s in found],

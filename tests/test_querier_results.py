@@ -12,7 +12,7 @@ from zope.interface.verify import verifyObject
 from tests.querier_support import ETH0, PEERHOST, WEB, service_records
 from twisted_mdns.cache import RecordCache
 from twisted_mdns.interfaces import IServiceListener
-from twisted_mdns.message import TYPE_A, TYPE_SRV, TYPE_TXT, a_record
+from twisted_mdns.message import TYPE_A, TYPE_AAAA, TYPE_SRV, TYPE_TXT, a_record
 from twisted_mdns.querier.results import ServiceListener, as_listener, service_from_cache
 
 
@@ -29,7 +29,9 @@ class ServiceFromCacheTests(unittest.TestCase):
         self.cache.add_all(service_records()[1:2])  # the SRV alone
         service, missing, host = service_from_cache(self.cache, WEB, "_http._tcp", ETH0)
         self.assertIsNone(service)
-        self.assertEqual((missing, host), ([(WEB, TYPE_TXT), (PEERHOST, TYPE_A)], PEERHOST))
+        self.assertEqual(
+            (missing, host), ([(WEB, TYPE_TXT), (PEERHOST, TYPE_A), (PEERHOST, TYPE_AAAA)], PEERHOST)
+        )
         partial, _, _ = service_from_cache(self.cache, WEB, "_http._tcp", ETH0, partial=True)
         self.assertEqual((partial.port, partial.txt, partial.addresses), (8080, {}, ()))
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_multicast -*-
 """
 Interface-aware multicast for other Twisted code.
 
@@ -12,23 +13,35 @@ other links leak in.
 L{listenMulticastOn} joins on exactly one interface, by index
 (C{ip_mreqn}), with C{IP_MULTICAST_ALL} off, and sends on that interface
 too.  L{resolve_and_listen} is the whole "discover, then join on the right
-interface" step: resolve a C{.local} name whose A record is a multicast
-group on the interfaces mDNS runs on, and listen on the interface that
-answered.
+interface" step: resolve a C{.local} name whose A or AAAA record is a
+multicast group on the interfaces mDNS runs on, and listen on the
+interface that answered.
+
+Both take IPv6 groups too (C{ff02::/16} link-scope, C{ff05::/16}
+site-scope, C{ff15::...} transient...): the port is then a
+L{twisted_mdns.pktinfo6.PktInfo6MulticastPort} bound to C{[::]} with
+C{IPV6_V6ONLY}, joining with C{IPV6_JOIN_GROUP} by interface index (IPv6
+has no by-address join), sending with C{IPV6_MULTICAST_IF} on the same
+index, and learning each datagram's arrival interface from
+C{IPV6_PKTINFO}.  Linux hands an IPv6 group datagram to every socket that
+joined the group on I{any} interface; that port drops the copies that
+arrived elsewhere, counted.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, Union
 
 from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from twisted_mdns.families import Family
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.netif import NetworkInterface, SystemInterfaceEnumerator
 from twisted_mdns.pktinfo import InterfaceContext, PktInfoMulticastPort
+from twisted_mdns.pktinfo6 import PktInfo6MulticastPort
 from twisted_mdns.policy import validate_interface
 
 log = Logger()
@@ -60,9 +73,7 @@ class _OnlyFrom:
     def connectionRefused(self) -> None:
         self.protocol.connectionRefused()
 
-    def datagramReceivedOn(
-        self, datagram: bytes, address: tuple[str, int], context: InterfaceContext
-    ) -> None:
+    def datagramReceivedOn(self, datagram: bytes, address: Any, context: InterfaceContext) -> None:
         if context.index != self.iface.index:
             self.dropped += 1
             return
@@ -71,7 +82,7 @@ class _OnlyFrom:
         else:
             self.protocol.datagramReceived(datagram, address)
 
-    def datagramReceived(self, datagram: bytes, address: tuple[str, int]) -> None:  # pragma: no cover
+    def datagramReceived(self, datagram: bytes, address: Any) -> None:  # pragma: no cover
         self.dropped += 1
 
 
@@ -93,6 +104,36 @@ class OneInterfaceMulticastPort(PktInfoMulticastPort):
         return self.protocol.dropped
 
 
+class OneInterfaceMulticastPort6(PktInfo6MulticastPort):
+    """
+    The IPv6 L{OneInterfaceMulticastPort}: a
+    L{twisted_mdns.pktinfo6.PktInfo6MulticastPort} for one interface that
+    passes on only the datagrams that arrived there (by C{IPV6_PKTINFO}).
+    The port itself drops other links' copies of group datagrams (counted
+    in its C{counters} as C{dropped.other-interface}); the filter in front
+    of the protocol drops unicast from elsewhere.
+    """
+
+    @property
+    def dropped(self) -> int:
+        """
+        Datagrams that arrived on another interface and were dropped.
+        """
+        return int(self.protocol.dropped + self.counters["dropped.other-interface"])
+
+    def write(self, datagram: bytes, addr: Any = None) -> None:  # type: ignore[override]
+        """
+        Send C{datagram} to C{addr} out of this port's interface (a
+        link-scoped group or link-local address gets its index as scope).
+        """
+        assert self.network_interface is not None
+        self.writeOn(datagram, addr, self.network_interface.index)
+
+
+#: What L{listenMulticastOn} returns.
+MulticastOnPort = Union[OneInterfaceMulticastPort, OneInterfaceMulticastPort6]
+
+
 class NotResolvedError(LookupError):
     """
     A name did not resolve (to a multicast group) on any interface.
@@ -107,14 +148,19 @@ class NotResolvedError(LookupError):
         super().__init__(f"{name}: {reason}")
 
 
-def _check_group(group: str) -> str:
+def _check_group(group: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """
+    C{group} as an address, checked to be a multicast group of either
+    family (an IPv6 zone, C{ff02::1%eth0}, is dropped: the interface
+    argument says where to join).
+    """
     try:
-        ip = ipaddress.IPv4Address(group)
+        ip = ipaddress.ip_address(str(group).split("%", 1)[0])
     except ValueError:
-        raise ValueError(f"{group!r} is not an IPv4 address") from None
+        raise ValueError(f"{group!r} is not an IP address") from None
     if not ip.is_multicast:
-        raise ValueError(f"{group} is not a multicast group (224.0.0.0/4)")
-    return str(ip)
+        raise ValueError(f"{group} is not a multicast group (224.0.0.0/4 or ff00::/8)")
+    return ip
 
 
 def listenMulticastOn(
@@ -125,9 +171,10 @@ def listenMulticastOn(
     interface: NetworkInterface | str | int,
     enumerator: Any = None,
     maxPacketSize: int = 9000,
-) -> PktInfoMulticastPort:
+) -> MulticastOnPort:
     """
-    Listen on C{port} and join C{group} on one interface only.
+    Listen on C{port} and join C{group} (IPv4 or IPv6) on one interface
+    only.
 
     Like C{reactor.listenMulticast(port, protocol, listenMultiple=True)}
     followed by C{joinGroup(group)}, except that the join is by interface
@@ -141,31 +188,53 @@ def listenMulticastOn(
     interfaces, or other programs) can coexist; C{SO_REUSEPORT} is not (see
     L{OneInterfaceMulticastPort}).
 
+    An IPv6 group (C{ff02::1:3}, C{ff05::1234}, C{ff15::...}) gets an IPv6
+    port (L{OneInterfaceMulticastPort6}): C{[::]:port}, C{IPV6_V6ONLY},
+    joined with C{IPV6_JOIN_GROUP} by index, hop limit 255, the arrival
+    interface from C{IPV6_PKTINFO}.  Its C{write(data, (group, port))}
+    leaves by the interface, a link-scoped destination scoped to it.
+
+    @param group: the group, C{"239.1.2.3"} or C{"ff15::7"}.
     @param interface: a L{NetworkInterface}, or what a user types: a name
-        (C{eth0}), an IPv4 address or an index.
+        (C{eth0}), an IPv4 or IPv6 address or an index.
     @param enumerator: lists the interfaces to find C{interface} among
         (default: the system's).
-    @return: the listening L{OneInterfaceMulticastPort};
-        C{stopListening()} leaves the group.
+    @return: the listening L{OneInterfaceMulticastPort} (IPv4) or
+        L{OneInterfaceMulticastPort6} (IPv6); C{stopListening()} leaves the
+        group.
     @raise twisted_mdns.policy.InterfaceValidationError: unknown interface,
-        or one that cannot carry multicast.
-    @raise ValueError: C{group} is not an IPv4 multicast address.
+        or one that cannot carry multicast (of the group's family).
+    @raise ValueError: C{group} is not a multicast address.
     """
-    group = _check_group(group)
+    ip = _check_group(group)
+    group = str(ip)
+    family = Family.IPV6 if ip.version == 6 else Family.IPV4
     if isinstance(interface, NetworkInterface):
         iface = interface
     else:
         enumerator = enumerator or SystemInterfaceEnumerator()
-        iface = validate_interface(interface, enumerator.interfaces())
-    listener = OneInterfaceMulticastPort(
-        port,
-        _OnlyFrom(protocol, iface),
-        interface="",
-        maxPacketSize=maxPacketSize,
-        reactor=reactor,
-        listenMultiple=True,
-        network_interface=iface,
-    )
+        iface = validate_interface(interface, enumerator.interfaces(), family)
+    listener: MulticastOnPort
+    if ip.version == 6:
+        listener = OneInterfaceMulticastPort6(
+            port,
+            _OnlyFrom(protocol, iface),
+            interface="::",
+            maxPacketSize=maxPacketSize,
+            reactor=reactor,
+            listenMultiple=True,
+            network_interface=iface,
+        )
+    else:
+        listener = OneInterfaceMulticastPort(
+            port,
+            _OnlyFrom(protocol, iface),
+            interface="",
+            maxPacketSize=maxPacketSize,
+            reactor=reactor,
+            listenMultiple=True,
+            network_interface=iface,
+        )
     listener.startListening()
     failures: list = []
     listener.joinGroup(group).addErrback(failures.append)
@@ -186,29 +255,41 @@ def resolve_and_listen(
     protocol: Any,
     interface: Any = None,
     timeout: float = 3.0,
-) -> "defer.Deferred[tuple[PktInfoMulticastPort, NetworkInterface, str]]":
+    families: Family = Family.BOTH,
+) -> "defer.Deferred[tuple[MulticastOnPort, NetworkInterface, str]]":
     """
     Discover a multicast stream by name, then join it on the interface that
     answered.
 
     Resolves C{name} (C{"hf-status.local"}, whose A record is a group such
-    as C{239.1.2.3}) with C{querier.resolve_host}, takes the first
-    interface (lowest index) whose answer holds a multicast address, and
-    calls L{listenMulticastOn} there.  Addresses that are not multicast are
-    ignored: a unicast A record is a host, not a stream.
+    as C{239.1.2.3}, or whose AAAA record is one such as C{ff15::7}) with
+    C{querier.resolve_host}, takes the first interface (lowest index)
+    whose answer holds a multicast address of C{families}, and calls
+    L{listenMulticastOn} there.  Addresses that are not multicast are
+    ignored: a unicast address record is a host, not a stream.  When a
+    name has a group of each family, the IPv4 one is joined (the first in
+    the answer) unless C{families} says otherwise.
 
     @param querier: a L{twisted_mdns.querier.Querier}.
     @param interface: limit the resolution to one interface; C{None} for
         all of the querier's.
-    @return: a Deferred firing with C{(port, interface, group)}; failing
-        with L{NotResolvedError} when no interface answered with a group.
+    @param families: which groups to take: L{Family.IPV4}, L{Family.IPV6}
+        or both.
+    @return: a Deferred firing with C{(port, interface, group)} (an IPv6
+        group without zone); failing with L{NotResolvedError} when no
+        interface answered with a group.
     """
 
-    async def run() -> tuple[PktInfoMulticastPort, NetworkInterface, str]:
+    def wanted(address: str) -> bool:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        family = Family.IPV6 if ip.version == 6 else Family.IPV4
+        return ip.is_multicast and family in families
+
+    async def run() -> tuple[MulticastOnPort, NetworkInterface, str]:
         answers = await querier.resolve_host(name, interface, timeout)
         choices = []
         for iface in sorted(answers, key=lambda i: i.index):
-            groups = [a for a in answers[iface] if ipaddress.ip_address(a).is_multicast]
+            groups = [a.split("%", 1)[0] for a in answers[iface] if wanted(a)]
             if groups:
                 choices.append((iface, groups[0]))
         if not choices:

@@ -30,6 +30,7 @@ from twisted.internet import defer, udp
 from twisted.internet.error import MessageLengthError
 from twisted.logger import Logger
 
+from twisted_mdns.constants import IP_TTL
 from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.netif import NetworkInterface, SystemInterfaceEnumerator, find_by_index
@@ -240,6 +241,9 @@ class PktInfoMulticastPort(udp.MulticastPort):
         super().startListening()
         skt = self.socket
         skt.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, self.multicast_ttl)
+        # RFC 6762 §11: responses sent by unicast (QU and legacy replies)
+        # also leave with TTL 255; the system default would be 64.
+        skt.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, IP_TTL)
         skt.setsockopt(
             socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, int(self.multicast_loopback)
         )

@@ -16,7 +16,8 @@ from typing import Callable, Sequence
 from twisted_mdns.cache import CacheChange, RecordCache
 from twisted_mdns.message import TYPE_PTR, Name, name_key, name_to_text, ptr_target
 from twisted_mdns.netif import NetworkInterface
-from twisted_mdns.querier import Querier, _Interest
+from twisted_mdns.querier import Querier
+from twisted_mdns.querier.links import Interest
 from twisted_mdns.records import SERVICES_META
 
 #: Called with C{(service type, interface)}: C{"_http._tcp"}.
@@ -47,9 +48,10 @@ class _TypesOn:
     def __init__(self, browser: ServiceTypeBrowser, iface: NetworkInterface) -> None:
         self.browser = browser
         self.iface = iface
-        self.cache: RecordCache = browser.querier.caches[iface.index]
+        link = browser.querier.link_for(iface)
+        self.cache: RecordCache = link.cache
         self.types: set[str] = set()
-        self.interest = _Interest(browser.querier, iface.index)
+        self.interest = Interest(link)
         self.interest.ask([(SERVICES_META, TYPE_PTR)])
         self.interest.watch([(SERVICES_META, TYPE_PTR)])
         self.cache.add_listener(self.changed)

@@ -12,12 +12,15 @@ service, reported separately.
 The package in parts, each one job:
 
  - L{engine}: L{Querier}, the public API;
- - L{links}: the per-link object and what an operation asks on a link;
+ - L{links}: the per-link object (fed by both address families), what an
+   operation asks on a link, and the send seam L{QuerierTransport};
  - L{continuous}: continuous querying (RFC 6762 §5.2, §5.4), known answers
    (§7.1, §7.2), duplicate question suppression (§7.3);
  - L{resolving}: host and service resolution;
  - L{browsing}: L{ServiceBrowser} (RFC 6763 §4);
- - L{results}: L{ResolvedService}, L{ServiceListener};
+ - L{results}: L{ResolvedService} (addresses of both families, IPv6
+   link-local ones scoped: C{fe80::1%eth0}, L{ResolvedService.sockaddrs}),
+   L{ServiceListener}, L{sockaddr};
  - names are checked by L{twisted_mdns.naming}, the cache rules (RFC 6762
    §10) live in L{twisted_mdns.cache}.
 
@@ -34,13 +37,14 @@ from twisted_mdns.naming import (
 from twisted_mdns.querier.browsing import ServiceBrowser
 from twisted_mdns.querier.continuous import FIRST_DELAY, FIRST_INTERVAL, MAX_INTERVAL
 from twisted_mdns.querier.engine import Querier
-from twisted_mdns.querier.links import QuerierLink
+from twisted_mdns.querier.links import QuerierLink, QuerierTransport
 from twisted_mdns.querier.resolving import DEFAULT_SETTLE
 from twisted_mdns.querier.results import (
     InterfaceSpec,
     ResolvedService,
     ServiceListener,
     service_from_cache,
+    sockaddr,
 )
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "MAX_INTERVAL",
     "Querier",
     "QuerierLink",
+    "QuerierTransport",
     "ResolvedService",
     "ServiceBrowser",
     "ServiceListener",
@@ -59,4 +64,5 @@ __all__ = [
     "parse_instance_name",
     "parse_service_type",
     "service_from_cache",
+    "sockaddr",
 ]

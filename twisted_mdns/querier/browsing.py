@@ -5,7 +5,7 @@ Browsing a service type (RFC 6763 §4), per link.
 A L{ServiceBrowser} asks for the type's PTR records continuously on each of
 its links (RFC 6762 §5.2), resolves SRV, TXT and the target's A records for
 each instance on the link its PTR was heard on (RFC 6762 §14: never with
-records from another link), watches what it reported so that the cache
+records from another link; A and AAAA alike, heard over either family), watches what it reported so that the cache
 refreshes it (§5.2), and reports services added, updated and removed.
 """
 
@@ -16,11 +16,16 @@ from typing import Any, Callable, Sequence
 from twisted.logger import Logger
 
 from twisted_mdns.cache import CacheChange
-from twisted_mdns.message import TYPE_A, TYPE_PTR, TYPE_SRV, TYPE_TXT, Name, Record, name_key, ptr_target
+from twisted_mdns.message import TYPE_PTR, TYPE_SRV, TYPE_TXT, Name, Record, name_key, ptr_target
 from twisted_mdns.naming import ServiceType
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.querier.links import Interest, QuerierLink
-from twisted_mdns.querier.results import InterfaceSpec, ResolvedService, service_from_cache
+from twisted_mdns.querier.results import (
+    ADDRESS_TYPES,
+    InterfaceSpec,
+    ResolvedService,
+    service_from_cache,
+)
 
 log = Logger()
 
@@ -52,7 +57,7 @@ class _BrowseOn:
             return record.key == self.browser.ptr_key
         if record.rtype in (TYPE_SRV, TYPE_TXT):
             return record.key in self.instances or record.key in self.reported
-        if record.rtype == TYPE_A:
+        if record.rtype in ADDRESS_TYPES:
             return any(name_key(h) == record.key for h in self.hosts.values())
         return False
 
@@ -98,7 +103,7 @@ class _BrowseOn:
             if key in self.reported:
                 watch += [(name, TYPE_SRV), (name, TYPE_TXT)]
                 if host is not None:
-                    watch.append((host, TYPE_A))
+                    watch += [(host, rtype) for rtype in ADDRESS_TYPES]
         self.hosts = hosts
         self.interest.ask(ask)
         self.interest.watch(watch)
@@ -121,7 +126,7 @@ class ServiceBrowser:
     listener:
 
      - C{service_added} once an instance is resolved (SRV, TXT and at least
-       one IPv4 address);
+       one address, IPv4 or IPv6);
      - C{service_updated} when its TXT, SRV or addresses change;
      - C{service_removed} when its PTR is gone: one second after a goodbye
        (RFC 6762 §10.1), at the end of its TTL without a refresh, or when

@@ -18,6 +18,15 @@ link), never the querier.  The rules applied:
  - RFC 6762 §7.3 duplicate question suppression: another host's QM question
    whose known answers hold nothing ours would not counts as our own
    (L{ContinuousQueries.heard}, L{RecentQuestions}).
+
+Both address families of a link are one link here.  Questions go out
+once per link; the transport multicasts the datagram on every family the
+link runs (L{twisted_mdns.querier.links.QuerierTransport}), so packets are
+sized for the smaller of the two payloads (IPv6 headers are 20 bytes
+larger, RFC 6762 §17: L{query_packet_limit}).  A dual-stack host sends
+its query over IPv4 and IPv6 alike: the two copies are one query, so a
+query heard again within L{SAME_QUERY_WINDOW} of the last one counted does
+not advance the backoff a second time.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from twisted_mdns.cache import RecordCache
+from twisted_mdns.constants import IP_UDP_OVERHEAD, IPV6_UDP_OVERHEAD
 from twisted_mdns.message import (
     Message,
     MessageError,
@@ -56,6 +66,11 @@ MAX_INTERVAL = 3600.0
 FIRST_DELAY = (0.020, 0.120)
 #: How many recently asked questions a link remembers for RFC 6762 §7.3.
 RECENT_BOUND = 256
+#: Two transmissions of one question on one link less than this apart are
+#: one query (the IPv4 and IPv6 copies a dual-stack host sends, or another
+#: host's query just after ours): far below the 1 s that RFC 6762 §5.2 puts
+#: between two of a series, far above the spread of copies sent together.
+SAME_QUERY_WINDOW = 0.25
 
 _EPSILON = 1e-6
 
@@ -80,6 +95,19 @@ def known_answers(cache: RecordCache, questions: Sequence[Question]) -> list[Rec
     return known
 
 
+def query_packet_limit(interface: NetworkInterface) -> int:
+    """
+    The largest query datagram for C{interface} (RFC 6762 §17): one packet
+    goes out on both families of a dual-stack link, so a link with IPv6
+    addresses gets the IPv6 payload (the MTU less 48 bytes, not 28).
+    """
+    limit = packet_limit(interface.mtu)
+    if interface.ipv6:
+        mtu = interface.mtu or limit + IP_UDP_OVERHEAD
+        limit = min(limit, max(512, mtu - IPV6_UDP_OVERHEAD))
+    return limit
+
+
 def send_questions(
     interface: NetworkInterface,
     cache: RecordCache,
@@ -98,7 +126,7 @@ def send_questions(
         return 0
     known = known_answers(cache, questions)
     try:
-        packets = pack(questions=questions, answers=known, limit=packet_limit(interface.mtu))
+        packets = pack(questions=questions, answers=known, limit=query_packet_limit(interface))
     except MessageError:
         if len(questions) == 1:
             log.warn("question too large to send: {q!r}", q=questions[0])
@@ -139,10 +167,11 @@ class Query:
     @ivar interval: the gap after the next transmission.
     @ivar due: when the next one goes out.
     @ivar sent: how many went out (or counted as such, RFC 6762 §7.3).
+    @ivar last: when the last one went out (or was counted as such).
     @ivar refs: how many asked for it; it stops at zero.
     """
 
-    __slots__ = ("name", "qtype", "refs", "interval", "due", "sent")
+    __slots__ = ("name", "qtype", "refs", "interval", "due", "sent", "last")
 
     def __init__(self, name: Name, qtype: int, due: float) -> None:
         self.name = name
@@ -151,6 +180,7 @@ class Query:
         self.interval = FIRST_INTERVAL
         self.due = due
         self.sent = 0
+        self.last = float("-inf")
 
     def advance(self, now: float) -> None:
         """
@@ -159,6 +189,7 @@ class Query:
         two", capped at 60 minutes.
         """
         self.sent += 1
+        self.last = now
         self.due = now + self.interval
         self.interval = min(self.interval * 2, MAX_INTERVAL)
 
@@ -240,7 +271,10 @@ class ContinuousQueries:
         Section of that query does not contain any records that this host
         would not also put in its own Known-Answer Section, then this host
         SHOULD treat its own query as having been sent": the next
-        transmission is skipped and the backoff goes on from now.
+        transmission is skipped and the backoff goes on from now.  A query
+        heard within L{SAME_QUERY_WINDOW} of our last (sent or counted) is
+        the same round (a dual-stack host's second copy, over the other
+        family): it counts, but advances nothing.
 
         @return: whether one of our queries counted it as its own.
         """
@@ -250,7 +284,11 @@ class ContinuousQueries:
         ours = self.cache.known_answers(Question(query.name, query.qtype))
         if not covers(message, question, ours):
             return False
-        query.advance(self.clock.seconds())
+        now = self.clock.seconds()
+        if now - query.last < SAME_QUERY_WINDOW:
+            self.counters["queries.same-round"] += 1
+            return True
+        query.advance(now)
         self.counters["queries.suppressed"] += 1
         self._arm()
         return True

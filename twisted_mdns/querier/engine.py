@@ -34,7 +34,7 @@ from twisted_mdns.netif import NetworkInterface, find_interface
 from twisted_mdns.pktinfo import InterfaceContext
 from twisted_mdns.policy import InterfaceValidationError
 from twisted_mdns.querier.browsing import ServiceBrowser
-from twisted_mdns.querier.links import QuerierLink
+from twisted_mdns.querier.links import QuerierLink, QuerierTransport
 from twisted_mdns.querier.resolving import (
     DEFAULT_SETTLE,
     HostResolution,
@@ -59,9 +59,16 @@ class Querier:
     L{twisted_mdns.protocol.MDNSProtocol}.
 
     @ivar transport: an L{twisted_mdns.transport.InterfaceTransport} (or
-        anything with C{interfaces} and C{send(data, ifindex)}).
+        anything providing L{QuerierTransport}: C{interfaces} and
+        C{send(data, ifindex)}, which multicasts on every family the link
+        runs).  Traffic in comes through L{response_received} and
+        L{query_received} with an L{InterfaceContext} of either family
+        (L{twisted_mdns.pktinfo6.InterfaceContext6} for IPv6): both feed
+        the same link, keyed by interface index.
     @ivar counters: C{queries.sent} (datagrams), C{questions.sent},
         C{known-answers.sent}, C{queries.suppressed} (RFC 6762 §7.3),
+        C{queries.same-round} (another copy of a query already counted,
+        such as a dual-stack host's over the other family),
         C{refresh.sent}, C{ask.sent}, C{ask.suppressed}, C{responses.cached},
         C{records.cached}, C{responses.ignored-rcode} and the caches' own
         C{cache.*}.
@@ -72,7 +79,7 @@ class Querier:
 
     def __init__(
         self,
-        transport: Any,
+        transport: QuerierTransport,
         reactor: IReactorTime,
         counters: Counter | None = None,
         *,
@@ -168,6 +175,17 @@ class Querier:
 
         return links
 
+    def link_for(self, interface: InterfaceSpec) -> QuerierLink:
+        """
+        The querier's object for one link (name, IPv4 address, index or
+        value): its cache and continuous queries, for code that asks and
+        watches on one link through a L{twisted_mdns.querier.links.Interest}
+        (service type enumeration, say).
+
+        @raise InterfaceValidationError: not a link we run on.
+        """
+        return self._links_for(interface)[0]
+
     def cache_for(self, interface: InterfaceSpec) -> RecordCache:
         """
         The cache of one link (name, IPv4 address, index or value): what
@@ -243,9 +261,12 @@ class Querier:
         self, message: Message, source: tuple[str, int], context: InterfaceContext
     ) -> None:
         """
-        Cache every record of a response on the link it came in on.  (The
-        protocol has already checked RFC 6762 §11: the source is on that
-        link.)
+        Cache every record of a response on the link it came in on, over
+        either family: the link's one cache holds what both carried, so a
+        record heard over IPv4 and IPv6 is one entry.  (The protocol has
+        already checked RFC 6762 §11: the source is on that link, by the
+        context's L{InterfaceContext.on_link}: for IPv6 fe80::/10 always,
+        else the link's prefixes.)
         """
         if self._stopped:
             return
@@ -314,19 +335,25 @@ class Querier:
         settle: float = DEFAULT_SETTLE,
     ) -> "defer.Deferred[dict[NetworkInterface, list[str]]]":
         """
-        Resolve a C{.local} host name to IPv4 addresses, per interface.
+        Resolve a C{.local} host name to its addresses, IPv4 and IPv6, per
+        interface.
 
-        Cached answers count at once; other interfaces are asked (QU
-        first, RFC 6762 §5.4; then 1 s, 2 s... §5.2) until every one
-        answered, C{settle} seconds after the first answer, or C{timeout}
-        seconds.
+        Both A and AAAA are asked (QU first, RFC 6762 §5.4; then 1 s,
+        2 s... §5.2; cached answers count at once) until every interface
+        answered with both families (or with one and an NSEC record
+        denying the other, RFC 6762 §6.2), C{settle} seconds after the
+        first answer, or C{timeout} seconds.
 
         @param name: C{"radiod"} or C{"radiod.local"}.
         @param interface: a name, IPv4 address, index or
             L{NetworkInterface} of ours; C{None} for all.
         @return: a Deferred firing with C{{interface: [address, ...]}} for
             the interfaces that answered, in index order (empty when none
-            did).  Cancelling it stops the queries.
+            did); each list IPv4 first, then IPv6, link-local IPv6
+            addresses with their zone (C{"fe80::1%eth0"}, which
+            C{ipaddress.ip_address} reads;
+            L{twisted_mdns.querier.results.sockaddr} makes a socket address
+            of one).  Cancelling it stops the queries.
         @raise ValueError: a bad name or timeout, an interface we do not
             run on (L{InterfaceValidationError}).
         """

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random as _random
 from collections import Counter
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -34,6 +34,45 @@ from twisted_mdns.querier.continuous import (
 )
 
 log = Logger()
+
+
+class QuerierTransport(Protocol):
+    """
+    What the querier needs of a transport: the seam between asking and
+    sending.  L{twisted_mdns.transport.InterfaceTransport} provides it;
+    tests give a fake.
+
+    The querier only ever multicasts, and never says which family: a
+    question is a question on the I{link} (RFC 6762 §14), whichever family
+    carries it, and its answers land in the link's one cache whichever
+    family carries them back.  Choosing the families is the transport's
+    job, so a transport with IPv4 ports only keeps the querier exactly as
+    it was.
+
+    @ivar interfaces: the links the transport runs on, by interface index.
+    """
+
+    interfaces: Mapping[int, NetworkInterface]
+
+    def send(
+        self,
+        datagram: bytes,
+        interface: NetworkInterface | int,
+        destination: tuple | None = None,
+    ) -> bool:
+        """
+        Send C{datagram} on the link C{interface} (an index or the
+        interface).
+
+        @param destination: C{None}: multicast on every family the link
+            runs, to 224.0.0.251:5353 on its IPv4 port and to ff02::fb:5353
+            on its IPv6 port, each pinned to the link.  Otherwise a unicast
+            destination, C{(host, port)} or an IPv6 C{(host, port, flowinfo,
+            scope_id)}, sent on the port of its own family.
+        @return: whether it left on at least one family; a link or family
+            that cannot send is counted and logged by the transport, never
+            raised.
+        """
 
 
 class QuerierLink:

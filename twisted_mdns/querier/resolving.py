@@ -4,9 +4,15 @@ One-shot resolution of host names and service instances, per link.
 
 A resolution watches the caches of the links it was asked on and asks,
 through each link's continuous queries (RFC 6762 §5.2, QU first §5.4), for
-what is missing there.  It fires once every link has an answer, C{settle}
-seconds after the first answer, or at the timeout, whichever comes first.
-The same name on two links gives two answers (RFC 6762 §14).
+what is missing there.  It fires once every link has a complete answer,
+C{settle} seconds after the first answer, or at the timeout, whichever
+comes first.  The same name on two links gives two answers (RFC 6762 §14).
+
+Addresses are asked in both families (A and AAAA) and an answer is
+complete when both are known: cached, or denied by the host's NSEC record
+(RFC 6762 §6.2 asks responders to send one).  A host heard with one
+family only is reported after C{settle} seconds, so that an IPv4-only
+responder that sends no NSEC costs a short wait, not the timeout.
 """
 
 from __future__ import annotations
@@ -17,11 +23,20 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from twisted_mdns.cache import CacheChange
-from twisted_mdns.message import TYPE_A, TYPE_SRV, TYPE_TXT, Name, Record, name_key
+from twisted_mdns.message import TYPE_NSEC, TYPE_SRV, TYPE_TXT, Name, Record, name_key
 from twisted_mdns.naming import ServiceType
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.querier.links import Interest, QuerierLink
-from twisted_mdns.querier.results import ResolvedService, a_addresses, service_from_cache
+from twisted_mdns.querier.results import (
+    ADDRESS_TYPES,
+    ResolvedService,
+    host_addresses,
+    missing_address_types,
+    service_from_cache,
+)
+
+#: What can change what a host's addresses are known to be.
+_HOST_TYPES = ADDRESS_TYPES + (TYPE_NSEC,)
 
 #: How long a multi-link resolution waits for the other links once the
 #: first one has answered.
@@ -52,6 +67,8 @@ class Resolution:
 
     @ivar name: the name resolved (a host name, a service instance name).
     @ivar results: interface index -> what was found there.
+    @ivar complete: the interface indexes whose result lacks nothing (a
+        result not in it may still grow: an address family not heard yet).
     @ivar deferred: fires with L{outcome}; cancelling it stops the queries.
     """
 
@@ -73,6 +90,7 @@ class Resolution:
         self.settle = settle
         self.on_done = on_done
         self.results: dict[int, Any] = {}
+        self.complete: set[int] = set()
         self.deferred: defer.Deferred[Any] = defer.Deferred(lambda d: self._cleanup())
         self._on: dict[int, _On] = {}
         self._timeout_call: IDelayedCall | None = None
@@ -107,8 +125,8 @@ class Resolution:
 
     def evaluate(self, ifindex: int, on: _On) -> None:
         """
-        Look at the cache of C{ifindex}: record a result in C{results}, or
-        ask what is missing.
+        Look at the cache of C{ifindex}: record a result in C{results} (and
+        in C{complete} when nothing is missing), and ask what is missing.
         """
         raise NotImplementedError
 
@@ -121,7 +139,7 @@ class Resolution:
     def _progress(self) -> None:
         if self._done:
             return
-        if all(ix in self.results for ix in self.interfaces):
+        if all(ix in self.complete for ix in self.interfaces):
             self.finish()
         elif self.results and self._settle_call is None:
             self._settle_call = self.clock.callLater(self.settle, self.finish)
@@ -136,6 +154,7 @@ class Resolution:
         self.links.pop(ifindex, None)
         self.interfaces.pop(ifindex, None)
         self.results.pop(ifindex, None)
+        self.complete.discard(ifindex)
         self._progress()
 
     def finish(self) -> None:
@@ -158,23 +177,35 @@ class Resolution:
         self._on.clear()
 
 
+def _record(results: dict[int, Any], complete: set[int], ifindex: int, found: Any, done: bool) -> None:
+    if found:
+        results[ifindex] = found
+    else:
+        results.pop(ifindex, None)
+    if found and done:
+        complete.add(ifindex)
+    else:
+        complete.discard(ifindex)
+
+
 class HostResolution(Resolution):
     """
-    A host name's IPv4 addresses, per link.
+    A host name's addresses, IPv4 and IPv6, per link.
     """
 
     def relevant(self, ifindex: int, record: Record) -> bool:
-        return record.rtype == TYPE_A and record.key == self.key
+        return record.rtype in _HOST_TYPES and record.key == self.key
 
     def evaluate(self, ifindex: int, on: _On) -> None:
-        entries = on.link.cache.entries(self.name, TYPE_A)
-        addresses = a_addresses(e.record for e in entries if not e.goodbye)
-        if addresses:
-            self.results[ifindex] = addresses
-            on.interest.ask(())
-        else:
-            self.results.pop(ifindex, None)
-            on.interest.ask([(self.name, TYPE_A)])
+        cache = on.link.cache
+        records = [
+            e.record for rtype in ADDRESS_TYPES for e in cache.entries(self.name, rtype)
+            if not e.goodbye
+        ]
+        addresses = host_addresses(records, on.link.interface)
+        missing = missing_address_types(cache, self.name)
+        _record(self.results, self.complete, ifindex, addresses, not missing)
+        on.interest.ask([(self.name, rtype) for rtype in missing])
 
     def outcome(self) -> dict[NetworkInterface, list[str]]:
         return {
@@ -212,18 +243,19 @@ class ServiceResolution(Resolution):
         if record.key == self.key:
             return record.rtype in (TYPE_SRV, TYPE_TXT)
         host = self.hosts.get(ifindex)
-        return host is not None and record.rtype == TYPE_A and record.key == name_key(host)
+        return host is not None and record.rtype in _HOST_TYPES and record.key == name_key(host)
 
     def evaluate(self, ifindex: int, on: _On) -> None:
+        cache = on.link.cache
         service, missing, host = service_from_cache(
-            on.link.cache, self.name, self.stype.base_text, self.interfaces[ifindex]
+            cache, self.name, self.stype.base_text, self.interfaces[ifindex]
         )
         if host is not None:
             self.hosts[ifindex] = host
-        if service is not None:
-            self.results[ifindex] = service
-        else:
-            self.results.pop(ifindex, None)
+        if service is not None and host is not None:
+            # Complete once the other address family is known too.
+            missing = [(host, rtype) for rtype in missing_address_types(cache, host)]
+        _record(self.results, self.complete, ifindex, service, not missing)
         on.interest.ask(missing)
 
     def outcome(self) -> ResolvedService | None | list[ResolvedService]:
