@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_message,tests.test_hostile -*-
 """
 mDNS messages on top of dnslib.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_pktinfo,tests.test_transport -*-
 """
 A Twisted multicast port that knows which interface each datagram came in on.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_protocol -*-
 """
 The mDNS datagram protocol: parse, check the source, dispatch.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_link,tests.test_naming -*-
+# -*- test-case-name: tests.test_records,tests.test_link,tests.test_naming -*-
 """
 What we publish: host and service records, and their per-interface views.
 

@@ -27,6 +27,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from twisted_mdns.clock import step_proof
 from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IInterfaceEnumerator, IInterfaceMonitor, IInterfacePolicy
 from twisted_mdns.netif import SystemInterfaceEnumerator
@@ -68,6 +69,14 @@ class MDNSService(service.MultiService):
         list, applications rarely need to).
     @param publish_host: claim and answer for the host name (a pure
         browser may turn it off).
+    @param reactor: the reactor (the global one when C{None}).  Its time is
+        not used as it is if it is the wall clock: every timer and duration
+        counts on C{clock}, a monotonic view of it, so that wall-clock steps
+        (NTP at boot) move none of them, while the application's reactor
+        keeps wall time (see L{twisted_mdns.clock}).
+    @ivar clock: the C{IReactorTime} the responder, querier and monitor use:
+        C{reactor} itself if already monotonic (or a test clock), else a
+        L{twisted_mdns.clock.MonotonicClock} over it.
     @ivar counters: received, answered, dropped by reason, conflicts...
     """
 
@@ -87,6 +96,7 @@ class MDNSService(service.MultiService):
 
             reactor = _reactor
         self.reactor = reactor
+        self.clock = step_proof(reactor)
         self.policy = policy or DefaultInterfacePolicy()
         #: The name asked for; every start claims it anew (a rename after a
         #: conflict lasts for that run, as with avahi).
@@ -114,7 +124,7 @@ class MDNSService(service.MultiService):
         goodbye to everything), so nothing of the last run's state is kept.
         """
         self.hostname = self.requested_hostname
-        responder = Responder(self.transport, self.reactor, self.hostname, self.counters)
+        responder = Responder(self.transport, self.clock, self.hostname, self.counters)
         self.protocol.fast_path = responder.fast_path
         self._set_handlers(responder, getattr(self, "querier", None))
         return responder
@@ -122,7 +132,7 @@ class MDNSService(service.MultiService):
     def _make_querier(self) -> Querier:
         from twisted_mdns.querier import Querier
 
-        querier = Querier(self.transport, self.reactor, counters=self.counters)
+        querier = Querier(self.transport, self.clock, counters=self.counters)
         self._set_handlers(self.responder, querier)
         return querier
 
@@ -193,7 +203,7 @@ class MDNSService(service.MultiService):
         if option is True:
             from twisted_mdns.monitor import default_monitor
 
-            monitor = default = default_monitor(self.reactor, self.enumerator)
+            monitor = default = default_monitor(self.clock, self.enumerator)
         else:
             monitor = option
         try:
@@ -299,7 +309,7 @@ class MDNSService(service.MultiService):
         """
         from twisted_mdns.proxy.service import DiscoveryProxy
 
-        kwargs.setdefault("reactor", self.reactor)
+        kwargs.setdefault("reactor", self.clock)
         kwargs.setdefault("counters", self.counters)
         kwargs.setdefault("enumerator", self.enumerator)
         proxy = DiscoveryProxy(self, domains, **kwargs)

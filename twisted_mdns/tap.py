@@ -292,10 +292,14 @@ def makeService(options: MDNSOptions) -> service.MultiService:
     """
     The C{twistd mdns} service tree.
     """
+    from twisted_mdns.clock import MonotonicTimeService
     from twisted_mdns.service import MDNSService
 
     top = service.MultiService()
     LogLevelService(LEVELS[options["log-level"]]).setServiceParent(top)
+    # twistd mdns owns its process: its reactor runs on monotonic time, so
+    # wall-clock steps move no timer and no duration (twisted_mdns.clock).
+    MonotonicTimeService().setServiceParent(top)
     mdns = MDNSService(policy=options["policy"], hostname=options["hostname"])
     mdns.setServiceParent(top)
     _InterfaceReport(mdns).setServiceParent(top)

@@ -191,7 +191,11 @@ class Session:
     def run(self) -> int:
         from twisted.internet import reactor
 
+        from twisted_mdns.clock import use_monotonic_time
+
         log_to_stderr(self.verbose)
+        # Our own process: wall-clock steps must not stall the timeouts.
+        use_monotonic_time(reactor)
         reactor.callWhenRunning(self._start, reactor)
         reactor.addSystemEventTrigger("before", "shutdown", self._interrupted)
         reactor.run()

@@ -161,7 +161,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
     selected_interfaces(args)
     from twisted.internet import reactor
 
+    from twisted_mdns.clock import use_monotonic_time
+
     log_to_stderr(args.verbose)
+    # Our own process: wall-clock steps must move no timer (twisted_mdns.clock).
+    use_monotonic_time(reactor)
     run = _Publishing(args, reactor)
     reactor.callWhenRunning(run.start)
     reactor.addSystemEventTrigger("before", "shutdown", run.stop)
