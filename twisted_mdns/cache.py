@@ -27,17 +27,22 @@ What the cache does with time, all through an injected C{IReactorTime}:
 
 One timer (C{callLater}) serves the next deadline of all records, expiry
 and refresh alike; a heap with lazy invalidation holds the deadlines.
+
+Most of what a busy LAN sends is records this cache already holds, heard
+again.  That path must stay cheap: a record received again only moves its
+deadline later, which needs no new heap item (the old one fires early, sees
+the later deadline and goes back in the heap once); refresh points are only
+drawn for records someone watches; and an entry is a few slots, its record
+sharing its (interned) names with every other record of the same name.
 """
 
 from __future__ import annotations
 
 import enum
 import heapq
-import itertools
 import random as _random
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -83,8 +88,7 @@ class CacheEvent(str, enum.Enum):
 GONE = frozenset({CacheEvent.REMOVED, CacheEvent.EXPIRED, CacheEvent.EVICTED})
 
 
-@dataclass(frozen=True)
-class CacheChange:
+class CacheChange(NamedTuple):
     """
     One change, as reported to listeners.
     """
@@ -115,18 +119,25 @@ class CacheEntry:
     @ivar refresh: the s5.2 refresh points still ahead.
     @ivar doomed: marked to go by a goodbye or a cache flush.
     @ivar goodbye: marked by a goodbye (TTL 0) in particular.
+    @ivar due: the deadline of this entry's live heap item (C{None}: none);
+        a heap item whose deadline is not this one is stale.
     """
 
-    __slots__ = ("record", "received", "expires", "refresh", "doomed", "goodbye", "generation")
+    __slots__ = ("record", "received", "expires", "refresh", "doomed", "goodbye", "due")
 
     def __init__(self, record: Record, received: float) -> None:
         self.record = record
         self.received = received
         self.expires = received + record.ttl
-        self.refresh: tuple[float, ...] = ()
+        #: C{None} until someone watches the record (drawn then).
+        self.refresh: tuple[float, ...] | None = None
         self.doomed = False
         self.goodbye = False
-        self.generation = 0
+        self.due: float | None = None
+
+    def __lt__(self, other: "CacheEntry") -> bool:
+        # Heap items are (deadline, entry): equal deadlines compare entries.
+        return id(self) < id(other)
 
     @property
     def ttl(self) -> int:
@@ -178,12 +189,12 @@ class RecordCache:
         self._random = random or _random.Random()
         # identity -> entry, least recently received first (eviction order).
         self._entries: OrderedDict[tuple, CacheEntry] = OrderedDict()
-        # (folded name, rrtype) -> {identity: entry}
-        self._buckets: dict[tuple[Name, int], dict[tuple, CacheEntry]] = {}
+        # (folded name, rrtype) -> its entries (a list: most rrsets hold one).
+        self._buckets: dict[tuple[Name, int], list[CacheEntry]] = {}
         self._watched: Counter[tuple[Name, int]] = Counter()
         self._listeners: list[CacheListener] = []
-        self._heap: list[tuple[float, int, int, CacheEntry]] = []
-        self._sequence = itertools.count()
+        # (deadline, entry); an item is live while entry.due is its deadline.
+        self._heap: list[tuple[float, CacheEntry]] = []
         self._timer: IDelayedCall | None = None
         self._timer_at = 0.0
         self._closed = False
@@ -224,10 +235,10 @@ class RecordCache:
         if rtype == TYPE_ANY:
             found = [
                 e for (k, _), bucket in self._buckets.items() if k == key
-                for e in bucket.values()
+                for e in bucket
             ]
         else:
-            found = list(self._buckets.get((key, rtype), {}).values())
+            found = self._buckets.get((key, rtype), ())
         live = [e for e in found if e.expires > now + _EPSILON]
         live.sort(key=lambda e: e.received)
         return live
@@ -297,8 +308,13 @@ class RecordCache:
         return self._watched[(name_key(name), rtype)] > 0
 
     def _reschedule_bucket(self, key: tuple[Name, int]) -> None:
-        for e in self._buckets.get(key, {}).values():
-            self._schedule(e)
+        watched = self._watched.get(key, 0) > 0
+        for e in self._buckets.get(key, ()):
+            if watched and e.refresh is None and not e.doomed:
+                # Drawn now, from when it was received (points already past
+                # are due at once, as they would have been).
+                e.refresh = self._refresh_points(e.received, e.record.ttl)
+            self._schedule(e, earlier_only=False)
         self._arm()
 
     # -- listeners -----------------------------------------------------------
@@ -344,44 +360,61 @@ class RecordCache:
             return []
         now = self.reactor.seconds()
         changes: list[CacheChange] = []
+        counts = {"cache.added": 0, "cache.updated": 0, "cache.goodbyes": 0, "cache.goodbye-unknown": 0}
         for record in records:
-            self._add(record, now, changes)
+            self._add(record, now, changes, counts)
+        counters = self.counters
+        for name, count in counts.items():
+            if count:
+                counters[name] += count
         self._arm()
-        self._notify(changes)
+        if self._listeners:
+            self._notify(changes)
         return changes
 
-    def _add(self, record: Record, now: float, changes: list[CacheChange]) -> None:
-        entry = self._entries.get(record.identity)
-        if record.ttl == 0:
+    def _add(self, record: Record, now: float, changes: list[CacheChange], counts: dict) -> None:
+        identity = record.identity
+        entries = self._entries
+        entry = entries.get(identity)
+        ttl = record.ttl
+        if ttl == 0:
             # s10.1: a goodbye keeps the record for one more second.
             if entry is None:
-                self.counters["cache.goodbye-unknown"] += 1
+                counts["cache.goodbye-unknown"] += 1
                 return
             self._doom(entry, now, goodbye=True)
-            self.counters["cache.goodbyes"] += 1
-            changes.append(CacheChange(CacheEvent.GOODBYE, entry.record))
+            counts["cache.goodbyes"] += 1
+            changes.append(_change(CacheChange, (CacheEvent.GOODBYE, entry.record)))
             return
         if record.cache_flush:
             self._flush(record, entry, now)
         if entry is None:
-            while len(self._entries) >= self.max_records:
+            while len(entries) >= self.max_records:
                 self._evict(changes)
             entry = CacheEntry(record, now)
-            self._entries[record.identity] = entry
-            self._buckets.setdefault((record.key, record.rtype), {})[record.identity] = entry
-            self.counters["cache.added"] += 1
+            entries[identity] = entry
+            bucket_key = (record.key, record.rtype)
+            bucket = self._buckets.get(bucket_key)
+            if bucket is None:
+                self._buckets[bucket_key] = [entry]
+            else:
+                bucket.append(entry)
+            counts["cache.added"] += 1
             event = CacheEvent.ADDED
         else:
             entry.record = record
             entry.received = now
-            entry.expires = now + record.ttl
+            entry.expires = now + ttl
             entry.doomed = entry.goodbye = False
-            self._entries.move_to_end(record.identity)
-            self.counters["cache.updated"] += 1
+            entries.move_to_end(identity)
+            counts["cache.updated"] += 1
             event = CacheEvent.UPDATED
-        entry.refresh = self._refresh_points(now, record.ttl)
+        if self._watched and self._watched.get((record.key, record.rtype), 0) > 0:
+            entry.refresh = self._refresh_points(now, ttl)
+        else:
+            entry.refresh = None
         self._schedule(entry)
-        changes.append(CacheChange(event, record))
+        changes.append(_change(CacheChange, (event, record)))
 
     def _flush(self, record: Record, entry: CacheEntry | None, now: float) -> None:
         """
@@ -390,8 +423,10 @@ class RecordCache:
         [of the same name, rrtype and rrclass] that were received more
         than one second ago."
         """
-        bucket = self._buckets.get((record.key, record.rtype), {})
-        for other in list(bucket.values()):
+        bucket = self._buckets.get((record.key, record.rtype))
+        if not bucket or (len(bucket) == 1 and bucket[0] is entry):
+            return
+        for other in list(bucket):
             if other is entry or other.record.rclass != record.rclass:
                 continue
             if other.received < now - GRACE and other.expires > now + GRACE:
@@ -432,6 +467,8 @@ class RecordCache:
         """
         Forget everything, silently (the interface is gone).
         """
+        for entry in self._entries.values():
+            entry.due = None
         self._entries.clear()
         self._buckets.clear()
         self._heap.clear()
@@ -448,54 +485,62 @@ class RecordCache:
         self.on_refresh = None
 
     def _drop(self, entry: CacheEntry) -> None:
-        ident = entry.record.identity
-        self._entries.pop(ident, None)
-        key = (entry.record.key, entry.record.rtype)
+        record = entry.record
+        self._entries.pop(record.identity, None)
+        key = (record.key, record.rtype)
         bucket = self._buckets.get(key)
         if bucket is not None:
-            bucket.pop(ident, None)
+            try:
+                bucket.remove(entry)
+            except ValueError:
+                pass
             if not bucket:
                 del self._buckets[key]
-        entry.generation += 1  # its heap items are stale now
+        entry.due = None  # its heap item is stale now
 
     # -- time ----------------------------------------------------------------
 
-    def _refresh_points(self, now: float, ttl: int) -> tuple[float, ...]:
+    def _refresh_points(self, received: float, ttl: int) -> tuple[float, ...]:
         """
         s5.2: 80%, 85%, 90% and 95% of the TTL, each plus up to 2%.
         """
         return tuple(
             sorted(
-                now + ttl * (point + self._random.uniform(0, REFRESH_JITTER))
+                received + ttl * (point + self._random.uniform(0, REFRESH_JITTER))
                 for point in REFRESH_POINTS
             )
         )
 
     def _deadline(self, entry: CacheEntry) -> float:
         deadline = entry.expires
-        if entry.refresh and self._watched[(entry.record.key, entry.record.rtype)] > 0:
-            deadline = min(deadline, entry.refresh[0])
+        refresh = entry.refresh
+        if refresh and self._watched.get((entry.record.key, entry.record.rtype), 0) > 0:
+            deadline = min(deadline, refresh[0])
         return deadline
 
-    def _schedule(self, entry: CacheEntry) -> None:
-        entry.generation += 1
-        heapq.heappush(
-            self._heap,
-            (self._deadline(entry), next(self._sequence), entry.generation, entry),
-        )
+    def _schedule(self, entry: CacheEntry, earlier_only: bool = True) -> None:
+        """
+        Make sure a heap item fires no later than C{entry}'s deadline.  A
+        live item that fires earlier is kept (when it fires it finds the
+        later deadline and puts the entry back once): a record heard again
+        costs no heap push.
+        """
+        deadline = self._deadline(entry)
+        due = entry.due
+        if due is not None and due <= deadline + _EPSILON and earlier_only:
+            return
+        entry.due = deadline
+        heapq.heappush(self._heap, (deadline, entry))
         if len(self._heap) > 2 * len(self._entries) + 64:
             self._compact()
 
     def _compact(self) -> None:
-        self._heap = [
-            item for item in self._heap
-            if item[2] == item[3].generation and item[3].record.identity in self._entries
-        ]
+        self._heap = [item for item in self._heap if not self._stale(item)]
         heapq.heapify(self._heap)
 
-    def _stale(self, item: tuple[float, int, int, CacheEntry]) -> bool:
-        entry = item[3]
-        return item[2] != entry.generation or self._entries.get(entry.record.identity) is not entry
+    def _stale(self, item: tuple[float, CacheEntry]) -> bool:
+        entry = item[1]
+        return entry.due != item[0] or self._entries.get(entry.record.identity) is not entry
 
     def _arm(self) -> None:
         """
@@ -530,7 +575,8 @@ class RecordCache:
             item = heapq.heappop(heap)
             if self._stale(item):
                 continue
-            entry = item[3]
+            entry = item[1]
+            entry.due = None
             if entry.expires <= now + _EPSILON:
                 self._drop(entry)
                 if entry.doomed:
@@ -540,11 +586,12 @@ class RecordCache:
                     self.counters["cache.expired"] += 1
                     changes.append(CacheChange(CacheEvent.EXPIRED, entry.record))
                 continue
-            due = [p for p in entry.refresh if p <= now + _EPSILON]
-            if due:
-                entry.refresh = tuple(p for p in entry.refresh if p > now + _EPSILON)
-                if self._watched[(entry.record.key, entry.record.rtype)] > 0:
-                    refresh.append(entry.record)
+            if entry.refresh:
+                due = [p for p in entry.refresh if p <= now + _EPSILON]
+                if due:
+                    entry.refresh = tuple(p for p in entry.refresh if p > now + _EPSILON)
+                    if self._watched.get((entry.record.key, entry.record.rtype), 0) > 0:
+                        refresh.append(entry.record)
             self._schedule(entry)
         self._arm()
         self._notify(changes)
@@ -562,3 +609,6 @@ class RecordCache:
 
     def __repr__(self) -> str:
         return f"<RecordCache {self._iface_name()}: {len(self)} records>"
+
+
+_change = tuple.__new__

@@ -131,20 +131,45 @@ def type_name(rtype: int) -> str:
         return f"TYPE{rtype}"
 
 
-@dataclass(frozen=True)
 class Question:
     """
     One question; C{unicast} is the QU bit (RFC 6762 s5.4).
+
+    A value (compared and hashed by its fields); C{__slots__} because every
+    received query makes some.
     """
 
-    name: Name
-    qtype: int
-    unicast: bool = False
-    qclass: int = CLASS_IN
+    __slots__ = ("name", "qtype", "unicast", "qclass", "_key")
+
+    def __init__(self, name: Name, qtype: int, unicast: bool = False, qclass: int = CLASS_IN,
+                 _key: Name | None = None) -> None:
+        self.name = name
+        self.qtype = qtype
+        self.unicast = unicast
+        self.qclass = qclass
+        self._key = _key
 
     @property
     def key(self) -> Name:
-        return name_key(self.name)
+        key = self._key
+        if key is None:
+            key = self._key = name_key(self.name)
+        return key
+
+    def _fields(self) -> tuple:
+        return (self.name, self.qtype, self.unicast, self.qclass)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Question):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"Question(name={self.name!r}, qtype={self.qtype!r}, "
+                f"unicast={self.unicast!r}, qclass={self.qclass!r})")
 
     def matches(self, record: "Record") -> bool:
         """
@@ -153,8 +178,13 @@ class Question:
         return (
             (self.qtype == TYPE_ANY or self.qtype == record.rtype)
             and (self.qclass == record.rclass or self.qclass == TYPE_ANY)
-            and name_key(self.name) == record.key
+            and self.key == record.key
         )
+
+
+#: Types whose rdata holds no name: their canonical rdata is the received
+#: bytes, and they pack by copying them.
+_FLAT_TYPES = frozenset({TYPE_A, TYPE_AAAA, TYPE_TXT})
 
 
 def rdata_bytes(rtype: int, rdata) -> bytes:
@@ -174,32 +204,56 @@ def rdata_bytes(rtype: int, rdata) -> bytes:
     return bytes(buf.data)
 
 
-@dataclass(frozen=True, eq=False)
+def _rdata_from_wire(rtype: int, wire: bytes) -> object:
+    """
+    The dnslib rdata object for canonical rdata bytes (names uncompressed,
+    so they decode without the rest of the message).
+    """
+    if not wire:
+        return RD(b"")
+    rd_class = RDMAP.get(QTYPE.get(rtype), RD) if rtype in QTYPE.forward else RD
+    return rd_class.parse(_NameSafeBuffer(wire), len(wire))
+
+
 class Record:
     """
     A resource record with the cache-flush bit split out of its class.
 
     Two records are the same record when name (case-insensitively), type,
     class and rdata are equal; TTL and the cache-flush bit do not take part.
+    A value: never changed once made (L{with_ttl} and L{with_flush} make
+    new ones).
+
+    Received records keep their rdata as canonical bytes (L{data}); the
+    dnslib object (L{rdata}) is only built when something asks for it
+    (most received records are compared and cached, never read).
 
     @ivar rdata: a dnslib rdata object (C{A}, C{PTR}, C{SRV}, C{TXT},
         C{NSEC}, ...).
     """
 
-    name: Name
-    rtype: int
-    rdata: object
-    ttl: int
-    cache_flush: bool = False
-    rclass: int = CLASS_IN
-    _wire: bytes = field(default=b"", repr=False, compare=False)
-    _key: Name = field(default=(), repr=False, compare=False)
+    __slots__ = ("name", "rtype", "ttl", "cache_flush", "rclass", "_rdata", "_wire", "_key",
+                 "_identity", "_hash")
 
-    def __post_init__(self) -> None:
-        if not self._wire:
-            object.__setattr__(self, "_wire", rdata_bytes(self.rtype, self.rdata))
-        if not self._key:
-            object.__setattr__(self, "_key", name_key(self.name))
+    def __init__(self, name: Name, rtype: int, rdata: object, ttl: int, cache_flush: bool = False,
+                 rclass: int = CLASS_IN, _wire: bytes = b"", _key: Name = ()) -> None:
+        self.name = name
+        self.rtype = rtype
+        self.ttl = ttl
+        self.cache_flush = cache_flush
+        self.rclass = rclass
+        self._rdata = rdata
+        self._wire = _wire if _wire or rdata is None else rdata_bytes(rtype, rdata)
+        self._key = _key or name_key(name)
+        self._identity = None
+        self._hash = None
+
+    @property
+    def rdata(self) -> object:
+        rdata = self._rdata
+        if rdata is None:
+            rdata = self._rdata = _rdata_from_wire(self.rtype, self._wire)
+        return rdata
 
     @property
     def key(self) -> Name:
@@ -221,34 +275,46 @@ class Record:
         What makes two records the same record (s6: name, rrtype, rrclass
         and rdata; not the TTL or the cache-flush bit).
         """
-        return (self._key, self.rtype, self.rclass, self._wire)
+        identity = self._identity
+        if identity is None:
+            identity = self._identity = (self._key, self.rtype, self.rclass, self._wire)
+        return identity
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Record):
             return NotImplemented
-        return self.identity == other.identity
+        return self is other or self.identity == other.identity
 
     def __hash__(self) -> int:
-        return hash(self.identity)
+        h = self._hash
+        if h is None:
+            h = self._hash = hash(self.identity)
+        return h
+
+    def _copy(self, ttl: int, cache_flush: bool) -> "Record":
+        new = _new_record(Record)
+        new.name, new.rtype, new.ttl, new.cache_flush, new.rclass = (
+            self.name, self.rtype, ttl, cache_flush, self.rclass)
+        new._rdata, new._wire, new._key = self._rdata, self._wire, self._key
+        new._identity, new._hash = self._identity, self._hash
+        return new
 
     def with_ttl(self, ttl: int) -> "Record":
         """
         The same record with another TTL (0 for a goodbye).
         """
-        return Record(
-            self.name, self.rtype, self.rdata, ttl, self.cache_flush, self.rclass,
-            self._wire, self._key,
-        )
+        return self._copy(ttl, self.cache_flush)
 
     def with_flush(self, cache_flush: bool) -> "Record":
-        return Record(
-            self.name, self.rtype, self.rdata, self.ttl, cache_flush, self.rclass,
-            self._wire, self._key,
-        )
+        return self._copy(self.ttl, cache_flush)
 
     def pack_into(self, buf: DNSBuffer) -> None:
         buf.encode_name(_label(self.name))
         rclass = self.rclass | (TOP_BIT if self.cache_flush else 0)
+        if self.rtype in _FLAT_TYPES or self.rtype not in QTYPE.forward:
+            buf.pack("!HHIH", self.rtype, rclass, self.ttl, len(self._wire))
+            buf.append(self._wire)
+            return
         buf.pack("!HHI", self.rtype, rclass, self.ttl)
         length_at = buf.offset
         buf.pack("!H", 0)
@@ -262,6 +328,9 @@ class Record:
             f"<Record {name_to_text(self.name)} {type_name(self.rtype)} "
             f"ttl={self.ttl}{flush} {self.rdata!r}>"
         )
+
+
+_new_record = object.__new__
 
 
 @dataclass
@@ -382,63 +451,256 @@ def _parse_name(buf: DNSBuffer) -> Name:
     return name
 
 
-def _parse_record(buf: DNSBuffer) -> Record | None:
-    name = _parse_name(buf)
-    rtype, rclass, ttl, rdlength = buf.unpack("!HHIH")
-    if rdlength > buf.remaining():
-        raise MessageError("record data runs past the end of the packet")
-    end = buf.offset + rdlength
-    if rtype == TYPE_OPT:
-        buf.offset = end
-        return None
-    rd_class = RDMAP.get(QTYPE.get(rtype), RD) if rtype in QTYPE.forward else RD
-    if rdlength == 0:
-        rdata = RD(b"")
-    else:
-        rdata = rd_class.parse(buf, rdlength)
+#: Interned names: received name -> (name, folded key).  Every record of a
+#: service repeats its instance, type and host names, packet after packet;
+#: one shared tuple per name keeps the cache small and spares the folding.
+#: Bounded: cleared when full (interning only saves memory and time; two
+#: equal names compare equal either way).
+_NAMES: dict[Name, tuple[Name, Name]] = {}
+_MAX_INTERNED = 8192
+#: Interned names -> their uncompressed wire form (PTR/SRV/NSEC targets).
+_WIRE_NAMES: dict[Name, bytes] = {}
+_LENGTH_BYTE = [bytes((n,)) for n in range(64)]
+
+
+def _intern(name: Name) -> tuple[Name, Name]:
+    found = _NAMES.get(name)
+    if found is None:
+        key = tuple(map(bytes.lower, name))
+        if key == name:
+            key = name
+        found = (name, key)
+        if len(_NAMES) >= _MAX_INTERNED:
+            _NAMES.clear()
+            _WIRE_NAMES.clear()
+        _NAMES[name] = found
+    return found
+
+
+def _wire_name(name: Name) -> bytes:
+    wire = _WIRE_NAMES.get(name)
+    if wire is None:
+        length = _LENGTH_BYTE
+        wire = b"".join([length[len(label)] + label for label in name]) + b"\0"
+        _WIRE_NAMES[name] = wire
+    return wire
+
+
+def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Name, int, int, Name]:
+    """
+    The name at C{offset}: (labels, offset after it, wire length, folded
+    key), the labels and key interned (L{_intern}).
+
+    The same rules as L{_NameSafeBuffer.decode_name}: every compression
+    pointer points before the part of the name that holds it, at most
+    L{_MAX_POINTER_HOPS} of them, labels of at most 63 bytes (the length
+    bytes 0x40-0xBF are refused), names of at most 255, UTF-8 labels.
+    Each name start is decoded once per message (C{memo}), so the suffixes
+    that compression shares are shared tuples too.
+    """
+    found = memo.get(offset)
+    if found is not None:
+        return found
+    start = offset
+    size = len(data)
+    labels: list[bytes] = []
+    length = 1
+    while True:
+        if offset >= size:
+            raise MessageError("name runs past the end of the packet")
+        n = data[offset]
+        if n == 0:
+            end = offset + 1
+            name: Name = tuple(labels)
+            break
+        if n >= 0xC0:
+            if offset + 1 >= size:
+                raise MessageError("compression pointer cut short")
+            target = ((n & 0x3F) << 8) | data[offset + 1]
+            if target >= start or hops >= _MAX_POINTER_HOPS:
+                raise MessageError(f"compression pointer at {offset} to {target} does not point backwards")
+            found = memo.get(target)
+            if found is None:
+                found = _read_name(data, target, memo, hops + 1)
+            suffix = found[0]
+            length += found[2] - 1
+            name = tuple(labels) + suffix if labels else suffix
+            end = offset + 2
+            break
+        if n > 63:
+            raise MessageError(f"label length byte {n:#04x} at {offset}")
+        label = data[offset + 1 : offset + 1 + n]
+        if len(label) != n:
+            raise MessageError("label runs past the end of the packet")
+        if not label.isascii():
+            try:
+                label.decode()
+            except UnicodeDecodeError:
+                raise MessageError(f"label {label!r} is not UTF-8") from None
+        length += n + 1
+        labels.append(label)
+        offset += n + 1
+    if length > 255:
+        raise MessageError("name longer than 255 bytes")
+    name, key = _intern(name)
+    found = (name, end, length, key)
+    memo[start] = found
+    return found
+
+
+_HEADER_UNPACK = HEADER.unpack_from
+_QUESTION_UNPACK = struct.Struct("!HH").unpack_from
+_RR_UNPACK = _RR_FIXED.unpack_from
+_SRV_FIXED = struct.Struct("!HHH")
+
+
+def _flat_rdata(data: bytes, rtype: int, offset: int, end: int, memo: dict) -> bytes:
+    """
+    The canonical rdata of a record, checked as dnslib would have parsed it.
+    """
+    if rtype == TYPE_A:
+        if end - offset != 4:
+            raise MessageError("A record data length mismatch")
+        return data[offset:end]
+    if rtype == TYPE_AAAA:
+        if end - offset != 16:
+            raise MessageError("AAAA record data length mismatch")
+        return data[offset:end]
+    if rtype == TYPE_TXT:
+        p = offset
+        while p < end:
+            p += data[p] + 1
+        if p != end:
+            raise MessageError("TXT record data length mismatch")
+        return data[offset:end]
+    if rtype == TYPE_PTR or rtype == 5 or rtype == 2:  # PTR, CNAME, NS
+        target, after, _, _ = _read_name(data, offset, memo)
+        if after != end:
+            raise MessageError(f"{type_name(rtype)} record data length mismatch")
+        return _wire_name(target)
+    if rtype == TYPE_SRV:
+        if end - offset < 7:
+            raise MessageError("SRV record data length mismatch")
+        target, after, _, _ = _read_name(data, offset + 6, memo)
+        if after != end:
+            raise MessageError("SRV record data length mismatch")
+        return data[offset : offset + 6] + _wire_name(target)
+    return b""  # not reached: the caller handles the other types
+
+
+def _slow_rdata(data: bytes, rtype: int, offset: int, end: int) -> object:
+    """
+    Other types dnslib knows (MX, SOA, HINFO, ...): parsed by dnslib over
+    the safe name decoder, as before.
+    """
+    buf = _NameSafeBuffer(data)
+    buf.offset = offset
+    rd_class = RDMAP.get(QTYPE.get(rtype), RD)
+    try:
+        rdata = rd_class.parse(buf, end - offset)
+    except MessageError:
+        raise
+    except (DNSError, Exception) as e:  # dnslib raises more than DNSError
+        raise MessageError(f"malformed {type_name(rtype)} record: {e}") from None
     if buf.offset != end:
         raise MessageError(f"{type_name(rtype)} record data length mismatch")
-    if ttl & 0x80000000:
-        ttl = 0  # RFC 2181 s8: treat a TTL with the top bit set as zero
-    return Record(
-        name, rtype, rdata, ttl, bool(rclass & TOP_BIT), rclass & CLASS_MASK
-    )
+    return rdata
+
+
+_NAME_TYPES = frozenset({TYPE_PTR, 5, 2, TYPE_SRV})
+#: NSEC (rare: negative answers) goes through dnslib, whose type bitmap
+#: parsing decides what is acceptable.
+_FAST_TYPES = frozenset({TYPE_A, TYPE_AAAA, TYPE_TXT, TYPE_PTR, 5, 2, TYPE_SRV})
 
 
 def parse(data: bytes) -> Message:
     """
     Parse a datagram.
 
+    Received records keep their rdata as canonical bytes; the dnslib
+    objects are made only when read (L{Record.rdata}).  Names are decoded
+    once per message and interned.
+
     @raise MessageError: for anything malformed (short, truncated names,
         compression loops, counts larger than the packet, bad rdata).
     """
-    if len(data) < HEADER.size:
-        raise MessageError(f"datagram of {len(data)} bytes is shorter than a header")
-    ident, flags, qd, an, ns, ar = HEADER.unpack_from(data)
+    size = len(data)
+    if size < 12:
+        raise MessageError(f"datagram of {size} bytes is shorter than a header")
+    ident, flags, qd, an, ns, ar = _HEADER_UNPACK(data)
     # Every question takes at least 5 bytes and every record at least 11:
     # refuse impossible counts before allocating anything for them.
-    if qd * 5 + (an + ns + ar) * 11 > len(data) - HEADER.size:
+    if qd * 5 + (an + ns + ar) * 11 > size - 12:
         raise MessageError("section counts larger than the packet")
-    buf = _NameSafeBuffer(data)
-    buf.offset = HEADER.size
-    msg = Message(ident, flags)
+    data = bytes(data)
+    memo: dict = {}
+    offset = 12
+    questions = []
+    read_name = _read_name
     try:
         for _ in range(qd):
-            name = _parse_name(buf)
-            qtype, qclass = buf.unpack("!HH")
-            msg.questions.append(
-                Question(name, qtype, bool(qclass & TOP_BIT), qclass & CLASS_MASK)
-            )
-        for count, section in ((an, msg.answers), (ns, msg.authorities), (ar, msg.additionals)):
+            name, offset, _, key = read_name(data, offset, memo)
+            qtype, qclass = _QUESTION_UNPACK(data, offset)
+            offset += 4
+            questions.append(Question(name, qtype, qclass >= TOP_BIT, qclass & CLASS_MASK, key))
+        sections: list[list[Record]] = [[], [], []]
+        new = _new_record
+        fast = _FAST_TYPES
+        for index, count in ((0, an), (1, ns), (2, ar)):
+            section = sections[index]
             for _ in range(count):
-                record = _parse_record(buf)
-                if record is not None:
-                    section.append(record)
+                first = data[offset]
+                found = None
+                if first >= 0xC0 and offset + 1 < size:
+                    # The usual owner name: one compression pointer to a
+                    # name this message already decoded.
+                    target = ((first & 0x3F) << 8) | data[offset + 1]
+                    if target < offset:
+                        found = memo.get(target)
+                if found is not None:
+                    offset += 2
+                else:
+                    found = read_name(data, offset, memo)
+                    offset = found[1]
+                rtype, rclass, ttl, rdlength = _RR_UNPACK(data, offset)
+                offset += 10
+                end = offset + rdlength
+                if end > size:
+                    raise MessageError("record data runs past the end of the packet")
+                if rtype == TYPE_OPT:
+                    offset = end
+                    continue
+                rdata = None
+                if rdlength == 0:
+                    if rtype in _NAME_TYPES:
+                        raise MessageError(f"empty {type_name(rtype)} record data")
+                    wire = b""
+                elif rtype in fast:
+                    wire = _flat_rdata(data, rtype, offset, end, memo)
+                elif rtype in QTYPE.forward:
+                    rdata = _slow_rdata(data, rtype, offset, end)
+                    wire = rdata_bytes(rtype, rdata)
+                else:
+                    wire = data[offset:end]
+                offset = end
+                record = new(Record)
+                record.name = found[0]
+                record._key = found[3]
+                record.rtype = rtype
+                # RFC 2181 s8: treat a TTL with the top bit set as zero.
+                record.ttl = 0 if ttl & 0x80000000 else ttl
+                record.cache_flush = rclass >= TOP_BIT
+                record.rclass = rclass & CLASS_MASK
+                record._rdata = rdata
+                record._wire = wire
+                record._identity = None
+                record._hash = None
+                section.append(record)
     except MessageError:
         raise
-    except (DNSError, Exception) as e:  # dnslib raises more than DNSError
+    except Exception as e:  # struct.error, IndexError, whatever dnslib raises
         raise MessageError(f"malformed message: {e}") from None
-    return msg
+    return Message(ident, flags, questions, sections[0], sections[1], sections[2])
 
 
 # -- building records --------------------------------------------------------
