@@ -13,9 +13,10 @@ warm-up: the caches fill), then replays the stream of
 L{benchmarks.busylan_traffic} for C{--duration} seconds, multicast from
 port 5353, closed loop: after every C{--every} stream datagrams it asks a
 legacy unicast A question for C{bench.local} (from an ephemeral port, to
-the group, so it queues behind the stream) and never has more than C{--window} of those
-unanswered, so the stack's socket queue stays short (no kernel drops) and
-the rate is the fastest the stack keeps up with.  It reports:
+the group, so it queues behind the stream), and sends no more while the
+stack's port-5353 sockets hold more than C{--queue} bytes (their
+C{rx_queue} in C{/proc/PID/net/udp}): the stack always has work and its
+buffer never overflows, so the rate is the fastest it keeps up with.  It reports:
 
  - CPU per packet: the stack process's CPU time (utime + stime of every
    thread, from C{/proc/PID/stat}) over the measured part, divided by the
@@ -107,6 +108,7 @@ class _Sender:
         self.probe.setblocking(False)
         self.target = ("224.0.0.251", 5353)
         self.group = ("224.0.0.251", 5353)
+        self.udp_path = f"/proc/{args.server_pid}/net/udp"
         self.next_id = 1
         self.inflight: dict[int, float] = {}
         self.latencies: list[float] = []
@@ -144,11 +146,25 @@ class _Sender:
             if block:
                 return
 
+    def _queued(self) -> int:
+        """Bytes waiting in the stack's port-5353 sockets (C{rx_queue})."""
+        total = 0
+        with open(self.udp_path) as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if cols[1].endswith(":14E9"):
+                    total += int(cols[4].split(":")[1], 16)
+        return total
+
     def run(self, packets: list[bytes], duration: float | None) -> tuple[int, float]:
         """
-        Send C{packets} (cycling when C{duration} is set), closed loop.
+        Send C{packets} (cycling when C{duration} is set), closed loop: after
+        every C{--every} datagrams, a question for us, and no more until the
+        stack's socket queue is under C{--queue} bytes (so it always has
+        work, and never more than its buffer holds).
         """
-        every, window = self.args.every, self.args.window
+        every, limit = self.args.every, self.args.queue
         sent = 0
         start = time.perf_counter()
         end = start + duration if duration else None
@@ -165,12 +181,15 @@ class _Sender:
                 self._ask()
                 sent += 1
                 self._collect(block=False)
-                while len(self.inflight) >= window:
-                    self._collect(block=True)
+                while self._queued() > limit:
+                    self._collect(block=False)
                 if end is not None and time.perf_counter() >= end:
                     break
-        while self.inflight:
-            self._collect(block=True)
+        deadline = time.perf_counter() + 2.0
+        while self.inflight and time.perf_counter() < deadline:
+            self._collect(block=False)
+        self.missing += len(self.inflight)
+        self.inflight.clear()
         return sent, time.perf_counter() - start
 
 
@@ -353,7 +372,7 @@ def measure(args, log=lambda s: print(s, file=sys.stderr, flush=True)) -> dict:
                     "ip", "netns", "exec", link.client_ns, sys.executable, "-m", "benchmarks.busylan", "send",
                     "--server-pid", str(stack.pid), "--host-ip", link.host_ip, "--client-ip", link.client_ip,
                     "--devices", str(args.devices), "--duration", str(args.duration),
-                    "--packets", str(args.packets), "--every", str(args.every), "--window", str(args.window)]
+                    "--packets", str(args.packets), "--every", str(args.every), "--queue", str(args.queue)]
                 done = subprocess.run(argv, cwd=ROOT, env=_env(None), capture_output=True, text=True,
                                       timeout=args.duration + 120)
                 if done.returncode != 0:
@@ -414,7 +433,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", type=int, default=400)
     p.add_argument("--packets", type=int, default=30000, help="distinct datagrams in the mix (cycled)")
     p.add_argument("--every", type=int, default=16, help="a question for us after this many datagrams")
-    p.add_argument("--window", type=int, default=2, help="questions for us unanswered at most")
+    p.add_argument("--queue", type=int, default=48 * 1024,
+                   help="bytes the stack's port-5353 sockets may hold before the sender waits")
 
 
 def main(argv=None) -> int:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import enum
 import heapq
 import random as _random
-from collections import Counter, OrderedDict
+from collections import Counter
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -187,10 +187,12 @@ class RecordCache:
         self.counters: Counter[str] = counters if counters is not None else Counters()
         self.on_refresh: RefreshCallback | None = None
         self._random = random or _random.Random()
-        # identity -> entry, least recently received first (eviction order).
-        self._entries: OrderedDict[tuple, CacheEntry] = OrderedDict()
-        # (folded name, rrtype) -> its entries (a list: most rrsets hold one).
-        self._buckets: dict[tuple[Name, int], list[CacheEntry]] = {}
+        # identity -> entry, least recently received first (eviction order:
+        # a record received again is deleted and inserted again).
+        self._entries: dict[tuple, CacheEntry] = {}
+        # (folded name, rrtype) -> its entry, or a list of them when there
+        # are several (most rrsets of a LAN hold one record).
+        self._buckets: dict[tuple[Name, int], CacheEntry | list[CacheEntry]] = {}
         self._watched: Counter[tuple[Name, int]] = Counter()
         self._listeners: list[CacheListener] = []
         # (deadline, entry); an item is live while entry.due is its deadline.
@@ -235,10 +237,10 @@ class RecordCache:
         if rtype == TYPE_ANY:
             found = [
                 e for (k, _), bucket in self._buckets.items() if k == key
-                for e in bucket
+                for e in _members(bucket)
             ]
         else:
-            found = self._buckets.get((key, rtype), ())
+            found = _members(self._buckets.get((key, rtype)))
         live = [e for e in found if e.expires > now + _EPSILON]
         live.sort(key=lambda e: e.received)
         return live
@@ -309,7 +311,7 @@ class RecordCache:
 
     def _reschedule_bucket(self, key: tuple[Name, int]) -> None:
         watched = self._watched.get(key, 0) > 0
-        for e in self._buckets.get(key, ()):
+        for e in _members(self._buckets.get(key)):
             if watched and e.refresh is None and not e.doomed:
                 # Drawn now, from when it was received (points already past
                 # are due at once, as they would have been).
@@ -396,7 +398,9 @@ class RecordCache:
             bucket_key = (record.key, record.rtype)
             bucket = self._buckets.get(bucket_key)
             if bucket is None:
-                self._buckets[bucket_key] = [entry]
+                self._buckets[bucket_key] = entry
+            elif type(bucket) is CacheEntry:
+                self._buckets[bucket_key] = [bucket, entry]
             else:
                 bucket.append(entry)
             counts["cache.added"] += 1
@@ -406,7 +410,10 @@ class RecordCache:
             entry.received = now
             entry.expires = now + ttl
             entry.doomed = entry.goodbye = False
-            entries.move_to_end(identity)
+            # Youngest again; the key becomes this record's identity (the
+            # previous record, and its identity, can go).
+            del entries[identity]
+            entries[identity] = entry
             counts["cache.updated"] += 1
             event = CacheEvent.UPDATED
         if self._watched and self._watched.get((record.key, record.rtype), 0) > 0:
@@ -424,9 +431,9 @@ class RecordCache:
         than one second ago."
         """
         bucket = self._buckets.get((record.key, record.rtype))
-        if not bucket or (len(bucket) == 1 and bucket[0] is entry):
+        if bucket is None or bucket is entry:
             return
-        for other in list(bucket):
+        for other in list(_members(bucket)):
             if other is entry or other.record.rclass != record.rclass:
                 continue
             if other.received < now - GRACE and other.expires > now + GRACE:
@@ -441,7 +448,7 @@ class RecordCache:
         self._schedule(entry)
 
     def _evict(self, changes: list[CacheChange]) -> None:
-        _, oldest = next(iter(self._entries.items()))
+        oldest = next(iter(self._entries.values()))
         self._drop(oldest)
         self.counters["cache.evicted"] += 1
         changes.append(CacheChange(CacheEvent.EVICTED, oldest.record))
@@ -489,13 +496,15 @@ class RecordCache:
         self._entries.pop(record.identity, None)
         key = (record.key, record.rtype)
         bucket = self._buckets.get(key)
-        if bucket is not None:
+        if bucket is entry:
+            del self._buckets[key]
+        elif type(bucket) is list:
             try:
                 bucket.remove(entry)
             except ValueError:
                 pass
-            if not bucket:
-                del self._buckets[key]
+            if len(bucket) == 1:
+                self._buckets[key] = bucket[0]
         entry.due = None  # its heap item is stale now
 
     # -- time ----------------------------------------------------------------
@@ -531,7 +540,7 @@ class RecordCache:
             return
         entry.due = deadline
         heapq.heappush(self._heap, (deadline, entry))
-        if len(self._heap) > 2 * len(self._entries) + 64:
+        if len(self._heap) > len(self._entries) + (len(self._entries) >> 2) + 64:
             self._compact()
 
     def _compact(self) -> None:
@@ -612,3 +621,11 @@ class RecordCache:
 
 
 _change = tuple.__new__
+
+
+def _members(bucket: CacheEntry | list[CacheEntry] | None) -> Sequence[CacheEntry]:
+    if bucket is None:
+        return ()
+    if type(bucket) is CacheEntry:
+        return (bucket,)
+    return bucket  # type: ignore[return-value]

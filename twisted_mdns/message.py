@@ -233,7 +233,7 @@ class Record:
     """
 
     __slots__ = ("name", "rtype", "ttl", "cache_flush", "rclass", "_rdata", "_wire", "_key",
-                 "_identity", "_hash")
+                 "_identity")
 
     def __init__(self, name: Name, rtype: int, rdata: object, ttl: int, cache_flush: bool = False,
                  rclass: int = CLASS_IN, _wire: bytes = b"", _key: Name = ()) -> None:
@@ -246,7 +246,6 @@ class Record:
         self._wire = _wire if _wire or rdata is None else rdata_bytes(rtype, rdata)
         self._key = _key or name_key(name)
         self._identity = None
-        self._hash = None
 
     @property
     def rdata(self) -> object:
@@ -286,17 +285,14 @@ class Record:
         return self is other or self.identity == other.identity
 
     def __hash__(self) -> int:
-        h = self._hash
-        if h is None:
-            h = self._hash = hash(self.identity)
-        return h
+        return hash(self.identity)
 
     def _copy(self, ttl: int, cache_flush: bool) -> "Record":
         new = _new_record(Record)
         new.name, new.rtype, new.ttl, new.cache_flush, new.rclass = (
             self.name, self.rtype, ttl, cache_flush, self.rclass)
         new._rdata, new._wire, new._key = self._rdata, self._wire, self._key
-        new._identity, new._hash = self._identity, self._hash
+        new._identity = self._identity
         return new
 
     def with_ttl(self, ttl: int) -> "Record":
@@ -486,6 +482,27 @@ def _wire_name(name: Name) -> bytes:
     return wire
 
 
+#: Label runs (the bytes of a name up to its end or its pointer) already
+#: split and checked -> their labels.  Bounded like L{_NAMES}.
+_RUNS: dict[bytes, Name] = {}
+
+
+def _split_run(run: bytes) -> Name:
+    labels = []
+    offset = 0
+    while offset < len(run):
+        n = run[offset]
+        label = run[offset + 1 : offset + 1 + n]
+        if not label.isascii():
+            try:
+                label.decode()
+            except UnicodeDecodeError:
+                raise MessageError(f"label {label!r} is not UTF-8") from None
+        labels.append(label)
+        offset += n + 1
+    return tuple(labels)
+
+
 def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Name, int, int, Name]:
     """
     The name at C{offset}: (labels, offset after it, wire length, folded
@@ -503,43 +520,39 @@ def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Nam
         return found
     start = offset
     size = len(data)
-    labels: list[bytes] = []
-    length = 1
+    # The run of labels up to the terminator or a pointer.
     while True:
-        if offset >= size:
-            raise MessageError("name runs past the end of the packet")
-        n = data[offset]
-        if n == 0:
-            end = offset + 1
-            name: Name = tuple(labels)
-            break
-        if n >= 0xC0:
-            if offset + 1 >= size:
-                raise MessageError("compression pointer cut short")
-            target = ((n & 0x3F) << 8) | data[offset + 1]
-            if target >= start or hops >= _MAX_POINTER_HOPS:
-                raise MessageError(f"compression pointer at {offset} to {target} does not point backwards")
-            found = memo.get(target)
-            if found is None:
-                found = _read_name(data, target, memo, hops + 1)
-            suffix = found[0]
-            length += found[2] - 1
-            name = tuple(labels) + suffix if labels else suffix
-            end = offset + 2
+        n = data[offset]  # IndexError past the end: MessageError in parse
+        if n == 0 or n >= 0xC0:
             break
         if n > 63:
             raise MessageError(f"label length byte {n:#04x} at {offset}")
-        label = data[offset + 1 : offset + 1 + n]
-        if len(label) != n:
-            raise MessageError("label runs past the end of the packet")
-        if not label.isascii():
-            try:
-                label.decode()
-            except UnicodeDecodeError:
-                raise MessageError(f"label {label!r} is not UTF-8") from None
-        length += n + 1
-        labels.append(label)
         offset += n + 1
+        if offset >= size:
+            raise MessageError("name runs past the end of the packet")
+    run = data[start:offset]
+    labels = _RUNS.get(run)
+    if labels is None:
+        labels = _split_run(run)
+        if len(_RUNS) >= _MAX_INTERNED:
+            _RUNS.clear()
+        _RUNS[run] = labels
+    length = offset - start + 1
+    if n == 0:
+        end = offset + 1
+        name: Name = labels
+    else:
+        if offset + 1 >= size:
+            raise MessageError("compression pointer cut short")
+        target = ((n & 0x3F) << 8) | data[offset + 1]
+        if target >= start or hops >= _MAX_POINTER_HOPS:
+            raise MessageError(f"compression pointer at {offset} to {target} does not point backwards")
+        found = memo.get(target)
+        if found is None:
+            found = _read_name(data, target, memo, hops + 1)
+        length += found[2] - 1
+        name = labels + found[0] if labels else found[0]
+        end = offset + 2
     if length > 255:
         raise MessageError("name longer than 255 bytes")
     name, key = _intern(name)
@@ -607,6 +620,16 @@ def _slow_rdata(data: bytes, rtype: int, offset: int, end: int) -> object:
     return rdata
 
 
+_TTLS: dict[int, int] = {}
+
+
+def _intern_ttl(ttl: int) -> int:
+    if len(_TTLS) >= _MAX_INTERNED:
+        _TTLS.clear()
+    _TTLS[ttl] = ttl
+    return ttl
+
+
 _NAME_TYPES = frozenset({TYPE_PTR, 5, 2, TYPE_SRV})
 #: NSEC (rare: negative answers) goes through dnslib, whose type bitmap
 #: parsing decides what is acceptable.
@@ -637,6 +660,7 @@ def parse(data: bytes) -> Message:
     offset = 12
     questions = []
     read_name = _read_name
+    ttls = _TTLS
     try:
         for _ in range(qd):
             name, offset, _, key = read_name(data, offset, memo)
@@ -688,13 +712,17 @@ def parse(data: bytes) -> Message:
                 record._key = found[3]
                 record.rtype = rtype
                 # RFC 2181 s8: treat a TTL with the top bit set as zero.
-                record.ttl = 0 if ttl & 0x80000000 else ttl
+                if ttl & 0x80000000:
+                    ttl = 0
+                elif ttl > 256:
+                    # One int object per TTL value (a cached record keeps it).
+                    ttl = ttls.get(ttl) or _intern_ttl(ttl)
+                record.ttl = ttl
                 record.cache_flush = rclass >= TOP_BIT
                 record.rclass = rclass & CLASS_MASK
                 record._rdata = rdata
                 record._wire = wire
                 record._identity = None
-                record._hash = None
                 section.append(record)
     except MessageError:
         raise
