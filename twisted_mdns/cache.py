@@ -23,7 +23,10 @@ What the cache does with time, all through an injected C{IReactorTime}:
    sends them.
  - the cache is bounded: past C{max_records}, the record received longest
    ago is evicted and counted (a busy or hostile link must not grow it
-   without end).
+   without end).  "Longest ago" is kept the way CLOCK page replacement
+   keeps it: a record heard again is only marked, and moved to the young
+   end when an eviction reaches it, so that a record heard again costs no
+   reordering (it may then outlive one heard once, just after it).
 
 One timer (C{callLater}) serves the next deadline of all records, expiry
 and refresh alike; a heap with lazy invalidation holds the deadlines.
@@ -123,7 +126,7 @@ class CacheEntry:
         a heap item whose deadline is not this one is stale.
     """
 
-    __slots__ = ("record", "received", "expires", "refresh", "doomed", "goodbye", "due")
+    __slots__ = ("record", "received", "expires", "refresh", "_state", "due")
 
     def __init__(self, record: Record, received: float) -> None:
         self.record = record
@@ -131,9 +134,19 @@ class CacheEntry:
         self.expires = received + record.ttl
         #: C{None} until someone watches the record (drawn then).
         self.refresh: tuple[float, ...] | None = None
-        self.doomed = False
-        self.goodbye = False
+        # Bits: DOOMED (a flush), GOODBYE (with DOOMED), TOUCHED (received
+        # again since it took its place in the eviction order).  One slot
+        # for three flags: there is an entry per cached record.
+        self._state = 0
         self.due: float | None = None
+
+    @property
+    def doomed(self) -> bool:
+        return bool(self._state & _DOOMED)
+
+    @property
+    def goodbye(self) -> bool:
+        return bool(self._state & _GOODBYE)
 
     def __lt__(self, other: "CacheEntry") -> bool:
         # Heap items are (deadline, entry): equal deadlines compare entries.
@@ -214,7 +227,8 @@ class RecordCache:
 
     def records(self) -> list[Record]:
         """
-        Every record in the cache, least recently received first.
+        Every record in the cache, in eviction order: those that entered the
+        cache (or were last moved by an eviction) longest ago first.
         """
         return [e.record for e in self._entries.values()]
 
@@ -406,14 +420,15 @@ class RecordCache:
             counts["cache.added"] += 1
             event = CacheEvent.ADDED
         else:
+            # The same identity tuple as the key (equal by definition), so
+            # that only one stays alive.
+            record._identity = entry.record._identity
             entry.record = record
             entry.received = now
             entry.expires = now + ttl
-            entry.doomed = entry.goodbye = False
-            # Youngest again; the key becomes this record's identity (the
-            # previous record, and its identity, can go).
-            del entries[identity]
-            entries[identity] = entry
+            # Young again: the eviction order is fixed up lazily (L{_evict}),
+            # which spares a dict delete and insert per record heard again.
+            entry._state = _TOUCHED
             counts["cache.updated"] += 1
             event = CacheEvent.UPDATED
         if self._watched and self._watched.get((record.key, record.rtype), 0) > 0:
@@ -442,13 +457,22 @@ class RecordCache:
 
     def _doom(self, entry: CacheEntry, now: float, goodbye: bool) -> None:
         entry.expires = min(entry.expires, now + GRACE)
-        entry.doomed = True
-        entry.goodbye = entry.goodbye or goodbye
+        entry._state |= _DOOMED | (_GOODBYE if goodbye else 0)
         entry.refresh = ()
         self._schedule(entry)
 
     def _evict(self, changes: list[CacheChange]) -> None:
-        oldest = next(iter(self._entries.values()))
+        entries = self._entries
+        while True:
+            oldest = next(iter(entries.values()))
+            if not oldest._state & _TOUCHED:
+                break
+            # Received again since it took its place: to the young end
+            # (a "second chance"; each entry moves at most once per touch).
+            oldest._state &= ~_TOUCHED
+            identity = oldest.record._identity
+            del entries[identity]
+            entries[identity] = oldest
         self._drop(oldest)
         self.counters["cache.evicted"] += 1
         changes.append(CacheChange(CacheEvent.EVICTED, oldest.record))
@@ -621,6 +645,8 @@ class RecordCache:
 
 
 _change = tuple.__new__
+
+_DOOMED, _GOODBYE, _TOUCHED = 1, 2, 4
 
 
 def _members(bucket: CacheEntry | list[CacheEntry] | None) -> Sequence[CacheEntry]:

@@ -232,8 +232,10 @@ class Record:
         C{NSEC}, ...).
     """
 
-    __slots__ = ("name", "rtype", "ttl", "cache_flush", "rclass", "_rdata", "_wire", "_key",
-                 "_identity")
+    # Six slots: the key, class and rdata bytes live in the identity tuple,
+    # which every cached record needs anyway (a record is kept in a cache
+    # for each one heard: every slot is paid thousands of times).
+    __slots__ = ("name", "rtype", "ttl", "cache_flush", "_rdata", "_identity")
 
     def __init__(self, name: Name, rtype: int, rdata: object, ttl: int, cache_flush: bool = False,
                  rclass: int = CLASS_IN, _wire: bytes = b"", _key: Name = ()) -> None:
@@ -241,32 +243,45 @@ class Record:
         self.rtype = rtype
         self.ttl = ttl
         self.cache_flush = cache_flush
-        self.rclass = rclass
         self._rdata = rdata
-        self._wire = _wire if _wire or rdata is None else rdata_bytes(rtype, rdata)
-        self._key = _key or name_key(name)
-        self._identity = None
+        wire = _wire if _wire or rdata is None else rdata_bytes(rtype, rdata)
+        self._identity = (_key or name_key(name), rtype, rclass, wire)
 
     @property
     def rdata(self) -> object:
         rdata = self._rdata
         if rdata is None:
-            rdata = self._rdata = _rdata_from_wire(self.rtype, self._wire)
+            rdata = self._rdata = _rdata_from_wire(self.rtype, self._identity[3])
         return rdata
+
+    @property
+    def rclass(self) -> int:
+        """
+        The class, without the cache-flush bit.
+        """
+        return self._identity[2]
 
     @property
     def key(self) -> Name:
         """
         Case-folded name.
         """
-        return self._key
+        return self._identity[0]
 
     @property
     def data(self) -> bytes:
         """
         Canonical rdata bytes.
         """
-        return self._wire
+        return self._identity[3]
+
+    @property
+    def _wire(self) -> bytes:
+        return self._identity[3]
+
+    @property
+    def _key(self) -> Name:
+        return self._identity[0]
 
     @property
     def identity(self) -> tuple:
@@ -274,25 +289,20 @@ class Record:
         What makes two records the same record (s6: name, rrtype, rrclass
         and rdata; not the TTL or the cache-flush bit).
         """
-        identity = self._identity
-        if identity is None:
-            identity = self._identity = (self._key, self.rtype, self.rclass, self._wire)
-        return identity
+        return self._identity
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Record):
             return NotImplemented
-        return self is other or self.identity == other.identity
+        return self is other or self._identity == other._identity
 
     def __hash__(self) -> int:
-        return hash(self.identity)
+        return hash(self._identity)
 
     def _copy(self, ttl: int, cache_flush: bool) -> "Record":
         new = _new_record(Record)
-        new.name, new.rtype, new.ttl, new.cache_flush, new.rclass = (
-            self.name, self.rtype, ttl, cache_flush, self.rclass)
-        new._rdata, new._wire, new._key = self._rdata, self._wire, self._key
-        new._identity = self._identity
+        new.name, new.rtype, new.ttl, new.cache_flush = self.name, self.rtype, ttl, cache_flush
+        new._rdata, new._identity = self._rdata, self._identity
         return new
 
     def with_ttl(self, ttl: int) -> "Record":
@@ -555,8 +565,10 @@ def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Nam
         end = offset + 2
     if length > 255:
         raise MessageError("name longer than 255 bytes")
-    name, key = _intern(name)
-    found = (name, end, length, key)
+    interned = _NAMES.get(name)
+    if interned is None:
+        interned = _intern(name)
+    found = (interned[0], end, length, interned[1])
     memo[start] = found
     return found
 
@@ -699,6 +711,8 @@ def parse(data: bytes) -> Message:
                     if rtype in _NAME_TYPES:
                         raise MessageError(f"empty {type_name(rtype)} record data")
                     wire = b""
+                elif rtype == TYPE_A and rdlength == 4:
+                    wire = data[offset:end]
                 elif rtype in fast:
                     wire = _flat_rdata(data, rtype, offset, end, memo)
                 elif rtype in QTYPE.forward:
@@ -709,7 +723,6 @@ def parse(data: bytes) -> Message:
                 offset = end
                 record = new(Record)
                 record.name = found[0]
-                record._key = found[3]
                 record.rtype = rtype
                 # RFC 2181 s8: treat a TTL with the top bit set as zero.
                 if ttl & 0x80000000:
@@ -719,10 +732,8 @@ def parse(data: bytes) -> Message:
                     ttl = ttls.get(ttl) or _intern_ttl(ttl)
                 record.ttl = ttl
                 record.cache_flush = rclass >= TOP_BIT
-                record.rclass = rclass & CLASS_MASK
                 record._rdata = rdata
-                record._wire = wire
-                record._identity = None
+                record._identity = (found[3], rtype, rclass & CLASS_MASK, wire)
                 section.append(record)
     except MessageError:
         raise
