@@ -474,12 +474,10 @@ class RecordCache:
             del entries[identity]
             entries[identity] = oldest
         self._drop(oldest)
+        # Counted, not logged one by one: on a link with more records than
+        # the bound, evictions are steady (the changes carry them).
         self.counters["cache.evicted"] += 1
         changes.append(CacheChange(CacheEvent.EVICTED, oldest.record))
-        log.debug(
-            "cache on {iface}: evicted {record!r} (bound {bound})",
-            iface=self._iface_name(), record=oldest.record, bound=self.max_records,
-        )
 
     def remove(self, record: Record) -> bool:
         """

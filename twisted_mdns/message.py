@@ -457,39 +457,30 @@ def _parse_name(buf: DNSBuffer) -> Name:
     return name
 
 
-#: Interned names: received name -> (name, folded key).  Every record of a
-#: service repeats its instance, type and host names, packet after packet;
-#: one shared tuple per name keeps the cache small and spares the folding.
-#: Bounded: cleared when full (interning only saves memory and time; two
-#: equal names compare equal either way).
-_NAMES: dict[Name, tuple[Name, Name]] = {}
+#: Interned names: received name -> (name, folded key, uncompressed wire
+#: form).  Every record of a service repeats its instance, type and host
+#: names, packet after packet; one shared tuple per name keeps the cache
+#: small and spares the folding, and the wire form is what a PTR or SRV
+#: target is compared by.  Bounded: cleared when full (interning only
+#: saves memory and time; two equal names compare equal either way).
+_NAMES: dict[Name, tuple[Name, Name, bytes]] = {}
 _MAX_INTERNED = 8192
-#: Interned names -> their uncompressed wire form (PTR/SRV/NSEC targets).
-_WIRE_NAMES: dict[Name, bytes] = {}
 _LENGTH_BYTE = [bytes((n,)) for n in range(64)]
 
 
-def _intern(name: Name) -> tuple[Name, Name]:
+def _intern(name: Name) -> tuple[Name, Name, bytes]:
     found = _NAMES.get(name)
     if found is None:
         key = tuple(map(bytes.lower, name))
         if key == name:
             key = name
-        found = (name, key)
-        if len(_NAMES) >= _MAX_INTERNED:
-            _NAMES.clear()
-            _WIRE_NAMES.clear()
-        _NAMES[name] = found
-    return found
-
-
-def _wire_name(name: Name) -> bytes:
-    wire = _WIRE_NAMES.get(name)
-    if wire is None:
         length = _LENGTH_BYTE
         wire = b"".join([length[len(label)] + label for label in name]) + b"\0"
-        _WIRE_NAMES[name] = wire
-    return wire
+        found = (name, key, wire)
+        if len(_NAMES) >= _MAX_INTERNED:
+            _NAMES.clear()
+        _NAMES[name] = found
+    return found
 
 
 #: Label runs (the bytes of a name up to its end or its pointer) already
@@ -513,10 +504,10 @@ def _split_run(run: bytes) -> Name:
     return tuple(labels)
 
 
-def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Name, int, int, Name]:
+def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Name, int, int, Name, bytes]:
     """
     The name at C{offset}: (labels, offset after it, wire length, folded
-    key), the labels and key interned (L{_intern}).
+    key, uncompressed wire form), interned (L{_intern}).
 
     The same rules as L{_NameSafeBuffer.decode_name}: every compression
     pointer points before the part of the name that holds it, at most
@@ -568,7 +559,7 @@ def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Nam
     interned = _NAMES.get(name)
     if interned is None:
         interned = _intern(name)
-    found = (interned[0], end, length, interned[1])
+    found = (interned[0], end, length, interned[1], interned[2])
     memo[start] = found
     return found
 
@@ -599,17 +590,17 @@ def _flat_rdata(data: bytes, rtype: int, offset: int, end: int, memo: dict) -> b
             raise MessageError("TXT record data length mismatch")
         return data[offset:end]
     if rtype == TYPE_PTR or rtype == 5 or rtype == 2:  # PTR, CNAME, NS
-        target, after, _, _ = _read_name(data, offset, memo)
-        if after != end:
+        found = memo.get(offset) or _read_name(data, offset, memo)
+        if found[1] != end:
             raise MessageError(f"{type_name(rtype)} record data length mismatch")
-        return _wire_name(target)
+        return found[4]
     if rtype == TYPE_SRV:
         if end - offset < 7:
             raise MessageError("SRV record data length mismatch")
-        target, after, _, _ = _read_name(data, offset + 6, memo)
-        if after != end:
+        found = memo.get(offset + 6) or _read_name(data, offset + 6, memo)
+        if found[1] != end:
             raise MessageError("SRV record data length mismatch")
-        return data[offset : offset + 6] + _wire_name(target)
+        return data[offset : offset + 6] + found[4]
     return b""  # not reached: the caller handles the other types
 
 
@@ -675,7 +666,7 @@ def parse(data: bytes) -> Message:
     ttls = _TTLS
     try:
         for _ in range(qd):
-            name, offset, _, key = read_name(data, offset, memo)
+            name, offset, _, key, _ = read_name(data, offset, memo)
             qtype, qclass = _QUESTION_UNPACK(data, offset)
             offset += 4
             questions.append(Question(name, qtype, qclass >= TOP_BIT, qclass & CLASS_MASK, key))
