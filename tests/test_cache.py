@@ -415,3 +415,65 @@ class LookupTests(CacheTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(self.addresses(), ["10.0.0.1"])
         self.assertEqual(self.changes.events(), [("added", "10.0.0.1")])
+
+
+class HeardAgainTests(CacheTestCase):
+    """
+    Most of a busy link is records the cache already holds, heard again:
+    that must cost no reordering, no new timer entry and no second copy.
+    """
+
+    def test_heard_again_pushes_no_heap_item(self) -> None:
+        """
+        A record heard again only moves its deadline later: its heap item
+        stays (it will fire early once and go back), and expiry still
+        follows the last reception.
+        """
+        self.cache.add(a("10.0.0.1", ttl=10))
+        heap = len(self.cache._heap)
+        for _ in range(50):
+            self.clock.advance(0.1)
+            self.cache.add(a("10.0.0.1", ttl=10))
+        self.assertEqual(len(self.cache._heap), heap)
+        self.clock.advance(9.8)
+        self.assertEqual(self.addresses(), ["10.0.0.1"])
+        self.clock.advance(0.3)
+        self.assertEqual(self.addresses(), [])
+        self.assertEqual(("expired", "10.0.0.1"), self.changes.events()[-1])
+
+    def test_heard_again_keeps_one_identity(self) -> None:
+        """
+        The entry's new record shares the identity tuple the cache keys it
+        by (equal anyway), so a record heard again leaves nothing behind.
+        """
+        self.cache.add(a("10.0.0.1"))
+        key = self.cache.entry(a("10.0.0.1")).record.identity
+        again = a("10.0.0.1")
+        self.assertIsNot(again.identity, key)
+        self.cache.add(again)
+        self.assertIs(self.cache.entry(again).record, again)
+        self.assertIs(again.identity, key)
+
+    def test_refresh_points_only_for_watched(self) -> None:
+        self.cache.add(a("10.0.0.1"))
+        self.assertIsNone(self.cache.entry(a("10.0.0.1")).refresh)
+        self.cache.watch(HOST, TYPE_A)
+        self.assertEqual(len(self.cache.entry(a("10.0.0.1")).refresh), 4)
+
+    def test_eviction_gives_heard_again_a_second_chance(self) -> None:
+        """
+        The oldest record heard again since it came in is passed over once
+        (moved to the young end); the next oldest heard only once goes.
+        """
+        cache = RecordCache(self.clock, max_records=3, counters=self.counters)
+        for n in range(3):
+            cache.add(a(f"10.0.0.{n}", flush=False))
+            self.clock.advance(1)
+        cache.add(a("10.0.0.0", flush=False))
+        cache.add(a("10.0.0.1", flush=False))
+        cache.add(a("10.0.0.3", flush=False))
+        self.assertEqual(sorted(str(r.rdata) for r in cache.records()), ["10.0.0.0", "10.0.0.1", "10.0.0.3"])
+        cache.add(a("10.0.0.4", flush=False))
+        self.assertEqual(sorted(str(r.rdata) for r in cache.records()), ["10.0.0.1", "10.0.0.3", "10.0.0.4"])
+        self.assertEqual(self.counters["cache.evicted"], 2)
+        cache.close()
