@@ -119,7 +119,8 @@ class CacheEntry:
     @ivar received: when it was last received.
     @ivar expires: when it leaves the cache: C{received + ttl}, or one
         second after a goodbye or a cache flush.
-    @ivar refresh: the s5.2 refresh points still ahead.
+    @ivar refresh: the s5.2 refresh points still ahead; C{None} until
+        someone watches the record (drawn then).
     @ivar doomed: marked to go by a goodbye or a cache flush.
     @ivar goodbye: marked by a goodbye (TTL 0) in particular.
     @ivar due: the deadline of this entry's live heap item (C{None}: none);
@@ -132,7 +133,6 @@ class CacheEntry:
         self.record = record
         self.received = received
         self.expires = received + record.ttl
-        #: C{None} until someone watches the record (drawn then).
         self.refresh: tuple[float, ...] | None = None
         # Bits: DOOMED (a flush), GOODBYE (with DOOMED), TOUCHED (received
         # again since it took its place in the eviction order).  One slot
@@ -248,6 +248,7 @@ class RecordCache:
         """
         key = name_key(name)
         now = self.reactor.seconds()
+        found: Sequence[CacheEntry]
         if rtype == TYPE_ANY:
             found = [
                 e for (k, _), bucket in self._buckets.items() if k == key
@@ -413,10 +414,10 @@ class RecordCache:
             bucket = self._buckets.get(bucket_key)
             if bucket is None:
                 self._buckets[bucket_key] = entry
-            elif type(bucket) is CacheEntry:
-                self._buckets[bucket_key] = [bucket, entry]
-            else:
+            elif isinstance(bucket, list):
                 bucket.append(entry)
+            else:
+                self._buckets[bucket_key] = [bucket, entry]
             counts["cache.added"] += 1
             event = CacheEvent.ADDED
         else:
