@@ -471,7 +471,10 @@ _LENGTH_BYTE = [bytes((n,)) for n in range(64)]
 def _intern(name: Name) -> tuple[Name, Name, bytes]:
     found = _NAMES.get(name)
     if found is None:
-        key = tuple(map(bytes.lower, name))
+        # The folded labels, sharing every label folding leaves alone
+        # (bytes.lower always makes a new object).
+        key = tuple([label if lowered == label else lowered
+                     for label, lowered in zip(name, map(bytes.lower, name))])
         if key == name:
             key = name
         length = _LENGTH_BYTE
