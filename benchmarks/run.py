@@ -283,7 +283,7 @@ def busylan(args, log) -> dict:
     p = argparse.ArgumentParser()
     bl.add_arguments(p)
     opts = p.parse_args([])
-    opts.duration, opts.pin, opts.profile = 10.0, args.pin, None
+    opts.duration, opts.pin, opts.profile, opts.rounds = 10.0, args.pin, None, args.rounds
     opts.baseline = args.baseline
     return bl.measure(opts, log)
 

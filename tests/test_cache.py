@@ -19,6 +19,7 @@ from twisted_mdns.message import (
     TYPE_PTR,
     TYPE_SRV,
     Question,
+    Record,
     a_record,
     name_from_text,
     ptr_record,
@@ -441,18 +442,20 @@ class HeardAgainTests(CacheTestCase):
         self.assertEqual(self.addresses(), [])
         self.assertEqual(("expired", "10.0.0.1"), self.changes.events()[-1])
 
-    def test_heard_again_keeps_one_identity(self) -> None:
+    def test_heard_again_replaces_record(self) -> None:
         """
-        The entry's new record shares the identity tuple the cache keys it
-        by (equal anyway), so a record heard again leaves nothing behind.
+        The entry keeps the record as last received (its TTL and flush bit),
+        in its place in the rrset and nowhere else.
         """
-        self.cache.add(a("10.0.0.1"))
-        key = self.cache.entry(a("10.0.0.1")).record.identity
-        again = a("10.0.0.1")
-        self.assertIsNot(again.identity, key)
+        self.cache.add(a("10.0.0.1", ttl=100))
+        self.cache.add(a("10.0.0.2", ttl=100, flush=False))
+        again = a("10.0.0.1", ttl=50, flush=False)
         self.cache.add(again)
-        self.assertIs(self.cache.entry(again).record, again)
-        self.assertIs(again.identity, key)
+        self.assertEqual(len(self.cache), 2)
+        self.assertIs(self.cache.entry(a("10.0.0.1")).record, again)
+        self.assertEqual(sorted(r.ttl for r in self.cache.get(HOST, TYPE_A)), [50, 100])
+        self.assertIn(again, self.cache)
+        self.assertNotIn(a("10.0.0.3"), self.cache)
 
     def test_refresh_points_only_for_watched(self) -> None:
         self.cache.add(a("10.0.0.1"))
@@ -477,3 +480,21 @@ class HeardAgainTests(CacheTestCase):
         self.assertEqual(sorted(str(r.rdata) for r in cache.records()), ["10.0.0.1", "10.0.0.3", "10.0.0.4"])
         self.assertEqual(self.counters["cache.evicted"], 2)
         cache.close()
+
+    def test_rrset_of_several_and_other_classes(self) -> None:
+        """
+        An rrset of several records (a type's PTRs) finds each by its
+        rdata; the same rdata in another class is another record.
+        """
+        for n in range(5):
+            self.cache.add(ptr(f"Instance {n}"))
+        other_class = Record(SERVICES, TYPE_PTR, ptr("Instance 0").rdata, 4500, rclass=3)
+        self.cache.add(other_class)
+        self.assertEqual(len(self.cache), 6)
+        self.assertIn(ptr("Instance 3"), self.cache)
+        self.assertIs(self.cache.entry(other_class).record, other_class)
+        self.assertEqual(len(self.cache.get(SERVICES, TYPE_PTR)), 6)
+        for n in range(5):
+            self.assertTrue(self.cache.remove(ptr(f"Instance {n}")))
+        self.assertEqual(self.cache.records(), [other_class])
+        self.assertNotIn(ptr("Instance 0"), self.cache)

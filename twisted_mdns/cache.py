@@ -44,7 +44,7 @@ from __future__ import annotations
 import enum
 import heapq
 import random as _random
-from collections import Counter
+from collections import Counter, deque
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -200,12 +200,15 @@ class RecordCache:
         self.counters: Counter[str] = counters if counters is not None else Counters()
         self.on_refresh: RefreshCallback | None = None
         self._random = random or _random.Random()
-        # identity -> entry, least recently received first (eviction order:
-        # a record received again is deleted and inserted again).
-        self._entries: dict[tuple, CacheEntry] = {}
-        # (folded name, rrtype) -> its entry, or a list of them when there
-        # are several (most rrsets of a LAN hold one record).
-        self._buckets: dict[tuple[Name, int], CacheEntry | list[CacheEntry]] = {}
+        # (folded name, rrtype) -> its entry, or, when the rrset holds
+        # several records (a PTR rrset of a service type), a dict of them by
+        # rdata (L{_inner}).  Most rrsets of a LAN hold one record; the
+        # records need no identity tuple to be found.
+        self._buckets: dict[tuple[Name, int], CacheEntry | dict] = {}
+        # Every entry in the order it took its place (eviction order, see
+        # L{_evict}); entries that left stay until reached or compacted.
+        self._order: deque[CacheEntry] = deque()
+        self._count = 0
         self._watched: Counter[tuple[Name, int]] = Counter()
         self._listeners: list[CacheListener] = []
         # (deadline, entry); an item is live while entry.due is its deadline.
@@ -217,10 +220,10 @@ class RecordCache:
     # -- inspection ----------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._count
 
     def __contains__(self, record: object) -> bool:
-        return isinstance(record, Record) and record.identity in self._entries
+        return isinstance(record, Record) and self._find(record) is not None
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records())
@@ -230,13 +233,25 @@ class RecordCache:
         Every record in the cache, in eviction order: those that entered the
         cache (or were last moved by an eviction) longest ago first.
         """
-        return [e.record for e in self._entries.values()]
+        return [e.record for e in self._order if not e._state & _GONE]
 
     def entry(self, record: Record) -> CacheEntry | None:
         """
         The entry holding C{record} (same name, type, class and rdata).
         """
-        return self._entries.get(record.identity)
+        return self._find(record)
+
+    def _find(self, record: Record) -> CacheEntry | None:
+        identity = record._identity
+        bucket = self._buckets.get((identity[0], identity[1]))
+        if bucket is None:
+            return None
+        if type(bucket) is CacheEntry:
+            theirs = bucket.record._identity
+            if theirs[3] == identity[3] and theirs[2] == identity[2]:
+                return bucket
+            return None
+        return bucket.get(_inner(identity))  # type: ignore[union-attr]
 
     def entries(self, name: Name, rtype: int) -> list[CacheEntry]:
         """
@@ -390,9 +405,7 @@ class RecordCache:
         return changes
 
     def _add(self, record: Record, now: float, changes: list[CacheChange], counts: dict) -> None:
-        identity = record.identity
-        entries = self._entries
-        entry = entries.get(identity)
+        entry = self._find(record)
         ttl = record.ttl
         if ttl == 0:
             # s10.1: a goodbye keeps the record for one more second.
@@ -406,24 +419,23 @@ class RecordCache:
         if record.cache_flush:
             self._flush(record, entry, now)
         if entry is None:
-            while len(entries) >= self.max_records:
+            while self._count >= self.max_records:
                 self._evict(changes)
             entry = CacheEntry(record, now)
-            entries[identity] = entry
-            bucket_key = (record.key, record.rtype)
+            self._count += 1
+            self._order.append(entry)
+            identity = record._identity
+            bucket_key = (identity[0], identity[1])
             bucket = self._buckets.get(bucket_key)
             if bucket is None:
                 self._buckets[bucket_key] = entry
-            elif isinstance(bucket, list):
-                bucket.append(entry)
+            elif type(bucket) is CacheEntry:
+                self._buckets[bucket_key] = {_inner(bucket.record._identity): bucket, _inner(identity): entry}
             else:
-                self._buckets[bucket_key] = [bucket, entry]
+                bucket[_inner(identity)] = entry  # type: ignore[index]
             counts["cache.added"] += 1
             event = CacheEvent.ADDED
         else:
-            # The same identity tuple as the key (equal by definition), so
-            # that only one stays alive.
-            record._identity = entry.record._identity
             entry.record = record
             entry.received = now
             entry.expires = now + ttl
@@ -463,17 +475,19 @@ class RecordCache:
         self._schedule(entry)
 
     def _evict(self, changes: list[CacheChange]) -> None:
-        entries = self._entries
+        order = self._order
         while True:
-            oldest = next(iter(entries.values()))
-            if not oldest._state & _TOUCHED:
+            oldest = order.popleft()
+            state = oldest._state
+            if state & _GONE:
+                continue
+            if not state & _TOUCHED:
                 break
             # Received again since it took its place: to the young end
             # (a "second chance"; each entry moves at most once per touch).
-            oldest._state &= ~_TOUCHED
-            identity = oldest.record._identity
-            del entries[identity]
-            entries[identity] = oldest
+            oldest._state = state & ~_TOUCHED
+            order.append(oldest)
+        order.appendleft(oldest)  # _drop marks it; it leaves when reached
         self._drop(oldest)
         # Counted, not logged one by one: on a link with more records than
         # the bound, evictions are steady (the changes carry them).
@@ -484,7 +498,7 @@ class RecordCache:
         """
         Remove C{record} now (reported as L{CacheEvent.REMOVED}).
         """
-        entry = self._entries.get(record.identity)
+        entry = self._find(record)
         if entry is None:
             return False
         self._drop(entry)
@@ -497,9 +511,11 @@ class RecordCache:
         """
         Forget everything, silently (the interface is gone).
         """
-        for entry in self._entries.values():
+        for entry in self._order:
             entry.due = None
-        self._entries.clear()
+            entry._state |= _GONE
+        self._order.clear()
+        self._count = 0
         self._buckets.clear()
         self._heap.clear()
         self._arm()
@@ -516,18 +532,22 @@ class RecordCache:
 
     def _drop(self, entry: CacheEntry) -> None:
         record = entry.record
-        self._entries.pop(record.identity, None)
-        key = (record.key, record.rtype)
+        if entry._state & _GONE:
+            return
+        entry._state |= _GONE
+        self._count -= 1
+        identity = record._identity
+        key = (identity[0], identity[1])
         bucket = self._buckets.get(key)
         if bucket is entry:
             del self._buckets[key]
-        elif type(bucket) is list:
-            try:
-                bucket.remove(entry)
-            except ValueError:
-                pass
+        elif type(bucket) is dict:
+            bucket.pop(_inner(identity), None)
             if len(bucket) == 1:
-                self._buckets[key] = bucket[0]
+                self._buckets[key] = next(iter(bucket.values()))
+        order = self._order
+        if len(order) > 2 * self._count + 64:
+            self._order = deque(e for e in order if not e._state & _GONE)
         entry.due = None  # its heap item is stale now
 
     # -- time ----------------------------------------------------------------
@@ -563,7 +583,7 @@ class RecordCache:
             return
         entry.due = deadline
         heapq.heappush(self._heap, (deadline, entry))
-        if len(self._heap) > len(self._entries) + (len(self._entries) >> 2) + 64:
+        if len(self._heap) > self._count + (self._count >> 2) + 64:
             self._compact()
 
     def _compact(self) -> None:
@@ -572,7 +592,7 @@ class RecordCache:
 
     def _stale(self, item: tuple[float, CacheEntry]) -> bool:
         entry = item[1]
-        return entry.due != item[0] or self._entries.get(entry.record.identity) is not entry
+        return entry.due != item[0] or bool(entry._state & _GONE)
 
     def _arm(self) -> None:
         """
@@ -645,12 +665,20 @@ class RecordCache:
 
 _change = tuple.__new__
 
-_DOOMED, _GOODBYE, _TOUCHED = 1, 2, 4
+_DOOMED, _GOODBYE, _TOUCHED, _GONE = 1, 2, 4, 8
 
 
-def _members(bucket: CacheEntry | list[CacheEntry] | None) -> Sequence[CacheEntry]:
+def _inner(identity: tuple) -> object:
+    """
+    A record's key in a bucket of several: its rdata bytes (class IN), or
+    class and rdata (anything else).
+    """
+    return identity[3] if identity[2] == 1 else (identity[2], identity[3])
+
+
+def _members(bucket: CacheEntry | dict | None) -> Sequence[CacheEntry]:
     if bucket is None:
         return ()
     if type(bucket) is CacheEntry:
         return (bucket,)
-    return bucket  # type: ignore[return-value]
+    return list(bucket.values())  # type: ignore[union-attr]
