@@ -108,7 +108,7 @@ class _Sender:
         self.probe.setblocking(False)
         self.target = ("224.0.0.251", 5353)
         self.group = ("224.0.0.251", 5353)
-        self.udp_path = f"/proc/{args.server_pid}/net/udp"
+        self.udp_fd = os.open(f"/proc/{args.server_pid}/net/udp", os.O_RDONLY)
         self.next_id = 1
         self.inflight: dict[int, float] = {}
         self.latencies: list[float] = []
@@ -149,12 +149,10 @@ class _Sender:
     def _queued(self) -> int:
         """Bytes waiting in the stack's port-5353 sockets (C{rx_queue})."""
         total = 0
-        with open(self.udp_path) as f:
-            next(f)
-            for line in f:
-                cols = line.split()
-                if cols[1].endswith(":14E9"):
-                    total += int(cols[4].split(":")[1], 16)
+        for line in os.pread(self.udp_fd, 1 << 16, 0).split(b"\n")[1:]:
+            cols = line.split()
+            if len(cols) > 4 and cols[1].endswith(b":14E9"):
+                total += int(cols[4].split(b":")[1], 16)
         return total
 
     def run(self, packets: list[bytes], duration: float | None) -> tuple[int, float]:
