@@ -121,17 +121,9 @@ class _Sender:
         self.inflight[ident] = time.perf_counter()
         self.probe.sendto(_legacy_query(ident), self.target)
 
-    def _collect(self, block: bool) -> None:
-        timeout = 1.0 if block else 0.0
+    def _collect(self) -> None:
+        """Take every answer waiting; unknown ids (late, or not ours) are wrong."""
         while True:
-            if block:
-                ready, _, _ = select.select([self.probe], [], [], timeout)
-                if not ready:
-                    # Nothing for a second: the oldest question is lost.
-                    oldest = min(self.inflight, key=self.inflight.get)
-                    del self.inflight[oldest]
-                    self.missing += 1
-                    return
             try:
                 data, _ = self.probe.recvfrom(9000)
             except BlockingIOError:
@@ -143,8 +135,6 @@ class _Sender:
                 self.wrong += 1
                 continue
             self.latencies.append(now - sent)
-            if block:
-                return
 
     def _queued(self) -> int:
         """Bytes waiting in the stack's port-5353 sockets (C{rx_queue})."""
@@ -178,14 +168,14 @@ class _Sender:
             if sent % every == 0:
                 self._ask()
                 sent += 1
-                self._collect(block=False)
+                self._collect()
                 while self._queued() > limit:
-                    self._collect(block=False)
+                    self._collect()
                 if end is not None and time.perf_counter() >= end:
                     break
         deadline = time.perf_counter() + 2.0
         while self.inflight and time.perf_counter() < deadline:
-            self._collect(block=False)
+            self._collect()
         self.missing += len(self.inflight)
         self.inflight.clear()
         return sent, time.perf_counter() - start
@@ -429,7 +419,7 @@ def report(results: dict) -> list[str]:
         ok_cpu = tm["cpu_vs_zeroconf"] <= TARGETS["cpu_vs_zeroconf"]
         ok_mem = tm["bytes_per_record"] <= TARGETS["bytes_per_record"]
         rounds = " ".join(f"{x:.2f}" for x in tm.get("cpu_vs_zeroconf_by_round", []))
-        lines.append(f"  CPU per packet, all rounds (us): " + "; ".join(
+        lines.append("  CPU per packet, all rounds (us): " + "; ".join(
             f"{k} {' '.join(f'{x:.1f}' for x in r['cpu_us_all'])}" for k, r in results.items()))
         lines.append(f"  twisted_mdns CPU per packet / python-zeroconf = {tm['cpu_vs_zeroconf']:.2f} "
                      f"(round by round: {rounds}) "
