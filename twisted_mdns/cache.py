@@ -29,7 +29,9 @@ What the cache does with time, all through an injected C{IReactorTime}:
    reordering (it may then outlive one heard once, just after it).
 
 One timer (C{callLater}) serves the next deadline of all records, expiry
-and refresh alike; a heap with lazy invalidation holds the deadlines.
+and refresh alike; a heap with lazy invalidation holds the deadlines (that
+half, and the entries and change types, are in L{twisted_mdns.cachetime},
+re-exported here).
 
 Most of what a busy LAN sends is records this cache already holds, heard
 again.  That path must stay cheap: a record received again only moves its
@@ -41,136 +43,45 @@ sharing its (interned) names with every other record of the same name.
 
 from __future__ import annotations
 
-import enum
-import heapq
 import random as _random
 from collections import Counter, deque
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from twisted_mdns.cachetime import (  # noqa: F401  (re-exported)
+    _DOOMED,
+    _EPSILON,
+    _GONE,
+    _GOODBYE,
+    _TOUCHED,
+    GONE,
+    GRACE,
+    REFRESH_JITTER,
+    REFRESH_POINTS,
+    CacheChange,
+    CacheClock,
+    CacheEntry,
+    CacheEvent,
+    _change,
+    _inner,
+    _members,
+)
 from twisted_mdns.counters import Counters
 from twisted_mdns.message import TYPE_ANY, Name, Question, Record, name_key
 from twisted_mdns.netif import NetworkInterface
 
 log = Logger()
 
-#: s5.2 refresh points, as fractions of the TTL.
-REFRESH_POINTS = (0.80, 0.85, 0.90, 0.95)
-#: s5.2: "a random variation of 2% of the record TTL".
-REFRESH_JITTER = 0.02
-#: s10.1 (goodbye) and s10.2 (cache flush): one second.
-GRACE = 1.0
 #: The default bound on the number of records per interface.
 DEFAULT_MAX_RECORDS = 4096
-#: Float slack when comparing deadlines with the clock.
-_EPSILON = 1e-6
-
-
-class CacheEvent(str, enum.Enum):
-    """
-    What happened to a record.
-    """
-
-    #: A record not in the cache before.
-    ADDED = "added"
-    #: A record already in the cache was received again (TTL renewed).
-    UPDATED = "updated"
-    #: A goodbye (TTL 0) arrived; the record is removed one second later.
-    GOODBYE = "goodbye"
-    #: Removed after a goodbye or a cache flush (s10.1, s10.2).
-    REMOVED = "removed"
-    #: Its TTL ran out without a refresh.
-    EXPIRED = "expired"
-    #: Pushed out by the size bound.
-    EVICTED = "evicted"
-
-
-#: The events after which a record is no longer in the cache.
-GONE = frozenset({CacheEvent.REMOVED, CacheEvent.EXPIRED, CacheEvent.EVICTED})
-
-
-class CacheChange(NamedTuple):
-    """
-    One change, as reported to listeners.
-    """
-
-    event: CacheEvent
-    record: Record
-
-    @property
-    def gone(self) -> bool:
-        """
-        Has the record left the cache?
-        """
-        return self.event in GONE
-
 
 CacheListener = Callable[[Sequence[CacheChange]], None]
 RefreshCallback = Callable[[Sequence[Record]], None]
 
 
-class CacheEntry:
-    """
-    A cached record and its clock.
-
-    @ivar record: the record as last received (with the TTL it came with).
-    @ivar received: when it was last received.
-    @ivar expires: when it leaves the cache: C{received + ttl}, or one
-        second after a goodbye or a cache flush.
-    @ivar refresh: the s5.2 refresh points still ahead; C{None} until
-        someone watches the record (drawn then).
-    @ivar doomed: marked to go by a goodbye or a cache flush.
-    @ivar goodbye: marked by a goodbye (TTL 0) in particular.
-    @ivar due: the deadline of this entry's live heap item (C{None}: none);
-        a heap item whose deadline is not this one is stale.
-    """
-
-    __slots__ = ("record", "received", "expires", "refresh", "_state", "due")
-
-    def __init__(self, record: Record, received: float) -> None:
-        self.record = record
-        self.received = received
-        self.expires = received + record.ttl
-        self.refresh: tuple[float, ...] | None = None
-        # Bits: DOOMED (a flush), GOODBYE (with DOOMED), TOUCHED (received
-        # again since it took its place in the eviction order).  One slot
-        # for three flags: there is an entry per cached record.
-        self._state = 0
-        self.due: float | None = None
-
-    @property
-    def doomed(self) -> bool:
-        return bool(self._state & _DOOMED)
-
-    @property
-    def goodbye(self) -> bool:
-        return bool(self._state & _GOODBYE)
-
-    def __lt__(self, other: "CacheEntry") -> bool:
-        # Heap items are (deadline, entry): equal deadlines compare entries.
-        return id(self) < id(other)
-
-    @property
-    def ttl(self) -> int:
-        """
-        The TTL the record was received with.
-        """
-        return self.record.ttl
-
-    def remaining(self, now: float) -> float:
-        """
-        Seconds left before the record leaves the cache.
-        """
-        return max(0.0, self.expires - now)
-
-    def __repr__(self) -> str:
-        state = " goodbye" if self.goodbye else (" doomed" if self.doomed else "")
-        return f"<CacheEntry {self.record!r} received={self.received} expires={self.expires}{state}>"
-
-
-class RecordCache:
+class RecordCache(CacheClock):
     """
     The records heard on one interface.
 
@@ -550,112 +461,6 @@ class RecordCache:
             self._order = deque(e for e in order if not e._state & _GONE)
         entry.due = None  # its heap item is stale now
 
-    # -- time ----------------------------------------------------------------
-
-    def _refresh_points(self, received: float, ttl: int) -> tuple[float, ...]:
-        """
-        s5.2: 80%, 85%, 90% and 95% of the TTL, each plus up to 2%.
-        """
-        return tuple(
-            sorted(
-                received + ttl * (point + self._random.uniform(0, REFRESH_JITTER))
-                for point in REFRESH_POINTS
-            )
-        )
-
-    def _deadline(self, entry: CacheEntry) -> float:
-        deadline = entry.expires
-        refresh = entry.refresh
-        if refresh and self._watched.get((entry.record.key, entry.record.rtype), 0) > 0:
-            deadline = min(deadline, refresh[0])
-        return deadline
-
-    def _schedule(self, entry: CacheEntry, earlier_only: bool = True) -> None:
-        """
-        Make sure a heap item fires no later than C{entry}'s deadline.  A
-        live item that fires earlier is kept (when it fires it finds the
-        later deadline and puts the entry back once): a record heard again
-        costs no heap push.
-        """
-        deadline = self._deadline(entry)
-        due = entry.due
-        if due is not None and due <= deadline + _EPSILON and earlier_only:
-            return
-        entry.due = deadline
-        heapq.heappush(self._heap, (deadline, entry))
-        if len(self._heap) > self._count + (self._count >> 2) + 64:
-            self._compact()
-
-    def _compact(self) -> None:
-        self._heap = [item for item in self._heap if not self._stale(item)]
-        heapq.heapify(self._heap)
-
-    def _stale(self, item: tuple[float, CacheEntry]) -> bool:
-        entry = item[1]
-        return entry.due != item[0] or bool(entry._state & _GONE)
-
-    def _arm(self) -> None:
-        """
-        Keep exactly one timer, set for the earliest deadline.
-        """
-        heap = self._heap
-        while heap and self._stale(heap[0]):
-            heapq.heappop(heap)
-        timer = self._timer
-        if not heap or self._closed:
-            if timer is not None and timer.active():
-                timer.cancel()
-            self._timer = None
-            return
-        when = heap[0][0]
-        if timer is not None and timer.active():
-            if abs(self._timer_at - when) < _EPSILON:
-                return
-            timer.cancel()
-        self._timer_at = when
-        self._timer = self.reactor.callLater(
-            max(0.0, when - self.reactor.seconds()), self._fire
-        )
-
-    def _fire(self) -> None:
-        self._timer = None
-        now = self.reactor.seconds()
-        changes: list[CacheChange] = []
-        refresh: list[Record] = []
-        heap = self._heap
-        while heap and heap[0][0] <= now + _EPSILON:
-            item = heapq.heappop(heap)
-            if self._stale(item):
-                continue
-            entry = item[1]
-            entry.due = None
-            if entry.expires <= now + _EPSILON:
-                self._drop(entry)
-                if entry.doomed:
-                    self.counters["cache.removed"] += 1
-                    changes.append(CacheChange(CacheEvent.REMOVED, entry.record))
-                else:
-                    self.counters["cache.expired"] += 1
-                    changes.append(CacheChange(CacheEvent.EXPIRED, entry.record))
-                continue
-            if entry.refresh:
-                due = [p for p in entry.refresh if p <= now + _EPSILON]
-                if due:
-                    entry.refresh = tuple(p for p in entry.refresh if p > now + _EPSILON)
-                    if self._watched.get((entry.record.key, entry.record.rtype), 0) > 0:
-                        refresh.append(entry.record)
-            self._schedule(entry)
-        self._arm()
-        self._notify(changes)
-        if refresh:
-            self.counters["cache.refreshes"] += len(refresh)
-            callback = self.on_refresh
-            if callback is not None:
-                try:
-                    callback(refresh)
-                except Exception:
-                    log.failure("refresh callback failed")
-
     def _iface_name(self) -> str:
         return self.interface.name if self.interface is not None else "?"
 
@@ -663,22 +468,3 @@ class RecordCache:
         return f"<RecordCache {self._iface_name()}: {len(self)} records>"
 
 
-_change = tuple.__new__
-
-_DOOMED, _GOODBYE, _TOUCHED, _GONE = 1, 2, 4, 8
-
-
-def _inner(identity: tuple) -> object:
-    """
-    A record's key in a bucket of several: its rdata bytes (class IN), or
-    class and rdata (anything else).
-    """
-    return identity[3] if identity[2] == 1 else (identity[2], identity[3])
-
-
-def _members(bucket: CacheEntry | dict | None) -> Sequence[CacheEntry]:
-    if bucket is None:
-        return ()
-    if type(bucket) is CacheEntry:
-        return (bucket,)
-    return list(bucket.values())  # type: ignore[union-attr]

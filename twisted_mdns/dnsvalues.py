@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from dnslib import QTYPE, RD, DNSBuffer, DNSLabel
 from dnslib.buffer import BufferError as _BufferError
@@ -161,7 +162,7 @@ class Question:
 _FLAT_TYPES = frozenset({TYPE_A, TYPE_AAAA, TYPE_TXT})
 
 
-def rdata_bytes(rtype: int, rdata) -> bytes:
+def rdata_bytes(rtype: int, rdata: Any) -> bytes:
     """
     The rdata in canonical wire form: names uncompressed and in their
     original case.  Used to compare records (known answers, conflicts, the
@@ -211,7 +212,7 @@ class Record:
     # for each one heard: every slot is paid thousands of times).
     __slots__ = ("name", "rtype", "ttl", "cache_flush", "_rdata", "_identity")
 
-    def __init__(self, name: Name, rtype: int, rdata: object, ttl: int, cache_flush: bool = False,
+    def __init__(self, name: Name, rtype: int, rdata: Any, ttl: int, cache_flush: bool = False,
                  rclass: int = CLASS_IN, _wire: bytes = b"", _key: Name = ()) -> None:
         self.name = name
         self.rtype = rtype
@@ -222,7 +223,7 @@ class Record:
         self._identity = (_key or name_key(name), rtype, rclass, wire)
 
     @property
-    def rdata(self) -> object:
+    def rdata(self) -> Any:
         rdata = self._rdata
         if rdata is None:
             rdata = self._rdata = _rdata_from_wire(self.rtype, self._identity[3])
@@ -360,7 +361,7 @@ _MAX_POINTER_HOPS = 128
 
 class _NameSafeBuffer(DNSBuffer):
     """
-    A L{DNSBuffer} whose C{decode_name} (used for owner names and, through
+    A C{dnslib.DNSBuffer} whose C{decode_name} (used for owner names and, through
     dnslib's rdata parsers, for PTR/SRV/NSEC targets) cannot be made to
     loop or recurse: every compression pointer must point before the
     previous one (before the name itself, for the first), hops are

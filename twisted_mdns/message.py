@@ -24,7 +24,7 @@ which is where the rest of the project imports them from.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from dnslib import AAAA, NSEC, PTR, QTYPE, SRV, TXT, A, DNSBuffer
 
@@ -148,7 +148,7 @@ class _Packer:
     def empty(self) -> bool:
         return not any(self.counts)
 
-    def _try(self, section: int, write) -> bool:
+    def _try(self, section: int, write: Callable[[DNSBuffer], None]) -> bool:
         buf = self.buf
         mark = buf.offset
         names = dict(buf.names)
@@ -232,7 +232,7 @@ def pack(
     return packets
 
 
-def pack_one(**kwargs) -> bytes:
+def pack_one(**kwargs: Any) -> bytes:
     """
     Pack into exactly one datagram: for legacy unicast replies, which must
     be one datagram (RFC 6762 s6.7).  What does not fit is left out, and TC
