@@ -428,6 +428,20 @@ def failures(results: dict) -> list[str]:
     return out
 
 
+# -- 3. a busy LAN -----------------------------------------------------------------
+
+
+def busylan(args, log) -> dict:
+    from benchmarks import busylan as bl
+
+    p = argparse.ArgumentParser()
+    bl.add_arguments(p)
+    opts = p.parse_args([])
+    opts.duration, opts.pin, opts.profile, opts.rounds = 10.0, args.pin, None, args.rounds
+    opts.baseline = args.baseline
+    return bl.measure(opts, log)
+
+
 # -- report ------------------------------------------------------------------------
 
 
@@ -477,6 +491,12 @@ def report(results: dict) -> str:
         if "baseline" in s:
             lines.extend(_services_lines(s["small"], "  this tree, %d services:" % s["small"]["count"], brief=True))
             lines.extend(_services_lines(s["baseline"], "  baseline, %d services:" % s["baseline"]["count"], brief=True))
+    b = results.get("busylan")
+    if b:
+        from benchmarks.busylan import report as busylan_report
+
+        lines.append("")
+        lines.extend(busylan_report(b))
     i = results.get("interfaces")
     if i:
         lines.append("")
@@ -565,7 +585,8 @@ def _ms(v) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="twisted_mdns benchmarks")
-    p.add_argument("--only", action="append", choices=("throughput", "services", "interfaces"))
+    p.add_argument("--only", action="append", choices=("throughput", "services", "interfaces", "busylan"),
+                   help="busylan (benchmarks.busylan, with its defaults) runs only when asked for")
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--inflight", type=int, default=32)
     p.add_argument("--no-pin", dest="pin", action="store_false",
@@ -608,7 +629,8 @@ def main(argv=None) -> int:
 
     results: dict = {}
     started = time.perf_counter()
-    for name, fn in (("throughput", throughput), ("services", services), ("interfaces", interfaces)):
+    for name, fn in (("throughput", throughput), ("services", services), ("interfaces", interfaces),
+                     ("busylan", busylan)):
         if name in wanted:
             t = time.perf_counter()
             log(f"{name}...")

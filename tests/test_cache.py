@@ -19,6 +19,7 @@ from twisted_mdns.message import (
     TYPE_PTR,
     TYPE_SRV,
     Question,
+    Record,
     a_record,
     name_from_text,
     ptr_record,
@@ -415,3 +416,85 @@ class LookupTests(CacheTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(self.addresses(), ["10.0.0.1"])
         self.assertEqual(self.changes.events(), [("added", "10.0.0.1")])
+
+
+class HeardAgainTests(CacheTestCase):
+    """
+    Most of a busy link is records the cache already holds, heard again:
+    that must cost no reordering, no new timer entry and no second copy.
+    """
+
+    def test_heard_again_pushes_no_heap_item(self) -> None:
+        """
+        A record heard again only moves its deadline later: its heap item
+        stays (it will fire early once and go back), and expiry still
+        follows the last reception.
+        """
+        self.cache.add(a("10.0.0.1", ttl=10))
+        heap = len(self.cache._heap)
+        for _ in range(50):
+            self.clock.advance(0.1)
+            self.cache.add(a("10.0.0.1", ttl=10))
+        self.assertEqual(len(self.cache._heap), heap)
+        self.clock.advance(9.8)
+        self.assertEqual(self.addresses(), ["10.0.0.1"])
+        self.clock.advance(0.3)
+        self.assertEqual(self.addresses(), [])
+        self.assertEqual(("expired", "10.0.0.1"), self.changes.events()[-1])
+
+    def test_heard_again_replaces_record(self) -> None:
+        """
+        The entry keeps the record as last received (its TTL and flush bit),
+        in its place in the rrset and nowhere else.
+        """
+        self.cache.add(a("10.0.0.1", ttl=100))
+        self.cache.add(a("10.0.0.2", ttl=100, flush=False))
+        again = a("10.0.0.1", ttl=50, flush=False)
+        self.cache.add(again)
+        self.assertEqual(len(self.cache), 2)
+        self.assertIs(self.cache.entry(a("10.0.0.1")).record, again)
+        self.assertEqual(sorted(r.ttl for r in self.cache.get(HOST, TYPE_A)), [50, 100])
+        self.assertIn(again, self.cache)
+        self.assertNotIn(a("10.0.0.3"), self.cache)
+
+    def test_refresh_points_only_for_watched(self) -> None:
+        self.cache.add(a("10.0.0.1"))
+        self.assertIsNone(self.cache.entry(a("10.0.0.1")).refresh)
+        self.cache.watch(HOST, TYPE_A)
+        self.assertEqual(len(self.cache.entry(a("10.0.0.1")).refresh), 4)
+
+    def test_eviction_gives_heard_again_a_second_chance(self) -> None:
+        """
+        The oldest record heard again since it came in is passed over once
+        (moved to the young end); the next oldest heard only once goes.
+        """
+        cache = RecordCache(self.clock, max_records=3, counters=self.counters)
+        for n in range(3):
+            cache.add(a(f"10.0.0.{n}", flush=False))
+            self.clock.advance(1)
+        cache.add(a("10.0.0.0", flush=False))
+        cache.add(a("10.0.0.1", flush=False))
+        cache.add(a("10.0.0.3", flush=False))
+        self.assertEqual(sorted(str(r.rdata) for r in cache.records()), ["10.0.0.0", "10.0.0.1", "10.0.0.3"])
+        cache.add(a("10.0.0.4", flush=False))
+        self.assertEqual(sorted(str(r.rdata) for r in cache.records()), ["10.0.0.1", "10.0.0.3", "10.0.0.4"])
+        self.assertEqual(self.counters["cache.evicted"], 2)
+        cache.close()
+
+    def test_rrset_of_several_and_other_classes(self) -> None:
+        """
+        An rrset of several records (a type's PTRs) finds each by its
+        rdata; the same rdata in another class is another record.
+        """
+        for n in range(5):
+            self.cache.add(ptr(f"Instance {n}"))
+        other_class = Record(SERVICES, TYPE_PTR, ptr("Instance 0").rdata, 4500, rclass=3)
+        self.cache.add(other_class)
+        self.assertEqual(len(self.cache), 6)
+        self.assertIn(ptr("Instance 3"), self.cache)
+        self.assertIs(self.cache.entry(other_class).record, other_class)
+        self.assertEqual(len(self.cache.get(SERVICES, TYPE_PTR)), 6)
+        for n in range(5):
+            self.assertTrue(self.cache.remove(ptr(f"Instance {n}")))
+        self.assertEqual(self.cache.records(), [other_class])
+        self.assertNotIn(ptr("Instance 0"), self.cache)

@@ -23,130 +23,65 @@ What the cache does with time, all through an injected C{IReactorTime}:
    sends them.
  - the cache is bounded: past C{max_records}, the record received longest
    ago is evicted and counted (a busy or hostile link must not grow it
-   without end).
+   without end).  "Longest ago" is kept the way CLOCK page replacement
+   keeps it: a record heard again is only marked, and moved to the young
+   end when an eviction reaches it, so that a record heard again costs no
+   reordering (it may then outlive one heard once, just after it).
 
 One timer (C{callLater}) serves the next deadline of all records, expiry
-and refresh alike; a heap with lazy invalidation holds the deadlines.
+and refresh alike; a heap with lazy invalidation holds the deadlines (that
+half, and the entries and change types, are in L{twisted_mdns.cachetime},
+re-exported here).
+
+Most of what a busy LAN sends is records this cache already holds, heard
+again.  That path must stay cheap: a record received again only moves its
+deadline later, which needs no new heap item (the old one fires early, sees
+the later deadline and goes back in the heap once); refresh points are only
+drawn for records someone watches; and an entry is a few slots, its record
+sharing its (interned) names with every other record of the same name.
 """
 
 from __future__ import annotations
 
-import enum
-import heapq
-import itertools
 import random as _random
-from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from collections import Counter, deque
 from typing import Callable, Iterable, Iterator, Sequence
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from twisted_mdns.cachetime import (  # noqa: F401  (re-exported)
+    _DOOMED,
+    _EPSILON,
+    _GONE,
+    _GOODBYE,
+    _TOUCHED,
+    GONE,
+    GRACE,
+    REFRESH_JITTER,
+    REFRESH_POINTS,
+    CacheChange,
+    CacheClock,
+    CacheEntry,
+    CacheEvent,
+    _change,
+    _inner,
+    _members,
+)
 from twisted_mdns.counters import Counters
 from twisted_mdns.message import TYPE_ANY, Name, Question, Record, name_key
 from twisted_mdns.netif import NetworkInterface
 
 log = Logger()
 
-#: s5.2 refresh points, as fractions of the TTL.
-REFRESH_POINTS = (0.80, 0.85, 0.90, 0.95)
-#: s5.2: "a random variation of 2% of the record TTL".
-REFRESH_JITTER = 0.02
-#: s10.1 (goodbye) and s10.2 (cache flush): one second.
-GRACE = 1.0
 #: The default bound on the number of records per interface.
 DEFAULT_MAX_RECORDS = 4096
-#: Float slack when comparing deadlines with the clock.
-_EPSILON = 1e-6
-
-
-class CacheEvent(str, enum.Enum):
-    """
-    What happened to a record.
-    """
-
-    #: A record not in the cache before.
-    ADDED = "added"
-    #: A record already in the cache was received again (TTL renewed).
-    UPDATED = "updated"
-    #: A goodbye (TTL 0) arrived; the record is removed one second later.
-    GOODBYE = "goodbye"
-    #: Removed after a goodbye or a cache flush (s10.1, s10.2).
-    REMOVED = "removed"
-    #: Its TTL ran out without a refresh.
-    EXPIRED = "expired"
-    #: Pushed out by the size bound.
-    EVICTED = "evicted"
-
-
-#: The events after which a record is no longer in the cache.
-GONE = frozenset({CacheEvent.REMOVED, CacheEvent.EXPIRED, CacheEvent.EVICTED})
-
-
-@dataclass(frozen=True)
-class CacheChange:
-    """
-    One change, as reported to listeners.
-    """
-
-    event: CacheEvent
-    record: Record
-
-    @property
-    def gone(self) -> bool:
-        """
-        Has the record left the cache?
-        """
-        return self.event in GONE
-
 
 CacheListener = Callable[[Sequence[CacheChange]], None]
 RefreshCallback = Callable[[Sequence[Record]], None]
 
 
-class CacheEntry:
-    """
-    A cached record and its clock.
-
-    @ivar record: the record as last received (with the TTL it came with).
-    @ivar received: when it was last received.
-    @ivar expires: when it leaves the cache: C{received + ttl}, or one
-        second after a goodbye or a cache flush.
-    @ivar refresh: the s5.2 refresh points still ahead.
-    @ivar doomed: marked to go by a goodbye or a cache flush.
-    @ivar goodbye: marked by a goodbye (TTL 0) in particular.
-    """
-
-    __slots__ = ("record", "received", "expires", "refresh", "doomed", "goodbye", "generation")
-
-    def __init__(self, record: Record, received: float) -> None:
-        self.record = record
-        self.received = received
-        self.expires = received + record.ttl
-        self.refresh: tuple[float, ...] = ()
-        self.doomed = False
-        self.goodbye = False
-        self.generation = 0
-
-    @property
-    def ttl(self) -> int:
-        """
-        The TTL the record was received with.
-        """
-        return self.record.ttl
-
-    def remaining(self, now: float) -> float:
-        """
-        Seconds left before the record leaves the cache.
-        """
-        return max(0.0, self.expires - now)
-
-    def __repr__(self) -> str:
-        state = " goodbye" if self.goodbye else (" doomed" if self.doomed else "")
-        return f"<CacheEntry {self.record!r} received={self.received} expires={self.expires}{state}>"
-
-
-class RecordCache:
+class RecordCache(CacheClock):
     """
     The records heard on one interface.
 
@@ -176,14 +111,19 @@ class RecordCache:
         self.counters: Counter[str] = counters if counters is not None else Counters()
         self.on_refresh: RefreshCallback | None = None
         self._random = random or _random.Random()
-        # identity -> entry, least recently received first (eviction order).
-        self._entries: OrderedDict[tuple, CacheEntry] = OrderedDict()
-        # (folded name, rrtype) -> {identity: entry}
-        self._buckets: dict[tuple[Name, int], dict[tuple, CacheEntry]] = {}
+        # (folded name, rrtype) -> its entry, or, when the rrset holds
+        # several records (a PTR rrset of a service type), a dict of them by
+        # rdata (L{_inner}).  Most rrsets of a LAN hold one record; the
+        # records need no identity tuple to be found.
+        self._buckets: dict[tuple[Name, int], CacheEntry | dict] = {}
+        # Every entry in the order it took its place (eviction order, see
+        # L{_evict}); entries that left stay until reached or compacted.
+        self._order: deque[CacheEntry] = deque()
+        self._count = 0
         self._watched: Counter[tuple[Name, int]] = Counter()
         self._listeners: list[CacheListener] = []
-        self._heap: list[tuple[float, int, int, CacheEntry]] = []
-        self._sequence = itertools.count()
+        # (deadline, entry); an item is live while entry.due is its deadline.
+        self._heap: list[tuple[float, CacheEntry]] = []
         self._timer: IDelayedCall | None = None
         self._timer_at = 0.0
         self._closed = False
@@ -191,25 +131,38 @@ class RecordCache:
     # -- inspection ----------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._count
 
     def __contains__(self, record: object) -> bool:
-        return isinstance(record, Record) and record.identity in self._entries
+        return isinstance(record, Record) and self._find(record) is not None
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records())
 
     def records(self) -> list[Record]:
         """
-        Every record in the cache, least recently received first.
+        Every record in the cache, in eviction order: those that entered the
+        cache (or were last moved by an eviction) longest ago first.
         """
-        return [e.record for e in self._entries.values()]
+        return [e.record for e in self._order if not e._state & _GONE]
 
     def entry(self, record: Record) -> CacheEntry | None:
         """
         The entry holding C{record} (same name, type, class and rdata).
         """
-        return self._entries.get(record.identity)
+        return self._find(record)
+
+    def _find(self, record: Record) -> CacheEntry | None:
+        identity = record._identity
+        bucket = self._buckets.get((identity[0], identity[1]))
+        if bucket is None:
+            return None
+        if type(bucket) is CacheEntry:
+            theirs = bucket.record._identity
+            if theirs[3] == identity[3] and theirs[2] == identity[2]:
+                return bucket
+            return None
+        return bucket.get(_inner(identity))  # type: ignore[union-attr]
 
     def entries(self, name: Name, rtype: int) -> list[CacheEntry]:
         """
@@ -221,13 +174,14 @@ class RecordCache:
         """
         key = name_key(name)
         now = self.reactor.seconds()
+        found: Sequence[CacheEntry]
         if rtype == TYPE_ANY:
             found = [
                 e for (k, _), bucket in self._buckets.items() if k == key
-                for e in bucket.values()
+                for e in _members(bucket)
             ]
         else:
-            found = list(self._buckets.get((key, rtype), {}).values())
+            found = _members(self._buckets.get((key, rtype)))
         live = [e for e in found if e.expires > now + _EPSILON]
         live.sort(key=lambda e: e.received)
         return live
@@ -297,8 +251,13 @@ class RecordCache:
         return self._watched[(name_key(name), rtype)] > 0
 
     def _reschedule_bucket(self, key: tuple[Name, int]) -> None:
-        for e in self._buckets.get(key, {}).values():
-            self._schedule(e)
+        watched = self._watched.get(key, 0) > 0
+        for e in _members(self._buckets.get(key)):
+            if watched and e.refresh is None and not e.doomed:
+                # Drawn now, from when it was received (points already past
+                # are due at once, as they would have been).
+                e.refresh = self._refresh_points(e.received, e.record.ttl)
+            self._schedule(e, earlier_only=False)
         self._arm()
 
     # -- listeners -----------------------------------------------------------
@@ -344,44 +303,64 @@ class RecordCache:
             return []
         now = self.reactor.seconds()
         changes: list[CacheChange] = []
+        counts = {"cache.added": 0, "cache.updated": 0, "cache.goodbyes": 0, "cache.goodbye-unknown": 0}
         for record in records:
-            self._add(record, now, changes)
+            self._add(record, now, changes, counts)
+        counters = self.counters
+        for name, count in counts.items():
+            if count:
+                counters[name] += count
         self._arm()
-        self._notify(changes)
+        if self._listeners:
+            self._notify(changes)
         return changes
 
-    def _add(self, record: Record, now: float, changes: list[CacheChange]) -> None:
-        entry = self._entries.get(record.identity)
-        if record.ttl == 0:
+    def _add(self, record: Record, now: float, changes: list[CacheChange], counts: dict) -> None:
+        entry = self._find(record)
+        ttl = record.ttl
+        if ttl == 0:
             # s10.1: a goodbye keeps the record for one more second.
             if entry is None:
-                self.counters["cache.goodbye-unknown"] += 1
+                counts["cache.goodbye-unknown"] += 1
                 return
             self._doom(entry, now, goodbye=True)
-            self.counters["cache.goodbyes"] += 1
-            changes.append(CacheChange(CacheEvent.GOODBYE, entry.record))
+            counts["cache.goodbyes"] += 1
+            changes.append(_change(CacheChange, (CacheEvent.GOODBYE, entry.record)))
             return
         if record.cache_flush:
             self._flush(record, entry, now)
         if entry is None:
-            while len(self._entries) >= self.max_records:
+            while self._count >= self.max_records:
                 self._evict(changes)
             entry = CacheEntry(record, now)
-            self._entries[record.identity] = entry
-            self._buckets.setdefault((record.key, record.rtype), {})[record.identity] = entry
-            self.counters["cache.added"] += 1
+            self._count += 1
+            self._order.append(entry)
+            identity = record._identity
+            bucket_key = (identity[0], identity[1])
+            bucket = self._buckets.get(bucket_key)
+            if bucket is None:
+                self._buckets[bucket_key] = entry
+            elif type(bucket) is CacheEntry:
+                self._buckets[bucket_key] = {_inner(bucket.record._identity): bucket, _inner(identity): entry}
+            else:
+                bucket[_inner(identity)] = entry  # type: ignore[index]
+            counts["cache.added"] += 1
             event = CacheEvent.ADDED
         else:
             entry.record = record
             entry.received = now
-            entry.expires = now + record.ttl
-            entry.doomed = entry.goodbye = False
-            self._entries.move_to_end(record.identity)
-            self.counters["cache.updated"] += 1
+            entry.expires = now + ttl
+            # Young again: the eviction order is fixed up lazily (L{_evict}),
+            # which spares a dict delete and insert per record heard again.
+            entry._state = _TOUCHED
+            counts["cache.updated"] += 1
             event = CacheEvent.UPDATED
-        entry.refresh = self._refresh_points(now, record.ttl)
+        if self._watched and self._watched.get((record.key, record.rtype), 0) > 0:
+            entry.refresh = self._refresh_points(now, ttl)
+        else:
+            entry.refresh = None
         self._schedule(entry)
-        changes.append(CacheChange(event, record))
+        changes.append(_change(CacheChange, (event, record)))
 
     def _flush(self, record: Record, entry: CacheEntry | None, now: float) -> None:
         """
@@ -390,8 +369,10 @@ class RecordCache:
         [of the same name, rrtype and rrclass] that were received more
         than one second ago."
         """
-        bucket = self._buckets.get((record.key, record.rtype), {})
-        for other in list(bucket.values()):
+        bucket = self._buckets.get((record.key, record.rtype))
+        if bucket is None or bucket is entry:
+            return
+        for other in list(_members(bucket)):
             if other is entry or other.record.rclass != record.rclass:
                 continue
             if other.received < now - GRACE and other.expires > now + GRACE:
@@ -400,26 +381,35 @@ class RecordCache:
 
     def _doom(self, entry: CacheEntry, now: float, goodbye: bool) -> None:
         entry.expires = min(entry.expires, now + GRACE)
-        entry.doomed = True
-        entry.goodbye = entry.goodbye or goodbye
+        entry._state |= _DOOMED | (_GOODBYE if goodbye else 0)
         entry.refresh = ()
         self._schedule(entry)
 
     def _evict(self, changes: list[CacheChange]) -> None:
-        _, oldest = next(iter(self._entries.items()))
+        order = self._order
+        while True:
+            oldest = order.popleft()
+            state = oldest._state
+            if state & _GONE:
+                continue
+            if not state & _TOUCHED:
+                break
+            # Received again since it took its place: to the young end
+            # (a "second chance"; each entry moves at most once per touch).
+            oldest._state = state & ~_TOUCHED
+            order.append(oldest)
+        order.appendleft(oldest)  # _drop marks it; it leaves when reached
         self._drop(oldest)
+        # Counted, not logged one by one: on a link with more records than
+        # the bound, evictions are steady (the changes carry them).
         self.counters["cache.evicted"] += 1
         changes.append(CacheChange(CacheEvent.EVICTED, oldest.record))
-        log.debug(
-            "cache on {iface}: evicted {record!r} (bound {bound})",
-            iface=self._iface_name(), record=oldest.record, bound=self.max_records,
-        )
 
     def remove(self, record: Record) -> bool:
         """
         Remove C{record} now (reported as L{CacheEvent.REMOVED}).
         """
-        entry = self._entries.get(record.identity)
+        entry = self._find(record)
         if entry is None:
             return False
         self._drop(entry)
@@ -432,7 +422,11 @@ class RecordCache:
         """
         Forget everything, silently (the interface is gone).
         """
-        self._entries.clear()
+        for entry in self._order:
+            entry.due = None
+            entry._state |= _GONE
+        self._order.clear()
+        self._count = 0
         self._buckets.clear()
         self._heap.clear()
         self._arm()
@@ -448,117 +442,29 @@ class RecordCache:
         self.on_refresh = None
 
     def _drop(self, entry: CacheEntry) -> None:
-        ident = entry.record.identity
-        self._entries.pop(ident, None)
-        key = (entry.record.key, entry.record.rtype)
-        bucket = self._buckets.get(key)
-        if bucket is not None:
-            bucket.pop(ident, None)
-            if not bucket:
-                del self._buckets[key]
-        entry.generation += 1  # its heap items are stale now
-
-    # -- time ----------------------------------------------------------------
-
-    def _refresh_points(self, now: float, ttl: int) -> tuple[float, ...]:
-        """
-        s5.2: 80%, 85%, 90% and 95% of the TTL, each plus up to 2%.
-        """
-        return tuple(
-            sorted(
-                now + ttl * (point + self._random.uniform(0, REFRESH_JITTER))
-                for point in REFRESH_POINTS
-            )
-        )
-
-    def _deadline(self, entry: CacheEntry) -> float:
-        deadline = entry.expires
-        if entry.refresh and self._watched[(entry.record.key, entry.record.rtype)] > 0:
-            deadline = min(deadline, entry.refresh[0])
-        return deadline
-
-    def _schedule(self, entry: CacheEntry) -> None:
-        entry.generation += 1
-        heapq.heappush(
-            self._heap,
-            (self._deadline(entry), next(self._sequence), entry.generation, entry),
-        )
-        if len(self._heap) > 2 * len(self._entries) + 64:
-            self._compact()
-
-    def _compact(self) -> None:
-        self._heap = [
-            item for item in self._heap
-            if item[2] == item[3].generation and item[3].record.identity in self._entries
-        ]
-        heapq.heapify(self._heap)
-
-    def _stale(self, item: tuple[float, int, int, CacheEntry]) -> bool:
-        entry = item[3]
-        return item[2] != entry.generation or self._entries.get(entry.record.identity) is not entry
-
-    def _arm(self) -> None:
-        """
-        Keep exactly one timer, set for the earliest deadline.
-        """
-        heap = self._heap
-        while heap and self._stale(heap[0]):
-            heapq.heappop(heap)
-        timer = self._timer
-        if not heap or self._closed:
-            if timer is not None and timer.active():
-                timer.cancel()
-            self._timer = None
+        record = entry.record
+        if entry._state & _GONE:
             return
-        when = heap[0][0]
-        if timer is not None and timer.active():
-            if abs(self._timer_at - when) < _EPSILON:
-                return
-            timer.cancel()
-        self._timer_at = when
-        self._timer = self.reactor.callLater(
-            max(0.0, when - self.reactor.seconds()), self._fire
-        )
-
-    def _fire(self) -> None:
-        self._timer = None
-        now = self.reactor.seconds()
-        changes: list[CacheChange] = []
-        refresh: list[Record] = []
-        heap = self._heap
-        while heap and heap[0][0] <= now + _EPSILON:
-            item = heapq.heappop(heap)
-            if self._stale(item):
-                continue
-            entry = item[3]
-            if entry.expires <= now + _EPSILON:
-                self._drop(entry)
-                if entry.doomed:
-                    self.counters["cache.removed"] += 1
-                    changes.append(CacheChange(CacheEvent.REMOVED, entry.record))
-                else:
-                    self.counters["cache.expired"] += 1
-                    changes.append(CacheChange(CacheEvent.EXPIRED, entry.record))
-                continue
-            due = [p for p in entry.refresh if p <= now + _EPSILON]
-            if due:
-                entry.refresh = tuple(p for p in entry.refresh if p > now + _EPSILON)
-                if self._watched[(entry.record.key, entry.record.rtype)] > 0:
-                    refresh.append(entry.record)
-            self._schedule(entry)
-        self._arm()
-        self._notify(changes)
-        if refresh:
-            self.counters["cache.refreshes"] += len(refresh)
-            callback = self.on_refresh
-            if callback is not None:
-                try:
-                    callback(refresh)
-                except Exception:
-                    log.failure("refresh callback failed")
+        entry._state |= _GONE
+        self._count -= 1
+        identity = record._identity
+        key = (identity[0], identity[1])
+        bucket = self._buckets.get(key)
+        if bucket is entry:
+            del self._buckets[key]
+        elif type(bucket) is dict:
+            bucket.pop(_inner(identity), None)
+            if len(bucket) == 1:
+                self._buckets[key] = next(iter(bucket.values()))
+        order = self._order
+        if len(order) > 2 * self._count + 64:
+            self._order = deque(e for e in order if not e._state & _GONE)
+        entry.due = None  # its heap item is stale now
 
     def _iface_name(self) -> str:
         return self.interface.name if self.interface is not None else "?"
 
     def __repr__(self) -> str:
         return f"<RecordCache {self._iface_name()}: {len(self)} records>"
+
+

@@ -17,31 +17,17 @@ size-aware packing.  This module keeps those rules in one place:
    (the interface MTU less IP/UDP headers, at most 9000 bytes; RFC 6762
    s17), setting TC on all but the last query packet when known answers
    spill over (s7.2).
+
+The values live in L{twisted_mdns.dnsvalues} and the parser in
+L{twisted_mdns.decoding}; every public name of both is re-exported here,
+which is where the rest of the project imports them from.
 """
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from dnslib import (
-    A,
-    AAAA,
-    NSEC,
-    PTR,
-    QTYPE,
-    RD,
-    SRV,
-    TXT,
-    DNSBuffer,
-    DNSError,
-    DNSLabel,
-)
-from dnslib.buffer import BufferError as _BufferError
-from dnslib.dns import RDMAP
-
-Name = tuple  # tuple[bytes, ...]
+from dnslib import AAAA, NSEC, PTR, QTYPE, SRV, TXT, A, DNSBuffer
 
 from .constants import (  # noqa: F401  (re-exported: message.TYPE_A etc.)
     CLASS_IN,
@@ -62,385 +48,24 @@ from .constants import (  # noqa: F401  (re-exported: message.TYPE_A etc.)
     TYPE_SRV,
     TYPE_TXT,
 )
-
-#: The DNS header: id, flags and the four section counts.
-HEADER = struct.Struct("!HHHHHH")
-_RR_FIXED = struct.Struct("!HHIH")
-
-
-class MessageError(ValueError):
-    """
-    A datagram that is not a usable DNS message.
-    """
-
-
-def name_from_text(text: str) -> Name:
-    """
-    Split a dotted name into labels.  Only for names without dots inside
-    labels (host names, service types); instance names are built from their
-    parts with L{join_name}.
-    """
-    text = text.rstrip(".")
-    if not text:
-        return ()
-    return tuple(label.encode("utf-8") for label in text.split("."))
-
-
-def join_name(*parts: str | bytes | Name) -> Name:
-    """
-    Build a name from parts: a C{str}/C{bytes} part is ONE label (so that
-    C{"My Web. (2)"} keeps its dot and spaces), a tuple is already labels.
-    """
-    labels: list[bytes] = []
-    for part in parts:
-        if isinstance(part, tuple):
-            labels.extend(part)
-        elif isinstance(part, bytes):
-            labels.append(part)
-        else:
-            labels.append(part.encode("utf-8"))
-    return tuple(labels)
-
-
-def name_key(name: Name) -> Name:
-    """
-    The case-insensitive form of C{name} (DNS folds ASCII case only).
-    """
-    return tuple(label.lower() for label in name)
-
-
-def name_to_text(name: Name) -> str:
-    """
-    A display form: labels joined by dots, dots and backslashes inside
-    labels escaped as in RFC 6763 s4.3 presentation.
-    """
-    out = []
-    for label in name:
-        text = label.decode("utf-8", "replace")
-        out.append(text.replace("\\", "\\\\").replace(".", "\\."))
-    return ".".join(out) + "." if out else "."
-
-
-def _label(name: Name) -> DNSLabel:
-    return DNSLabel(list(name))
-
-
-def type_name(rtype: int) -> str:
-    try:
-        return str(QTYPE[rtype])
-    except Exception:
-        return f"TYPE{rtype}"
-
-
-@dataclass(frozen=True)
-class Question:
-    """
-    One question; C{unicast} is the QU bit (RFC 6762 s5.4).
-    """
-
-    name: Name
-    qtype: int
-    unicast: bool = False
-    qclass: int = CLASS_IN
-
-    @property
-    def key(self) -> Name:
-        return name_key(self.name)
-
-    def matches(self, record: "Record") -> bool:
-        """
-        Does C{record} answer this question (name, class and type or ANY)?
-        """
-        return (
-            (self.qtype == TYPE_ANY or self.qtype == record.rtype)
-            and (self.qclass == record.rclass or self.qclass == TYPE_ANY)
-            and name_key(self.name) == record.key
-        )
-
-
-def rdata_bytes(rtype: int, rdata) -> bytes:
-    """
-    The rdata in canonical wire form: names uncompressed and in their
-    original case.  Used to compare records (known answers, conflicts, the
-    s8.2 tie-break), never sent as is.
-    """
-    buf = DNSBuffer()
-    if rtype in (TYPE_PTR, 5, 2):  # PTR, CNAME, NS
-        buf.encode_name_nocompress(rdata.label)
-    elif rtype == TYPE_SRV:
-        buf.pack("!HHH", rdata.priority, rdata.weight, rdata.port)
-        buf.encode_name_nocompress(rdata.target)
-    else:
-        rdata.pack(buf)
-    return bytes(buf.data)
-
-
-@dataclass(frozen=True, eq=False)
-class Record:
-    """
-    A resource record with the cache-flush bit split out of its class.
-
-    Two records are the same record when name (case-insensitively), type,
-    class and rdata are equal; TTL and the cache-flush bit do not take part.
-
-    @ivar rdata: a dnslib rdata object (C{A}, C{PTR}, C{SRV}, C{TXT},
-        C{NSEC}, ...).
-    """
-
-    name: Name
-    rtype: int
-    rdata: object
-    ttl: int
-    cache_flush: bool = False
-    rclass: int = CLASS_IN
-    _wire: bytes = field(default=b"", repr=False, compare=False)
-    _key: Name = field(default=(), repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not self._wire:
-            object.__setattr__(self, "_wire", rdata_bytes(self.rtype, self.rdata))
-        if not self._key:
-            object.__setattr__(self, "_key", name_key(self.name))
-
-    @property
-    def key(self) -> Name:
-        """
-        Case-folded name.
-        """
-        return self._key
-
-    @property
-    def data(self) -> bytes:
-        """
-        Canonical rdata bytes.
-        """
-        return self._wire
-
-    @property
-    def identity(self) -> tuple:
-        """
-        What makes two records the same record (s6: name, rrtype, rrclass
-        and rdata; not the TTL or the cache-flush bit).
-        """
-        return (self._key, self.rtype, self.rclass, self._wire)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Record):
-            return NotImplemented
-        return self.identity == other.identity
-
-    def __hash__(self) -> int:
-        return hash(self.identity)
-
-    def with_ttl(self, ttl: int) -> "Record":
-        """
-        The same record with another TTL (0 for a goodbye).
-        """
-        return Record(
-            self.name, self.rtype, self.rdata, ttl, self.cache_flush, self.rclass,
-            self._wire, self._key,
-        )
-
-    def with_flush(self, cache_flush: bool) -> "Record":
-        return Record(
-            self.name, self.rtype, self.rdata, self.ttl, cache_flush, self.rclass,
-            self._wire, self._key,
-        )
-
-    def pack_into(self, buf: DNSBuffer) -> None:
-        buf.encode_name(_label(self.name))
-        rclass = self.rclass | (TOP_BIT if self.cache_flush else 0)
-        buf.pack("!HHI", self.rtype, rclass, self.ttl)
-        length_at = buf.offset
-        buf.pack("!H", 0)
-        start = buf.offset
-        self.rdata.pack(buf)
-        buf.update(length_at, "!H", buf.offset - start)
-
-    def __repr__(self) -> str:
-        flush = " flush" if self.cache_flush else ""
-        return (
-            f"<Record {name_to_text(self.name)} {type_name(self.rtype)} "
-            f"ttl={self.ttl}{flush} {self.rdata!r}>"
-        )
-
-
-@dataclass
-class Message:
-    """
-    A parsed (or to-be-packed) DNS message.
-    """
-
-    id: int = 0
-    flags: int = 0
-    questions: list[Question] = field(default_factory=list)
-    answers: list[Record] = field(default_factory=list)
-    authorities: list[Record] = field(default_factory=list)
-    additionals: list[Record] = field(default_factory=list)
-
-    @property
-    def is_response(self) -> bool:
-        return bool(self.flags & FLAG_QR)
-
-    @property
-    def truncated(self) -> bool:
-        return bool(self.flags & FLAG_TC)
-
-    @property
-    def opcode(self) -> int:
-        return (self.flags & OPCODE_MASK) >> 11
-
-    @property
-    def rcode(self) -> int:
-        return self.flags & 0xF
-
-    @property
-    def is_probe(self) -> bool:
-        """
-        A query with records in the authority section: a probe (s8.1).
-        """
-        return not self.is_response and bool(self.authorities)
-
-    def records(self) -> list[Record]:
-        return [*self.answers, *self.authorities, *self.additionals]
-
-
-#: Each hop must go further back, and a name has at most 127 labels; a
-#: longer chain of pointers (to pointers) can only be an attack.
-_MAX_POINTER_HOPS = 128
-
-
-class _NameSafeBuffer(DNSBuffer):
-    """
-    A L{DNSBuffer} whose C{decode_name} (used for owner names and, through
-    dnslib's rdata parsers, for PTR/SRV/NSEC targets) cannot be made to
-    loop or recurse: every compression pointer must point before the
-    previous one (before the name itself, for the first), hops are
-    bounded, labels are at most 63 bytes and names at most 255.
-
-    dnslib's own decoder only refuses a pointer to itself and recurses
-    once per pointer, so two pointers leading to each other cost a
-    thousand stack frames and a C{RecursionError} per 29-byte datagram
-    (about 5 ms of CPU each: a cheap way to keep a responder busy).
-    """
-
-    def decode_name(self, last: int = -1) -> DNSLabel:
-        data = self.data
-        size = len(data)
-        offset = floor = self.offset
-        resume = None
-        labels: list[bytes] = []
-        wire_length = 1
-        hops = 0
-        while True:
-            if offset >= size:
-                raise _BufferError("name runs past the end of the packet")
-            n = data[offset]
-            if n >= 0xC0:
-                if offset + 1 >= size:
-                    raise _BufferError("compression pointer cut short")
-                target = ((n & 0x3F) << 8) | data[offset + 1]
-                if resume is None:
-                    resume = offset + 2
-                hops += 1
-                if target >= floor or hops > _MAX_POINTER_HOPS:
-                    raise _BufferError(
-                        f"compression pointer at {offset} to {target} does not point backwards"
-                    )
-                offset = floor = target
-                continue
-            if n == 0:
-                offset += 1
-                break
-            if n > 63:
-                raise _BufferError(f"label length byte {n:#04x} at {offset}")
-            label = bytes(data[offset + 1 : offset + 1 + n])
-            if len(label) != n:
-                raise _BufferError("label runs past the end of the packet")
-            try:
-                label.decode()
-            except UnicodeDecodeError:
-                raise _BufferError(f"label {label!r} is not UTF-8") from None
-            wire_length += n + 1
-            if wire_length > 255:
-                raise _BufferError("name longer than 255 bytes")
-            labels.append(label)
-            offset += n + 1
-        self.offset = resume if resume is not None else offset
-        return DNSLabel(labels)
-
-
-def _parse_name(buf: DNSBuffer) -> Name:
-    label = buf.decode_name()
-    name = tuple(label.label)
-    # dnslib reads length bytes 0x40-0xBF (the reserved and extended label
-    # types of RFC 1035 s4.1.4 / RFC 6891) as label lengths 64-191; such a
-    # name could not be packed again (an echoed legacy question would raise).
-    if any(len(part) > 63 for part in name):
-        raise MessageError("label longer than 63 bytes")
-    if sum(len(part) + 1 for part in name) + 1 > 255:
-        raise MessageError("name longer than 255 bytes")
-    return name
-
-
-def _parse_record(buf: DNSBuffer) -> Record | None:
-    name = _parse_name(buf)
-    rtype, rclass, ttl, rdlength = buf.unpack("!HHIH")
-    if rdlength > buf.remaining():
-        raise MessageError("record data runs past the end of the packet")
-    end = buf.offset + rdlength
-    if rtype == TYPE_OPT:
-        buf.offset = end
-        return None
-    rd_class = RDMAP.get(QTYPE.get(rtype), RD) if rtype in QTYPE.forward else RD
-    if rdlength == 0:
-        rdata = RD(b"")
-    else:
-        rdata = rd_class.parse(buf, rdlength)
-    if buf.offset != end:
-        raise MessageError(f"{type_name(rtype)} record data length mismatch")
-    if ttl & 0x80000000:
-        ttl = 0  # RFC 2181 s8: treat a TTL with the top bit set as zero
-    return Record(
-        name, rtype, rdata, ttl, bool(rclass & TOP_BIT), rclass & CLASS_MASK
-    )
-
-
-def parse(data: bytes) -> Message:
-    """
-    Parse a datagram.
-
-    @raise MessageError: for anything malformed (short, truncated names,
-        compression loops, counts larger than the packet, bad rdata).
-    """
-    if len(data) < HEADER.size:
-        raise MessageError(f"datagram of {len(data)} bytes is shorter than a header")
-    ident, flags, qd, an, ns, ar = HEADER.unpack_from(data)
-    # Every question takes at least 5 bytes and every record at least 11:
-    # refuse impossible counts before allocating anything for them.
-    if qd * 5 + (an + ns + ar) * 11 > len(data) - HEADER.size:
-        raise MessageError("section counts larger than the packet")
-    buf = _NameSafeBuffer(data)
-    buf.offset = HEADER.size
-    msg = Message(ident, flags)
-    try:
-        for _ in range(qd):
-            name = _parse_name(buf)
-            qtype, qclass = buf.unpack("!HH")
-            msg.questions.append(
-                Question(name, qtype, bool(qclass & TOP_BIT), qclass & CLASS_MASK)
-            )
-        for count, section in ((an, msg.answers), (ns, msg.authorities), (ar, msg.additionals)):
-            for _ in range(count):
-                record = _parse_record(buf)
-                if record is not None:
-                    section.append(record)
-    except MessageError:
-        raise
-    except (DNSError, Exception) as e:  # dnslib raises more than DNSError
-        raise MessageError(f"malformed message: {e}") from None
-    return msg
-
+from .decoding import parse  # noqa: F401  (re-exported)
+from .dnsvalues import (  # noqa: F401  (re-exported: the values live there)
+    HEADER,
+    Message,
+    MessageError,
+    Name,
+    Question,
+    Record,
+    _label,
+    _NameSafeBuffer,
+    _parse_name,
+    join_name,
+    name_from_text,
+    name_key,
+    name_to_text,
+    rdata_bytes,
+    type_name,
+)
 
 # -- building records --------------------------------------------------------
 
@@ -524,7 +149,7 @@ class _Packer:
     def empty(self) -> bool:
         return not any(self.counts)
 
-    def _try(self, section: int, write) -> bool:
+    def _try(self, section: int, write: Callable[[DNSBuffer], None]) -> bool:
         buf = self.buf
         mark = buf.offset
         names = dict(buf.names)
@@ -608,7 +233,7 @@ def pack(
     return packets
 
 
-def pack_one(**kwargs) -> bytes:
+def pack_one(**kwargs: Any) -> bytes:
     """
     Pack into exactly one datagram: for legacy unicast replies, which must
     be one datagram (RFC 6762 s6.7).  What does not fit is left out, and TC

@@ -33,6 +33,7 @@ import enum
 import ipaddress
 import socket
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Sequence
 
 from zope.interface import implementer
@@ -257,10 +258,20 @@ class NetworkInterface:
             seen.setdefault(a.network, None)
         return tuple(seen)
 
+    @cached_property
+    def _ipv4_texts(self) -> frozenset[str]:
+        return frozenset(str(a.ip) for a in self.ipv4)
+
     def has_address(self, address: str) -> bool:
         """
         Is C{address} one of this interface's own addresses?
+
+        Asked per received datagram (is it our own, looped back?): an IPv4
+        address is looked up as text, since only the canonical dotted quad
+        (what the socket reports) parses as an address at all.
         """
+        if ":" not in address:
+            return address in self._ipv4_texts
         try:
             ip = ipaddress.ip_address(address.split("%", 1)[0])
         except ValueError:

@@ -97,11 +97,48 @@ class InterfaceContext:
         except ValueError:
             return False
 
+    @cached_property
+    def _subnets(self) -> tuple[tuple[int, int], ...]:
+        """
+        The receiving interface's IPv4 subnets as (network, mask) integers.
+        """
+        return tuple(
+            (int(a.network.network_address), int(a.network.netmask)) for a in self.addresses
+        )
+
+    @cached_property
+    def _verdicts(self) -> dict[str, bool]:
+        return {}
+
     def on_link(self, address: str) -> bool:
         """
         Is C{address} on a subnet of the receiving interface (RFC 6762 s11)?
+
+        Asked for every received datagram, mostly about the same few
+        senders: the verdict is kept per source (per context, so a new
+        address set, which makes new contexts, starts afresh; at most
+        L{_MAX_VERDICTS} of them), and an IPv4 source is checked as an
+        integer against the subnets' integers, not through C{ipaddress}.
         """
-        return self.interface is not None and self.interface.on_link(address)
+        verdicts = self._verdicts
+        verdict = verdicts.get(address)
+        if verdict is None:
+            if self.interface is None:
+                return False
+            try:
+                ip = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
+            except (OSError, ValueError, TypeError):
+                verdict = self.interface.on_link(address)
+            else:
+                verdict = any(ip & mask == network for network, mask in self._subnets)
+            if len(verdicts) >= _MAX_VERDICTS:
+                verdicts.clear()
+            verdicts[address] = verdict
+        return verdict
+
+
+#: Sources whose s11 verdict one context remembers.
+_MAX_VERDICTS = 1024
 
 
 class ReplyStore(Protocol):

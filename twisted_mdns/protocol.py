@@ -52,6 +52,8 @@ def source_on_link(address: str, context: InterfaceContext) -> bool:
     """
     if context.on_link(address):
         return True
+    if address.startswith("169.254."):  # the usual textual form: no parsing
+        return True
     try:
         return ipaddress.ip_address(address) in _LINK_LOCAL
     except ValueError:

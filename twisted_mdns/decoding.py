@@ -1,0 +1,324 @@
+# -*- test-case-name: tests.test_message_parse -*-
+"""
+Parsing received datagrams: L{parse}, re-exported by
+L{twisted_mdns.message}.
+
+Most datagrams on a real LAN are not for us, and every one is parsed: this
+is the cheapest path in the program that can be.  Names are decoded here
+(not by dnslib, whose decoder recurses through pointer loops), once per
+name start per message, and interned with their folded key and wire form;
+records keep their rdata as canonical bytes, the dnslib objects being
+built only when something reads L{Record.rdata}.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from dnslib import QTYPE, RD, DNSError
+from dnslib.dns import RDMAP
+
+from twisted_mdns.constants import (
+    CLASS_MASK,
+    TOP_BIT,
+    TYPE_A,
+    TYPE_AAAA,
+    TYPE_OPT,
+    TYPE_PTR,
+    TYPE_SRV,
+    TYPE_TXT,
+)
+from twisted_mdns.dnsvalues import (
+    HEADER,
+    Message,
+    MessageError,
+    Name,
+    Question,
+    Record,
+    _MAX_POINTER_HOPS,
+    _NameSafeBuffer,
+    _new_record,
+    _RR_FIXED,
+    rdata_bytes,
+    type_name,
+)
+
+#: Interned names: received name -> (name, folded key, uncompressed wire
+#: form).  Every record of a service repeats its instance, type and host
+#: names, packet after packet; one shared tuple per name keeps the cache
+#: small and spares the folding, and the wire form is what a PTR or SRV
+#: target is compared by.  Bounded: cleared when full (interning only
+#: saves memory and time; two equal names compare equal either way).
+_NAMES: dict[Name, tuple[Name, Name, bytes]] = {}
+_MAX_INTERNED = 8192
+_LENGTH_BYTE = [bytes((n,)) for n in range(64)]
+
+
+def _intern(name: Name) -> tuple[Name, Name, bytes]:
+    found = _NAMES.get(name)
+    if found is None:
+        # The folded labels, sharing every label folding leaves alone
+        # (bytes.lower always makes a new object).
+        key = tuple([label if lowered == label else lowered
+                     for label, lowered in zip(name, map(bytes.lower, name))])
+        if key == name:
+            key = name
+        length = _LENGTH_BYTE
+        wire = b"".join([length[len(label)] + label for label in name]) + b"\0"
+        found = (name, key, wire)
+        if len(_NAMES) >= _MAX_INTERNED:
+            _NAMES.clear()
+        _NAMES[name] = found
+    return found
+
+
+#: Label runs (the bytes of a name up to its end or its pointer) already
+#: split and checked -> their labels.  Bounded like L{_NAMES}.
+_RUNS: dict[bytes, Name] = {}
+
+
+def _split_run(run: bytes) -> Name:
+    labels = []
+    offset = 0
+    while offset < len(run):
+        n = run[offset]
+        label = run[offset + 1 : offset + 1 + n]
+        if not label.isascii():
+            try:
+                label.decode()
+            except UnicodeDecodeError:
+                raise MessageError(f"label {label!r} is not UTF-8") from None
+        labels.append(label)
+        offset += n + 1
+    return tuple(labels)
+
+
+def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Name, int, int, Name, bytes]:
+    """
+    The name at C{offset}: (labels, offset after it, wire length, folded
+    key, uncompressed wire form), interned (L{_intern}).
+
+    The same rules as L{_NameSafeBuffer.decode_name}: every compression
+    pointer points before the part of the name that holds it, at most
+    L{_MAX_POINTER_HOPS} of them, labels of at most 63 bytes (the length
+    bytes 0x40-0xBF are refused), names of at most 255, UTF-8 labels.
+    Each name start is decoded once per message (C{memo}), so the suffixes
+    that compression shares are shared tuples too.
+    """
+    found = memo.get(offset)
+    if found is not None:
+        return found
+    start = offset
+    size = len(data)
+    # The run of labels up to the terminator or a pointer.
+    while True:
+        n = data[offset]  # IndexError past the end: MessageError in parse
+        if n == 0 or n >= 0xC0:
+            break
+        if n > 63:
+            raise MessageError(f"label length byte {n:#04x} at {offset}")
+        offset += n + 1
+        if offset >= size:
+            raise MessageError("name runs past the end of the packet")
+    run = data[start:offset]
+    labels = _RUNS.get(run)
+    if labels is None:
+        labels = _split_run(run)
+        if len(_RUNS) >= _MAX_INTERNED:
+            _RUNS.clear()
+        _RUNS[run] = labels
+    length = offset - start + 1
+    if n == 0:
+        end = offset + 1
+        name: Name = labels
+    else:
+        if offset + 1 >= size:
+            raise MessageError("compression pointer cut short")
+        target = ((n & 0x3F) << 8) | data[offset + 1]
+        if target >= start or hops >= _MAX_POINTER_HOPS:
+            raise MessageError(f"compression pointer at {offset} to {target} does not point backwards")
+        found = memo.get(target)
+        if found is None:
+            found = _read_name(data, target, memo, hops + 1)
+        length += found[2] - 1
+        name = labels + found[0] if labels else found[0]
+        end = offset + 2
+    if length > 255:
+        raise MessageError("name longer than 255 bytes")
+    interned = _NAMES.get(name)
+    if interned is None:
+        interned = _intern(name)
+    found = (interned[0], end, length, interned[1], interned[2])
+    memo[start] = found
+    return found
+
+
+_HEADER_UNPACK = HEADER.unpack_from
+_QUESTION_UNPACK = struct.Struct("!HH").unpack_from
+_RR_UNPACK = _RR_FIXED.unpack_from
+_SRV_FIXED = struct.Struct("!HHH")
+
+
+def _flat_rdata(data: bytes, rtype: int, offset: int, end: int, memo: dict) -> bytes:
+    """
+    The canonical rdata of a record, checked as dnslib would have parsed it.
+    """
+    if rtype == TYPE_A:
+        if end - offset != 4:
+            raise MessageError("A record data length mismatch")
+        return data[offset:end]
+    if rtype == TYPE_AAAA:
+        if end - offset != 16:
+            raise MessageError("AAAA record data length mismatch")
+        return data[offset:end]
+    if rtype == TYPE_TXT:
+        p = offset
+        while p < end:
+            p += data[p] + 1
+        if p != end:
+            raise MessageError("TXT record data length mismatch")
+        return data[offset:end]
+    if rtype == TYPE_PTR or rtype == 5 or rtype == 2:  # PTR, CNAME, NS
+        found = memo.get(offset) or _read_name(data, offset, memo)
+        if found[1] != end:
+            raise MessageError(f"{type_name(rtype)} record data length mismatch")
+        return found[4]
+    if rtype == TYPE_SRV:
+        if end - offset < 7:
+            raise MessageError("SRV record data length mismatch")
+        found = memo.get(offset + 6) or _read_name(data, offset + 6, memo)
+        if found[1] != end:
+            raise MessageError("SRV record data length mismatch")
+        return data[offset : offset + 6] + found[4]
+    return b""  # not reached: the caller handles the other types
+
+
+def _slow_rdata(data: bytes, rtype: int, offset: int, end: int) -> object:
+    """
+    Other types dnslib knows (MX, SOA, HINFO, ...): parsed by dnslib over
+    the safe name decoder, as before.
+    """
+    buf = _NameSafeBuffer(data)
+    buf.offset = offset
+    rd_class = RDMAP.get(QTYPE.get(rtype), RD)
+    try:
+        rdata = rd_class.parse(buf, end - offset)
+    except MessageError:
+        raise
+    except (DNSError, Exception) as e:  # dnslib raises more than DNSError
+        raise MessageError(f"malformed {type_name(rtype)} record: {e}") from None
+    if buf.offset != end:
+        raise MessageError(f"{type_name(rtype)} record data length mismatch")
+    return rdata
+
+
+_TTLS: dict[int, int] = {}
+
+
+def _intern_ttl(ttl: int) -> int:
+    if len(_TTLS) >= _MAX_INTERNED:
+        _TTLS.clear()
+    _TTLS[ttl] = ttl
+    return ttl
+
+
+_NAME_TYPES = frozenset({TYPE_PTR, 5, 2, TYPE_SRV})
+#: NSEC (rare: negative answers) goes through dnslib, whose type bitmap
+#: parsing decides what is acceptable.
+_FAST_TYPES = frozenset({TYPE_A, TYPE_AAAA, TYPE_TXT, TYPE_PTR, 5, 2, TYPE_SRV})
+
+
+def parse(data: bytes) -> Message:
+    """
+    Parse a datagram.
+
+    Received records keep their rdata as canonical bytes; the dnslib
+    objects are made only when read (L{Record.rdata}).  Names are decoded
+    once per message and interned.
+
+    @raise MessageError: for anything malformed (short, truncated names,
+        compression loops, counts larger than the packet, bad rdata).
+    """
+    size = len(data)
+    if size < 12:
+        raise MessageError(f"datagram of {size} bytes is shorter than a header")
+    ident, flags, qd, an, ns, ar = _HEADER_UNPACK(data)
+    # Every question takes at least 5 bytes and every record at least 11:
+    # refuse impossible counts before allocating anything for them.
+    if qd * 5 + (an + ns + ar) * 11 > size - 12:
+        raise MessageError("section counts larger than the packet")
+    data = bytes(data)
+    memo: dict = {}
+    offset = 12
+    questions = []
+    read_name = _read_name
+    ttls = _TTLS
+    try:
+        for _ in range(qd):
+            name, offset, _, key, _ = read_name(data, offset, memo)
+            qtype, qclass = _QUESTION_UNPACK(data, offset)
+            offset += 4
+            questions.append(Question(name, qtype, qclass >= TOP_BIT, qclass & CLASS_MASK, key))
+        sections: list[list[Record]] = [[], [], []]
+        new = _new_record
+        fast = _FAST_TYPES
+        for index, count in ((0, an), (1, ns), (2, ar)):
+            section = sections[index]
+            for _ in range(count):
+                first = data[offset]
+                found = None
+                if first >= 0xC0 and offset + 1 < size:
+                    # The usual owner name: one compression pointer to a
+                    # name this message already decoded.
+                    target = ((first & 0x3F) << 8) | data[offset + 1]
+                    if target < offset:
+                        found = memo.get(target)
+                if found is not None:
+                    offset += 2
+                else:
+                    found = read_name(data, offset, memo)
+                    offset = found[1]
+                rtype, rclass, ttl, rdlength = _RR_UNPACK(data, offset)
+                offset += 10
+                end = offset + rdlength
+                if end > size:
+                    raise MessageError("record data runs past the end of the packet")
+                if rtype == TYPE_OPT:
+                    offset = end
+                    continue
+                rdata = None
+                if rdlength == 0:
+                    if rtype in _NAME_TYPES:
+                        raise MessageError(f"empty {type_name(rtype)} record data")
+                    wire = b""
+                elif rtype == TYPE_A and rdlength == 4:
+                    wire = data[offset:end]
+                elif rtype in fast:
+                    wire = _flat_rdata(data, rtype, offset, end, memo)
+                elif rtype in QTYPE.forward:
+                    rdata = _slow_rdata(data, rtype, offset, end)
+                    wire = rdata_bytes(rtype, rdata)
+                else:
+                    wire = data[offset:end]
+                offset = end
+                record = new(Record)
+                record.name = found[0]
+                record.rtype = rtype
+                # RFC 2181 s8: treat a TTL with the top bit set as zero.
+                if ttl & 0x80000000:
+                    ttl = 0
+                elif ttl > 256:
+                    # One int object per TTL value (a cached record keeps it).
+                    ttl = ttls.get(ttl) or _intern_ttl(ttl)
+                record.ttl = ttl
+                record.cache_flush = rclass >= TOP_BIT
+                record._rdata = rdata
+                record._identity = (found[3], rtype, rclass & CLASS_MASK, wire)
+                section.append(record)
+    except MessageError:
+        raise
+    except Exception as e:  # struct.error, IndexError, whatever dnslib raises
+        raise MessageError(f"malformed message: {e}") from None
+    return Message(ident, flags, questions, sections[0], sections[1], sections[2])
+
+
