@@ -115,7 +115,7 @@ def cmd_browse(args: argparse.Namespace) -> int:
 
     if args.all_types == (args.type is not None):
         raise UsageError("give a service TYPE or --all-types (not both)")
-    service_type = parse_service_type(args.type).text if args.type is not None else None
+    service_type = parse_service_type(args.type, strict=False).text if args.type is not None else None
     interfaces = selected_interfaces(args)
     found: dict[tuple[int, str, tuple[bytes, ...]], Any] = {}
 
