@@ -27,6 +27,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from twisted_mdns.counters import Counters
+from twisted_mdns.families import Family
 from twisted_mdns.interfaces import IInterfaceEnumerator, IInterfaceMonitor, IInterfacePolicy
 from twisted_mdns.netif import SystemInterfaceEnumerator
 from twisted_mdns.policy import DefaultInterfacePolicy
@@ -66,6 +67,12 @@ class MDNSService(service.MultiService):
         list, applications rarely need to).
     @param publish_host: claim and answer for the host name (a pure
         browser may turn it off).
+    @param families: the address families to run (a
+        L{twisted_mdns.families.Family}: C{Family.IPV4}, C{Family.IPV6} or
+        C{Family.BOTH}, the default): each selected link gets a port for
+        each of them it has an address of.  It is given to the default
+        policy; with a C{policy} of your own, the policy's own C{families}
+        choose which links run what, and this one bounds them.
     @ivar counters: received, answered, dropped by reason, conflicts...
     """
 
@@ -78,6 +85,7 @@ class MDNSService(service.MultiService):
         monitor: IInterfaceMonitor | bool = True,
         publish_host: bool = True,
         port: int = 5353,
+        families: Family = Family.BOTH,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -85,7 +93,8 @@ class MDNSService(service.MultiService):
 
             reactor = _reactor
         self.reactor = reactor
-        self.policy = policy or DefaultInterfacePolicy()
+        self.families = families
+        self.policy = policy or DefaultInterfacePolicy(families=families)
         #: The name asked for; every start claims it anew (a rename after a
         #: conflict lasts for that run, as with avahi).
         self.requested_hostname = hostname or default_hostname()
@@ -97,7 +106,9 @@ class MDNSService(service.MultiService):
         self.publish_host = publish_host
         self.counters: Counter[str] = Counters()
         self.protocol = MDNSProtocol(counters=self.counters)
-        self.transport = InterfaceTransport(self.protocol, reactor, port=port, counters=self.counters)
+        self.transport = InterfaceTransport(
+            self.protocol, reactor, port=port, counters=self.counters, families=families
+        )
         self.responder = self._make_responder()
         self.querier = self._make_querier()
         self._wanted: list[ServiceInfo] = []
@@ -142,7 +153,7 @@ class MDNSService(service.MultiService):
             self.responder = self._make_responder()
             self.querier = self._make_querier()
         self._started_before = True
-        self.transport.apply(selection.selected)
+        self.transport.apply(selection.selected, selection.families_of)
         if self.querier is not None:
             self.querier.interfaces_changed()
         if self.publish_host:
@@ -200,7 +211,7 @@ class MDNSService(service.MultiService):
         selection = self.selection = self.policy.select(changes.interfaces)
         for error in selection.errors:
             log.warn("{error}", error=str(error))
-        change = self.transport.apply(selection.selected)
+        change = self.transport.apply(selection.selected, selection.families_of)
         if change:
             self.responder.interfaces_changed(change)
             if self.querier is not None:
