@@ -428,3 +428,57 @@ class IPv6LifeTests(DualStackMixin, unittest.TestCase):
         got = yield wait_until(lambda: parsed(drain6(sock)), timeout=10, what="AAAA on lanb")
         self.assertIn(self.b.host_ip6, addresses(got[0][0].answers))
         listener.close()
+
+
+class TwistdFamilyTests(DualStackMixin, unittest.TestCase):
+    """
+    C{twistd mdns --ipv6-only} / C{--ipv4-only} as a user runs them: the
+    process answers over the family chosen only, and logs each link's
+    families.
+    """
+
+    timeout = 90
+
+    @defer.inlineCallbacks
+    def start_twistd(self, *options: str):
+        from tests.peers import REPO_ROOT, PeerProcess
+        from tests.test_twistd import twistd_argv
+
+        proc = PeerProcess(
+            self.topology.host_ns, twistd_argv("--hostname", "lab", *options), name="twistd",
+            env={"PYTHONPATH": str(REPO_ROOT)}, cwd=str(REPO_ROOT),
+        )
+        proc.start()
+        self.addCleanup(lambda: proc.stop(timeout=5) if proc.running else None)
+        yield proc.wait_for(r"host name \S+\.local claimed", timeout=15)
+        return proc
+
+    @defer.inlineCallbacks
+    def answered(self, ask, reader, qtype: int) -> defer.Deferred:
+        sock = ask("a", LAB, qtype)
+        try:
+            got = yield wait_until(lambda: parsed(reader(sock)), timeout=2, what="an answer")
+        except AssertionError:
+            return set()
+        return addresses(got[0][0].answers)
+
+    @defer.inlineCallbacks
+    def test_ipv6_only(self):
+        proc = yield self.start_twistd("--ipv6-only")
+        self.assertIn("lana (IPv6)", proc.stdout + proc.stderr)
+        got = yield self.answered(self.legacy6, drain6, TYPE_AAAA)
+        self.assertEqual(got, self.own6("a"))
+        # §6.2: the A record still travels, over IPv6.
+        got = yield self.answered(self.legacy6, drain6, TYPE_A)
+        self.assertEqual(got, {self.a.host_ip})
+        got = yield self.answered(self.legacy4, drain, TYPE_A)
+        self.assertEqual(got, set(), "no IPv4 port")
+
+    @defer.inlineCallbacks
+    def test_ipv4_only(self):
+        proc = yield self.start_twistd("--ipv4-only")
+        self.assertIn("lana (IPv4)", proc.stdout + proc.stderr)
+        got = yield self.answered(self.legacy4, drain, TYPE_AAAA)
+        self.assertEqual(got, self.own6("a"))
+        got = yield self.answered(self.legacy6, drain6, TYPE_AAAA)
+        self.assertEqual(got, set(), "no IPv6 port")
