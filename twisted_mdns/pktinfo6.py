@@ -136,7 +136,7 @@ class InterfaceContext6(InterfaceContext):
 
 class PktInfo6MulticastPort(udp.MulticastPort):
     """
-    A L{udp.MulticastPort} on C{[::]} whose reader uses C{recvmsg} with
+    A C{twisted.internet.udp.MulticastPort} on C{[::]} whose reader uses C{recvmsg} with
     C{IPV6_PKTINFO}; the IPv6 sibling of
     L{twisted_mdns.pktinfo.PktInfoMulticastPort}.
 

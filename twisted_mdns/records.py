@@ -62,7 +62,7 @@ def _txt_key_ok(key: str) -> str | None:
 def encode_txt(txt: Mapping[str, object] | Sequence[tuple[str, object]]) -> tuple[bytes, ...]:
     """
     Encode TXT key/values by RFC 6763 s6: C{key=value} strings, C{key} alone
-    for a boolean attribute (value C{True} or L{None}), C{key=} for an empty
+    for a boolean attribute (value C{True} or C{None}), C{key=} for an empty
     value; keys printable ASCII without C{=}, unique case-insensitively;
     each string at most 255 bytes.
 
@@ -94,7 +94,7 @@ def encode_txt(txt: Mapping[str, object] | Sequence[tuple[str, object]]) -> tupl
 def decode_txt(strings: Iterable[bytes]) -> dict[str, bytes | None]:
     """
     Decode TXT strings to a dict (s6.4: the first occurrence of a key wins;
-    a string without C{=} is a boolean attribute, value L{None}).
+    a string without C{=} is a boolean attribute, value C{None}).
     """
     out: dict[str, bytes | None] = {}
     for s in strings:
@@ -158,12 +158,12 @@ class ServiceInfo:
         without C{.local}.
     @ivar port: the port the service listens on.
     @ivar txt: key/value pairs (see L{encode_txt}).
-    @ivar host: the target host name without C{.local}; L{None} means the
+    @ivar host: the target host name without C{.local}; C{None} means the
         responder's own host name.
     @ivar subtypes: e.g. C{("_printer",)} for C{_printer._sub._http._tcp};
         each one label of 1 to 63 bytes (L{twisted_mdns.naming.subtype_label}).
     @ivar interfaces: limit the service to these interfaces (names, IPv4
-        addresses or indexes); L{None} for every interface we run on.
+        addresses or indexes); C{None} for every interface we run on.
     """
 
     instance: str

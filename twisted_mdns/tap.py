@@ -162,7 +162,7 @@ class MDNSOptions(ProxyOptions, usage.Options):
 
     def _proxy_links(self) -> list[NetworkInterface] | None:
         """
-        The links mDNS will run on, for checking C{--proxy-domain}; L{None}
+        The links mDNS will run on, for checking C{--proxy-domain}; C{None}
         (nothing to check) when no proxy is asked for, so that a plain
         start does not run the policy here as well as in the service.
         """
