@@ -296,19 +296,32 @@ class InterfaceTransport:
         if change:
             log.info(
                 "transport: {ports} link(s) open; added {added}, removed "
-                "{removed}, readdressed {readdressed}",
+                "{removed}, readdressed {readdressed}; families: {families}",
                 ports=len(self.links),
-                added=[f"{i.name} ({self.families_of(i).label})" for i in added] or "none",
+                added=[i.name for i in added] or "none",
                 removed=[i.name for i in removed] or "none",
-                readdressed=[f"{n.name} ({self.families_of(n).label})" for _, n in readdressed] or "none",
+                readdressed=[n.name for _, n in readdressed] or "none",
+                families=", ".join(f"{lp.interface.name} {lp.families.label}" for lp in self.links.values())
+                or "none",
             )
         return change
 
     def _open_families(self, link: LinkPorts, fams: Family) -> None:
+        iface = link.interface
+        groups = []
         if Family.IPV4 in fams:
-            link.ipv4 = self._open4(link.interface)
+            link.ipv4 = self._open4(iface)
+            if link.ipv4 is not None:
+                groups.append(f"{self.group}:{self.port_number}")
         if Family.IPV6 in fams:
-            link.ipv6 = self._open6(link.interface)
+            link.ipv6 = self._open6(iface)
+            if link.ipv6 is not None:
+                groups.append(f"[{self.group6}]:{self.port_number}")
+        if groups:
+            log.info(
+                "listening on {name} (index {index}) for {groups}",
+                name=iface.name, index=iface.index, groups=" and ".join(groups),
+            )
 
     def _close_families(self, link: LinkPorts, fams: Family) -> list[defer.Deferred]:
         out = []
@@ -342,9 +355,9 @@ class InterfaceTransport:
             )
             port.stopListening()
             return False
-        log.info(
-            "listening on {name} (index {index}) for {group}:{port}",
-            name=iface.name, index=iface.index, group=group, port=self.port_number,
+        log.debug(
+            "{family} port open on {name} (index {index}) for {group}:{port}",
+            family=label, name=iface.name, index=iface.index, group=group, port=self.port_number,
         )
         return True
 
