@@ -217,3 +217,70 @@ class DualStackResponderTests(ResponderCase):
         self.assertIn("fd00:8::1", addresses(self.responder.records_for(2)))
         sent = self.transport.take()
         self.assertTrue([s for s in sent if "fd00:8::1" in addresses(s.message.answers)])
+
+
+class IPv6ConflictTests(ResponderCase):
+    """
+    RFC 6762 §8.1, §9, §15 over IPv6: a conflict heard on either family is
+    a conflict on that link.
+    """
+
+    interfaces = (ETH0, THREAD0)
+
+    def respond(self, records, index: int = 2, source=PEER6) -> None:
+        from twisted_mdns.constants import FLAG_AA, FLAG_QR
+        from twisted_mdns.message import pack_one
+
+        self.receive(pack_one(flags=FLAG_QR | FLAG_AA, answers=list(records)), source, index, "ff02::fb")
+
+    def test_conflict_while_probing_heard_over_ipv6_renames(self) -> None:
+        from twisted_mdns.message import aaaa_record
+
+        done: list = []
+        self.responder.start().addCallback(done.append)
+        self.clock.advance(0.25)
+        self.respond([aaaa_record(LAB, "fe80::99", 120)], 3, ("fe80::99%thread0", 5353, 0, 3))
+        self.run_for(3.0, 0.25)
+        self.assertEqual(done, ["lab-2"])
+
+    def test_late_aaaa_conflict_over_ipv6_reprobes(self) -> None:
+        from twisted_mdns.message import aaaa_record
+
+        self.settle()
+        self.assertEqual(self.results, ["lab"])
+        other = [aaaa_record(LAB, "fd00:1::77", 120)]
+        self.respond(other, 2, ("fd00:1::77", 5353, 0, 0))
+        self.assertEqual(self.responder.counters["conflicts.late"], 1)
+        self.clock.advance(0.25)
+        probes = self.transport.take()
+        self.assertTrue(probes and not probes[0].message.is_response, "§9: back to probing")
+
+    def test_own_announcements_looped_back_over_ipv6_are_no_conflict(self) -> None:
+        """
+        Our packets come back over IPv6 from our link-local address (with
+        its zone): not a conflict, whatever link's records they carry.
+        """
+        self.settle()
+        self.respond(host_records(LAB, THREAD0), 2, ("fe80::7%eth0", 5353, 0, 2))
+        self.assertEqual(self.responder.counters["conflicts.late"], 0)
+        self.assertEqual(self.responder.hostname, "lab")
+
+    def test_ip6_arpa_reverse_mapping_yielded(self) -> None:
+        """
+        §15: another responder on this host holds the ip6.arpa name of our
+        address: we give it up, without renaming.
+        """
+        from twisted_mdns.message import name_from_text, ptr_record
+
+        done: list = []
+        self.responder.start().addCallback(done.append)
+        self.clock.advance(0.25)
+        reverse = reverse_name("fd00:1::5")
+        theirs = ptr_record(reverse, name_from_text("theirs.local"), 120, cache_flush=True)
+        self.respond([theirs], 2, ("fd00:1::5", 5353, 0, 0))
+        self.run_for(5.0, 0.25)
+        self.assertEqual(done, ["lab"])
+        self.assertEqual(self.responder.counters["reverse.yielded"], 1)
+        names = {r.name for r in self.responder.records_for(2)}
+        self.assertNotIn(reverse, names)
+        self.assertIn(reverse_name("fe80::5"), names)
