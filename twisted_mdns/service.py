@@ -9,11 +9,14 @@ An application adds it next to its other services::
     mdns.register(ServiceInfo("Web", "_http._tcp", 8080, {"path": "/"}))
 
 Starting it enumerates the interfaces, applies the policy (refusing to start
-on a bad explicit request), opens one port per selected interface, claims
-the host name and the registered services.  While it runs it follows the
+on a bad explicit request), opens per selected interface one port for each
+address family it runs (IPv4, IPv6: the policy's
+L{twisted_mdns.policy.Selection.families_of}), claims the host name and the
+registered services.  While it runs it follows the
 interface monitor: new interfaces get ports, probes and announcements;
 vanished ones lose their ports; readdressed ones announce new addresses and
-say goodbye to old ones.  Stopping it sends goodbyes on every interface and
+say goodbye to old ones, of both families (an IPv6 address once its
+Duplicate Address Detection ends), and gain or lose a family's port.  Stopping it sends goodbyes on every interface and
 closes every port.
 """
 
