@@ -13,6 +13,7 @@ L{MDNSService} (host C{lab}, service C{Lab Web}).
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -153,12 +154,14 @@ class AvahiBrowseIPv6Tests(DualStackPeers, unittest.TestCase):
             "avahi-resolve -6 -n lab.local || true",
             f"avahi-resolve -a {ula} || true",
             "kill %1 || true",
+            # The forked dbus-daemon dies with the namespace (Topology.destroy).
         ])
 
     @defer.inlineCallbacks
     def browse(self, client: str, ipv4: bool = True) -> defer.Deferred:
         require_peers("avahi-daemon", "avahi-browse", "dbus-daemon")
         workdir = Path(tempfile.mkdtemp(prefix="avahi6-"))
+        self.addCleanup(shutil.rmtree, workdir, True)
         script = self.browse_script(client, workdir, ipv4)
         result = yield run(self.topology.links[client].client_ns, ["sh", "-c", script], 40, name="avahi-browse")
         log = workdir / "avahi.log"
