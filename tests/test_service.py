@@ -128,7 +128,12 @@ class ServiceLifecycleTests(NamespaceTestMixin, unittest.TestCase):
             yield wait_until(lambda: len({i.name for e, _, i in seen if e == "added"}) == 2, what="browse")
             browser.stop()
             for event, svc, iface in seen:
-                self.assertEqual(list(svc.addresses), [str(iface.ipv4[0].ip)])
+                self.assertEqual(list(svc.ipv4), [str(iface.ipv4[0].ip)])
+                # IPv6 (the link-local address, once its DAD is over): that
+                # link's own, scoped to it.
+                for address in svc.ipv6:
+                    self.assertTrue(iface.has_address(address), (address, iface))
+                    self.assertTrue(address.endswith(f"%{iface.name}"), address)
             yield mdns.stopService()
             yield mdns.stopService()  # harmless
             self.assertEqual(mdns.transport.ports, {})
