@@ -126,6 +126,20 @@ def use_monotonic_time(reactor: Any) -> bool:
     return True
 
 
+def default_reactor(reactor: Any = None) -> Any:
+    """
+    C{reactor}, or the global reactor when it is C{None}: the default of
+    every constructor here that takes an optional reactor.  The global one
+    is imported only then, so that passing a reactor (a test clock, a
+    reactor not yet installed) never installs the default one.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    return reactor
+
+
 def step_proof(reactor: Any) -> Any:
     """
     A clock for twisted_mdns's timers that wall-clock steps do not move.
@@ -153,12 +167,7 @@ class MonotonicTimeService(service.Service):
         self._reactor = reactor
 
     def privilegedStartService(self) -> None:
-        reactor = self._reactor
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
-        use_monotonic_time(reactor)
+        use_monotonic_time(default_reactor(self._reactor))
         super().privilegedStartService()
 
 

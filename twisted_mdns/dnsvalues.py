@@ -373,6 +373,9 @@ class _NameSafeBuffer(DNSBuffer):
     (about 5 ms of CPU each: a cheap way to keep a responder busy).
     """
 
+    #: Where the next read starts (set by C{DNSBuffer}; declared for mypy).
+    offset: int
+
     def decode_name(self, last: int = -1) -> DNSLabel:
         data = self.data
         size = len(data)

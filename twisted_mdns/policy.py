@@ -94,7 +94,7 @@ def virtual_kind(
     iface: NetworkInterface, platform: str | None = None
 ) -> str | None:
     """
-    Why C{iface} looks virtual (C{"VPN (tun*)"}), or L{None} if it does not.
+    Why C{iface} looks virtual (C{"VPN (tun*)"}), or C{None} if it does not.
     """
     key = platform_key(platform)
     if key == "windows":
@@ -118,7 +118,7 @@ def unusable_reason(
 ) -> str | None:
     """
     The first reason C{iface} cannot carry mDNS on any of C{families}, or
-    L{None} if it can.
+    C{None} if it can.
     """
     if iface.flags.loopback and not allow_loopback:
         return "loopback"
@@ -239,7 +239,7 @@ class Selection:
 
     def reason(self, name: str) -> str | None:
         """
-        Why C{name} was left out; L{None} if it was selected or is unknown.
+        Why C{name} was left out; C{None} if it was selected or is unknown.
         """
         for iface, why in self.excluded:
             if iface.name == name:
@@ -281,7 +281,7 @@ def _partition(
     reason: Callable[[NetworkInterface], str | None],
 ) -> tuple[list[NetworkInterface], list[tuple[NetworkInterface, str]]]:
     """
-    Split C{interfaces} by C{reason}: L{None} selects, a string excludes
+    Split C{interfaces} by C{reason}: C{None} selects, a string excludes
     (and says why).
     """
     selected, excluded = [], []
@@ -433,7 +433,7 @@ class FilterInterfacePolicy:
     The interfaces that can carry mDNS and for which C{predicate} is true.
 
     C{predicate} takes a L{NetworkInterface} and returns a bool, or a string
-    (a reason to exclude) / L{None} (include), for filters that want to say
+    (a reason to exclude) / C{None} (include), for filters that want to say
     why.
     """
 
@@ -526,7 +526,7 @@ def interface_for_destination(
     """
     The interface whose subnet (IPv4 or IPv6) holds C{destination}: "which
     interface reaches radiod at 192.168.1.50?".  The longest prefix wins when subnets
-    nest; L{None} when no directly connected subnet holds it.
+    nest; C{None} when no directly connected subnet holds it.
     """
     try:
         ip = ipaddress.ip_address(destination)

@@ -125,7 +125,7 @@ class ProxyLink:
 
     def wait(self, cache: RecordCache, name: Name, rtype: int, bound: float) -> defer.Deferred:
         """
-        A Deferred firing (with L{None}) on the first batch that answers
+        A Deferred firing (with C{None}) on the first batch that answers
         C{name}/C{rtype} in C{cache}, or after C{bound} seconds, or at once
         when too many queries wait already.
         """
