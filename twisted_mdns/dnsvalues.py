@@ -34,6 +34,12 @@ from twisted_mdns.constants import (
     TYPE_TXT,
 )
 
+__all__ = [
+    "HEADER", "Message", "MessageError", "Name", "Question", "Record",
+    "join_name", "name_from_text", "name_key", "name_to_text", "rdata_bytes",
+    "type_name",
+]
+
 Name = tuple  # tuple[bytes, ...]
 
 

@@ -34,7 +34,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from zope.interface import implementer
 
@@ -343,27 +343,16 @@ def _netmask_prefix(netmask: str) -> int:
     return prefix
 
 
-def _ipv4_of(entries: Iterable[tuple[str, str | None]]) -> tuple[ipaddress.IPv4Interface, ...]:
-    """
-    IPv4 addresses from C{(address, netmask)} pairs; a missing netmask is
-    a host route (/32), a malformed entry is skipped.
-    """
-    out = []
-    for addr, netmask in entries:
-        if not addr:
-            continue
-        try:
-            prefix = _netmask_prefix(netmask or "255.255.255.255")
-            out.append(ipaddress.IPv4Interface(f"{addr}/{prefix}"))
-        except ValueError:
-            continue
-    return tuple(out)
+_Interface = TypeVar("_Interface", ipaddress.IPv4Interface, ipaddress.IPv6Interface)
 
 
-def _ipv6_of(entries: Iterable[tuple[str, str | None]]) -> tuple[ipaddress.IPv6Interface, ...]:
+def _interfaces_of(
+    entries: Iterable[tuple[str, str | None]], make: Callable[[str], _Interface], host: str
+) -> tuple[_Interface, ...]:
     """
-    IPv6 addresses (scope suffix dropped) from C{(address, netmask)} pairs,
-    for platforms without C{/proc/net/if_inet6}.
+    C{make("address/prefix")} of each C{(address, netmask)} pair that has
+    an address, with a scope suffix (C{%eth0}) dropped and C{host} as the
+    netmask where there is none; a malformed entry is skipped.
     """
     out = []
     for addr, netmask in entries:
@@ -371,11 +360,26 @@ def _ipv6_of(entries: Iterable[tuple[str, str | None]]) -> tuple[ipaddress.IPv6I
         if not addr:
             continue
         try:
-            prefix = _netmask_prefix(netmask or "/128")
-            out.append(ipaddress.IPv6Interface(f"{addr}/{prefix}"))
+            out.append(make(f"{addr}/{_netmask_prefix(netmask or host)}"))
         except ValueError:
             continue
     return tuple(out)
+
+
+def _ipv4_of(entries: Iterable[tuple[str, str | None]]) -> tuple[ipaddress.IPv4Interface, ...]:
+    """
+    IPv4 addresses from C{(address, netmask)} pairs; a missing netmask is
+    a host route (/32), a malformed entry is skipped.
+    """
+    return _interfaces_of(entries, ipaddress.IPv4Interface, "255.255.255.255")
+
+
+def _ipv6_of(entries: Iterable[tuple[str, str | None]]) -> tuple[ipaddress.IPv6Interface, ...]:
+    """
+    IPv6 addresses (scope suffix dropped) from C{(address, netmask)} pairs,
+    for platforms without C{/proc/net/if_inet6}.
+    """
+    return _interfaces_of(entries, ipaddress.IPv6Interface, "/128")
 
 
 #: Where Linux lists every IPv6 address with its flags.  The thread's own

@@ -347,8 +347,37 @@ def _finish(
     return selection
 
 
+class _EachInterfacePolicy:
+    """
+    A policy that judges each interface on its own: L{unusable_reason}
+    first, then the policy's own L{_veto}.
+
+    @cvar _name: what the log calls this policy.
+    @ivar families: the address families the selection is for.
+    """
+
+    _name = "policy"
+    families: Family
+
+    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
+        return _finish(
+            self._name, *_partition(interfaces, self._reason), families=self.families
+        )
+
+    def _reason(self, iface: NetworkInterface) -> str | None:
+        why = unusable_reason(iface, families=self.families)
+        return why if why is not None else self._veto(iface)
+
+    def _veto(self, iface: NetworkInterface) -> str | None:
+        """
+        Why this policy leaves out C{iface}, a usable interface; C{None}
+        selects it.
+        """
+        return None
+
+
 @implementer(IInterfacePolicy)
-class DefaultInterfacePolicy:
+class DefaultInterfacePolicy(_EachInterfacePolicy):
     """
     Up, multicast, not loopback, an address of a family of C{families}
     (an IPv4 address, or an IPv6 address to publish), MTU >= 512, and not
@@ -359,18 +388,11 @@ class DefaultInterfacePolicy:
         self.platform = platform
         self.families = families
 
-    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        return _finish(
-            "default policy", *_partition(interfaces, self._reason), families=self.families
-        )
+    _name = "default policy"
 
-    def _reason(self, iface: NetworkInterface) -> str | None:
-        why = unusable_reason(iface, families=self.families)
-        if why is None:
-            kind = virtual_kind(iface, self.platform)
-            if kind is not None:
-                why = f"virtual: {kind}"
-        return why
+    def _veto(self, iface: NetworkInterface) -> str | None:
+        kind = virtual_kind(iface, self.platform)
+        return f"virtual: {kind}" if kind is not None else None
 
 
 @implementer(IInterfacePolicy)
@@ -428,7 +450,7 @@ class ExplicitInterfacePolicy:
 
 
 @implementer(IInterfacePolicy)
-class FilterInterfacePolicy:
+class FilterInterfacePolicy(_EachInterfacePolicy):
     """
     The interfaces that can carry mDNS and for which C{predicate} is true.
 
@@ -448,24 +470,17 @@ class FilterInterfacePolicy:
         self.description = description or getattr(predicate, "__name__", "filter")
         self.families = families
 
-    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        return _finish(
-            "filter policy", *_partition(interfaces, self._reason), families=self.families
-        )
+    _name = "filter policy"
 
-    def _reason(self, iface: NetworkInterface) -> str | None:
-        why = unusable_reason(iface, families=self.families)
-        if why is None:
-            verdict = self.predicate(iface)
-            if verdict is False:
-                why = f"rejected by {self.description}"
-            elif isinstance(verdict, str):
-                why = verdict
-        return why
+    def _veto(self, iface: NetworkInterface) -> str | None:
+        verdict = self.predicate(iface)
+        if verdict is False:
+            return f"rejected by {self.description}"
+        return verdict if isinstance(verdict, str) else None
 
 
 @implementer(IInterfacePolicy)
-class AllInterfacesPolicy:
+class AllInterfacesPolicy(_EachInterfacePolicy):
     """
     Every interface that is up, multicast-capable and has an address of
     C{families}, virtual ones included; loopback only when asked for.
@@ -475,10 +490,7 @@ class AllInterfacesPolicy:
         self.include_loopback = include_loopback
         self.families = families
 
-    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        return _finish(
-            "all-interfaces policy", *_partition(interfaces, self._reason), families=self.families
-        )
+    _name = "all-interfaces policy"
 
     def _reason(self, iface: NetworkInterface) -> str | None:
         return unusable_reason(
