@@ -53,6 +53,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from twisted.application import service
@@ -172,30 +173,23 @@ class MonotonicTimeService(service.Service):
 
 
 @implementer(IDelayedCall)
+@dataclass(eq=False, repr=False, slots=True)
 class _MonotonicCall:
     """
     A call due at a monotonic time, carried out by one call on the host
     reactor that L{MonotonicClock} re-aims when the wall clock steps.
+
+    @ivar time: the monotonic time it is due at.
     """
 
-    __slots__ = ("_clock", "time", "func", "args", "kw", "called", "cancelled", "_host")
-
-    def __init__(
-        self,
-        clock: MonotonicClock,
-        when: float,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kw: dict[str, Any],
-    ) -> None:
-        self._clock = clock
-        self.time = when
-        self.func = func
-        self.args = args
-        self.kw = kw
-        self.called = False
-        self.cancelled = False
-        self._host: Any = None  # the host reactor's DelayedCall
+    _clock: MonotonicClock
+    time: float
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kw: dict[str, Any]
+    called: bool = field(default=False, init=False)
+    cancelled: bool = field(default=False, init=False)
+    _host: Any = field(default=None, init=False)  # the host reactor's DelayedCall
 
     def getTime(self) -> float:
         """
@@ -216,7 +210,7 @@ class _MonotonicCall:
         self._check()
         self.cancelled = True
         self._clock._forget(self)
-        if self._host is not None and self._host.active():
+        if self._host_active():
             self._host.cancel()
 
     def reset(self, secondsFromNow: float) -> None:
@@ -237,7 +231,7 @@ class _MonotonicCall:
         Aim the host call at what is left on the monotonic clock.
         """
         left = max(0.0, self.time - self._clock.seconds())
-        if self._host is not None and self._host.active():
+        if self._host_active():
             self._host.reset(left)
         else:
             self._host = self._clock._reactor.callLater(left, self._fire)
