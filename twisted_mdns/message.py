@@ -50,7 +50,7 @@ from .constants import (  # noqa: F401  (re-exported: message.TYPE_A etc.)
 )
 from .decoding import parse  # noqa: F401  (re-exported)
 from .dnsvalues import *  # noqa: F401,F403  (re-exported: the values live there)
-from .dnsvalues import _label
+from .dnsvalues import MessageError, Name, Question, Record, _label, type_name
 
 # -- building records --------------------------------------------------------
 
