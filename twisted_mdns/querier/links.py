@@ -49,13 +49,13 @@ class QuerierTransport(Protocol):
     job, so a transport with IPv4 ports only keeps the querier exactly as
     it was.
 
+    @ivar interfaces: the links the transport runs on, by interface index.
     """
 
     @property
     def interfaces(self) -> Mapping[int, NetworkInterface]:
         """
-        The links the transport runs on, by interface index (read only
-        here: a plain attribute holding a C{dict} provides it).
+        The links the transport runs on, by interface index.
         """
 
     def send(
