@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_package -*-
 """
 twisted_mdns: multicast DNS (RFC 6762) and DNS-SD (RFC 6763) for Twisted,
 correct on multi-homed hosts.
@@ -11,7 +12,14 @@ The public API, re-exported here:
  - the service an application composes: L{MDNSService}, L{ServiceInfo};
  - interface-aware multicast for other Twisted code:
    L{PktInfoMulticastPort}, L{InterfaceContext}, L{listenMulticastOn};
- - following interface changes: L{default_monitor}, L{InterfaceChanges}.
+ - following interface changes: L{default_monitor}, L{InterfaceChanges};
+ - address families: L{Family};
+ - time that wall-clock steps do not move: L{MonotonicClock},
+   L{use_monotonic_time}, L{step_proof};
+ - asking: L{Querier}, L{ServiceBrowser}, L{ServiceTypeBrowser},
+   L{ResolvedService}, and L{InterfaceSpec} (how a caller names an
+   interface);
+ - the DNS-SD discovery proxy (RFC 8766): L{DiscoveryProxy}.
 """
 
 from twisted_mdns.interfaces import (
@@ -48,13 +56,25 @@ from twisted_mdns.transport import InterfaceTransport
 
 from twisted_mdns.cache import RecordCache
 from twisted_mdns.multicast import NotResolvedError, listenMulticastOn, resolve_and_listen
-from twisted_mdns.querier import Querier, ResolvedService, ServiceBrowser, ServiceListener
+from twisted_mdns.querier import (
+    InterfaceSpec,
+    Querier,
+    ResolvedService,
+    ServiceBrowser,
+    ServiceListener,
+)
+from twisted_mdns.clock import MonotonicClock, step_proof, use_monotonic_time
+from twisted_mdns.families import Family
+from twisted_mdns.proxy.service import DiscoveryProxy
+from twisted_mdns.type_browser import ServiceTypeBrowser
 
 __all__ = [
     "AllInterfacesPolicy",
     "DefaultInterfacePolicy",
+    "DiscoveryProxy",
     "ExcludingPolicy",
     "ExplicitInterfacePolicy",
+    "Family",
     "FilterInterfacePolicy",
     "IInterfaceEnumerator",
     "IInterfaceMonitor",
@@ -64,21 +84,24 @@ __all__ = [
     "IServiceRegistry",
     "InterfaceChanges",
     "InterfaceContext",
+    "InterfaceSpec",
     "InterfaceTransport",
     "InterfaceValidationError",
     "MDNSService",
+    "MonotonicClock",
+    "NetlinkInterfaceMonitor",
+    "NetworkInterface",
     "NotResolvedError",
+    "PktInfoMulticastPort",
+    "PollingInterfaceMonitor",
     "Querier",
     "RecordCache",
     "ResolvedService",
-    "ServiceBrowser",
-    "ServiceListener",
-    "NetlinkInterfaceMonitor",
-    "NetworkInterface",
-    "PktInfoMulticastPort",
-    "PollingInterfaceMonitor",
     "Selection",
+    "ServiceBrowser",
     "ServiceInfo",
+    "ServiceListener",
+    "ServiceTypeBrowser",
     "SystemInterfaceEnumerator",
     "default_monitor",
     "diff_interfaces",
@@ -86,5 +109,7 @@ __all__ = [
     "interface_for_destination",
     "listenMulticastOn",
     "resolve_and_listen",
+    "step_proof",
+    "use_monotonic_time",
     "validate_interface",
 ]

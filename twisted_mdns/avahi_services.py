@@ -29,6 +29,7 @@ import binascii
 import os
 import xml.parsers.expat
 from dataclasses import dataclass, field
+from typing import Callable
 
 from twisted_mdns.records import ServiceInfo, _split_type
 
@@ -135,13 +136,17 @@ def _parse(path: str, data: bytes) -> _Element:
         if stack:
             stack[-1].text += data
 
-    parser.StartDoctypeDeclHandler = doctype
-    parser.EntityDeclHandler = entity
-    parser.UnparsedEntityDeclHandler = entity
-    parser.SkippedEntityHandler = skipped
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = text
+    handlers: dict[str, Callable[..., None]] = {
+        "StartDoctypeDeclHandler": doctype,
+        "EntityDeclHandler": entity,
+        "UnparsedEntityDeclHandler": entity,
+        "SkippedEntityHandler": skipped,
+        "StartElementHandler": start,
+        "EndElementHandler": end,
+        "CharacterDataHandler": text,
+    }
+    for event, handler in handlers.items():
+        setattr(parser, event, handler)
     # External DTDs and parameter entities are never read.
     parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
     try:

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cache -*-
 """
 The record cache of one interface (RFC 6762 s5.2, s10).
 

@@ -53,6 +53,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from twisted.application import service
@@ -126,6 +127,20 @@ def use_monotonic_time(reactor: Any) -> bool:
     return True
 
 
+def default_reactor(reactor: Any = None) -> Any:
+    """
+    C{reactor}, or the global reactor when it is C{None}: the default of
+    every constructor here that takes an optional reactor.  The global one
+    is imported only then, so that passing a reactor (a test clock, a
+    reactor not yet installed) never installs the default one.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    return reactor
+
+
 def step_proof(reactor: Any) -> Any:
     """
     A clock for twisted_mdns's timers that wall-clock steps do not move.
@@ -153,40 +168,28 @@ class MonotonicTimeService(service.Service):
         self._reactor = reactor
 
     def privilegedStartService(self) -> None:
-        reactor = self._reactor
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
-        use_monotonic_time(reactor)
+        use_monotonic_time(default_reactor(self._reactor))
         super().privilegedStartService()
 
 
 @implementer(IDelayedCall)
+@dataclass(eq=False, repr=False, slots=True)
 class _MonotonicCall:
     """
     A call due at a monotonic time, carried out by one call on the host
     reactor that L{MonotonicClock} re-aims when the wall clock steps.
+
+    @ivar time: the monotonic time it is due at.
     """
 
-    __slots__ = ("_clock", "time", "func", "args", "kw", "called", "cancelled", "_host")
-
-    def __init__(
-        self,
-        clock: MonotonicClock,
-        when: float,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kw: dict[str, Any],
-    ) -> None:
-        self._clock = clock
-        self.time = when
-        self.func = func
-        self.args = args
-        self.kw = kw
-        self.called = False
-        self.cancelled = False
-        self._host: Any = None  # the host reactor's DelayedCall
+    _clock: MonotonicClock
+    time: float
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kw: dict[str, Any]
+    called: bool = field(default=False, init=False)
+    cancelled: bool = field(default=False, init=False)
+    _host: Any = field(default=None, init=False)  # the host reactor's DelayedCall
 
     def getTime(self) -> float:
         """
@@ -207,7 +210,7 @@ class _MonotonicCall:
         self._check()
         self.cancelled = True
         self._clock._forget(self)
-        if self._host is not None and self._host.active():
+        if self._host_active():
             self._host.cancel()
 
     def reset(self, secondsFromNow: float) -> None:
@@ -228,7 +231,7 @@ class _MonotonicCall:
         Aim the host call at what is left on the monotonic clock.
         """
         left = max(0.0, self.time - self._clock.seconds())
-        if self._host is not None and self._host.active():
+        if self._host_active():
             self._host.reset(left)
         else:
             self._host = self._clock._reactor.callLater(left, self._fire)

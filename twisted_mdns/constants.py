@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_message,tests.test_hostile -*-
 """
 Protocol constants of multicast DNS, in one place.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_protocol,tests.test_transport -*-
 """
 Event counters: what was received, answered, suppressed and dropped, by
 reason.

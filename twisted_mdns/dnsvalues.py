@@ -34,6 +34,12 @@ from twisted_mdns.constants import (
     TYPE_TXT,
 )
 
+__all__ = [
+    "HEADER", "Message", "MessageError", "Name", "Question", "Record",
+    "join_name", "name_from_text", "name_key", "name_to_text", "rdata_bytes",
+    "type_name",
+]
+
 Name = tuple  # tuple[bytes, ...]
 
 
@@ -372,6 +378,9 @@ class _NameSafeBuffer(DNSBuffer):
     thousand stack frames and a C{RecursionError} per 29-byte datagram
     (about 5 ms of CPU each: a cheap way to keep a responder busy).
     """
+
+    #: Where the next read starts (set by C{DNSBuffer}; declared for mypy).
+    offset: int
 
     def decode_name(self, last: int = -1) -> DNSLabel:
         data = self.data

@@ -49,23 +49,8 @@ from .constants import (  # noqa: F401  (re-exported: message.TYPE_A etc.)
     TYPE_TXT,
 )
 from .decoding import parse  # noqa: F401  (re-exported)
-from .dnsvalues import (  # noqa: F401  (re-exported: the values live there)
-    HEADER,
-    Message,
-    MessageError,
-    Name,
-    Question,
-    Record,
-    _label,
-    _NameSafeBuffer,
-    _parse_name,
-    join_name,
-    name_from_text,
-    name_key,
-    name_to_text,
-    rdata_bytes,
-    type_name,
-)
+from .dnsvalues import *  # noqa: F401,F403  (re-exported: the values live there)
+from .dnsvalues import MessageError, Name, Question, Record, _label, type_name
 
 # -- building records --------------------------------------------------------
 

@@ -32,7 +32,7 @@ import ipaddress
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence, cast
+from typing import Callable, Iterable, Sequence, TypeVar, cast
 
 from twisted.internet.interfaces import IDelayedCall, IReactorFDSet, IReactorTime, IReadDescriptor
 from twisted.internet.task import LoopingCall
@@ -66,6 +66,25 @@ _MAX_READS = 256
 
 Callback = Callable[["InterfaceChanges"], object]
 
+_Address = TypeVar("_Address", ipaddress.IPv4Interface, ipaddress.IPv6Interface)
+_Difference = Callable[[NetworkInterface, NetworkInterface], "frozenset[_Address]"]
+
+
+def _gained(addresses: Callable[[NetworkInterface], Iterable[_Address]]) -> _Difference[_Address]:
+    """
+    C{f(old, new)}: the addresses (as C{addresses} reads them off an
+    interface) that C{new} has and C{old} had not.
+    """
+    return lambda old, new: frozenset(addresses(new)) - frozenset(addresses(old))
+
+
+def _lost(addresses: Callable[[NetworkInterface], Iterable[_Address]]) -> _Difference[_Address]:
+    """
+    C{f(old, new)}: the addresses that C{old} had and C{new} has not.
+    """
+    gained = _gained(addresses)
+    return lambda old, new: gained(new, old)
+
 
 @dataclass(frozen=True)
 class InterfaceChanges:
@@ -94,63 +113,43 @@ class InterfaceChanges:
         """
         return bool(self.added or self.removed or self.changed)
 
-    @staticmethod
-    def addresses_added(
-        old: NetworkInterface, new: NetworkInterface
-    ) -> frozenset[ipaddress.IPv4Interface]:
-        """
-        IPv4 addresses (with prefix) that C{new} has and C{old} had not: what
-        the responder must now announce on that link.
-        """
-        return frozenset(new.ipv4) - frozenset(old.ipv4)
+    # What a link gained or lost, per kind of address: the responder
+    # announces what was gained and says goodbye for what was lost.
 
-    @staticmethod
-    def addresses_removed(
-        old: NetworkInterface, new: NetworkInterface
-    ) -> frozenset[ipaddress.IPv4Interface]:
-        """
-        IPv4 addresses (with prefix) that C{old} had and C{new} has not: what
-        the responder must say goodbye for.
-        """
-        return frozenset(old.ipv4) - frozenset(new.ipv4)
+    addresses_added = staticmethod(_gained(lambda i: i.ipv4))
+    """
+    C{(old, new)} -> IPv4 addresses (with prefix) that C{new} has and
+    C{old} had not: what the responder must now announce on that link.
+    """
 
-    @staticmethod
-    def ipv6_addresses_added(
-        old: NetworkInterface, new: NetworkInterface
-    ) -> frozenset[ipaddress.IPv6Interface]:
-        """
-        IPv6 addresses that C{new} has and C{old} had not.
-        """
-        return frozenset(new.ipv6) - frozenset(old.ipv6)
+    addresses_removed = staticmethod(_lost(lambda i: i.ipv4))
+    """
+    C{(old, new)} -> IPv4 addresses (with prefix) that C{old} had and
+    C{new} has not: what the responder must say goodbye for.
+    """
 
-    @staticmethod
-    def ipv6_addresses_removed(
-        old: NetworkInterface, new: NetworkInterface
-    ) -> frozenset[ipaddress.IPv6Interface]:
-        """
-        IPv6 addresses that C{old} had and C{new} has not.
-        """
-        return frozenset(old.ipv6) - frozenset(new.ipv6)
+    ipv6_addresses_added = staticmethod(_gained(lambda i: i.ipv6))
+    """
+    C{(old, new)} -> IPv6 addresses that C{new} has and C{old} had not.
+    """
 
-    @staticmethod
-    def published_ipv6_added(
-        old: NetworkInterface, new: NetworkInterface
-    ) -> frozenset[ipaddress.IPv6Interface]:
-        """
-        IPv6 addresses C{new} publishes and C{old} did not: new ones, and
-        tentative ones whose DAD ended (RFC 6762 §6.2: announce them).
-        """
-        return frozenset(new.publishable_ipv6) - frozenset(old.publishable_ipv6)
+    ipv6_addresses_removed = staticmethod(_lost(lambda i: i.ipv6))
+    """
+    C{(old, new)} -> IPv6 addresses that C{old} had and C{new} has not.
+    """
 
-    @staticmethod
-    def published_ipv6_removed(
-        old: NetworkInterface, new: NetworkInterface
-    ) -> frozenset[ipaddress.IPv6Interface]:
-        """
-        IPv6 addresses C{old} published and C{new} does not (gone,
-        deprecated, failed): what needs goodbyes.
-        """
-        return frozenset(old.publishable_ipv6) - frozenset(new.publishable_ipv6)
+    published_ipv6_added = staticmethod(_gained(lambda i: i.publishable_ipv6))
+    """
+    C{(old, new)} -> IPv6 addresses C{new} publishes and C{old} did not:
+    new ones, and tentative ones whose DAD ended (RFC 6762 §6.2: announce
+    them).
+    """
+
+    published_ipv6_removed = staticmethod(_lost(lambda i: i.publishable_ipv6))
+    """
+    C{(old, new)} -> IPv6 addresses C{old} published and C{new} does not
+    (gone, deprecated, failed): what needs goodbyes.
+    """
 
     @property
     def readdressed(self) -> tuple[tuple[NetworkInterface, NetworkInterface], ...]:
@@ -368,7 +367,7 @@ class NetlinkInterfaceMonitor(_EnumeratingMonitor):
         max_delay: float | None = None,
     ) -> None:
         """
-        @param reactor: provides L{IReactorTime} and C{IReactorFDSet}.
+        @param reactor: provides C{IReactorTime} and C{IReactorFDSet}.
         @param enumerator: what to enumerate with; the system's by default.
         @param settle: see L{settle}.
         @param max_delay: see L{max_delay}; five times C{settle} (at least

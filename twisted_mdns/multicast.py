@@ -121,7 +121,7 @@ class OneInterfaceMulticastPort6(PktInfo6MulticastPort):
         """
         return int(self.protocol.dropped + self.counters["dropped.other-interface"])
 
-    def write(self, datagram: bytes, addr: Any = None) -> None:  # type: ignore[override]
+    def write(self, datagram: bytes, addr: Any = None) -> None:
         """
         Send C{datagram} to C{addr} out of this port's interface (a
         link-scoped group or link-local address gets its index as scope).
@@ -214,27 +214,18 @@ def listenMulticastOn(
     else:
         enumerator = enumerator or SystemInterfaceEnumerator()
         iface = validate_interface(interface, enumerator.interfaces(), family)
-    listener: MulticastOnPort
-    if ip.version == 6:
-        listener = OneInterfaceMulticastPort6(
-            port,
-            _OnlyFrom(protocol, iface),
-            interface="::",
-            maxPacketSize=maxPacketSize,
-            reactor=reactor,
-            listenMultiple=True,
-            network_interface=iface,
-        )
-    else:
-        listener = OneInterfaceMulticastPort(
-            port,
-            _OnlyFrom(protocol, iface),
-            interface="",
-            maxPacketSize=maxPacketSize,
-            reactor=reactor,
-            listenMultiple=True,
-            network_interface=iface,
-        )
+    port_class, any_address = (
+        (OneInterfaceMulticastPort6, "::") if ip.version == 6 else (OneInterfaceMulticastPort, "")
+    )
+    listener: MulticastOnPort = port_class(
+        port,
+        _OnlyFrom(protocol, iface),
+        interface=any_address,
+        maxPacketSize=maxPacketSize,
+        reactor=reactor,
+        listenMultiple=True,
+        network_interface=iface,
+    )
     listener.startListening()
     failures: list = []
     listener.joinGroup(group).addErrback(failures.append)

@@ -34,7 +34,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from zope.interface import implementer
 
@@ -146,7 +146,7 @@ class IPv6AddressState:
     def unpublished(self) -> str | None:
         """
         Why this address must not go into AAAA records (RFC 6762 §6.2),
-        or L{None} when it should.
+        or C{None} when it should.
 
         The decisions, each with its reason:
           - tentative: not ours until DAD ends; publishing it could send a
@@ -197,7 +197,7 @@ class NetworkInterface:
     @ivar name: the OS name (C{eth0}, C{en0}).
     @ivar index: the OS interface index, which is what C{IP_PKTINFO} reports.
     @ivar ipv4: IPv4 addresses with their prefix length, as
-        L{ipaddress.IPv4Interface} values (address and subnet in one).
+        C{ipaddress.IPv4Interface} values (address and subnet in one).
     @ivar ipv6: I{all} its IPv6 addresses likewise, whatever their state:
         their prefixes are on-link for the RFC 6762 §11 check.
     @ivar ipv6_states: the kernel flags of those addresses where the
@@ -343,27 +343,16 @@ def _netmask_prefix(netmask: str) -> int:
     return prefix
 
 
-def _ipv4_of(entries: Iterable[tuple[str, str | None]]) -> tuple[ipaddress.IPv4Interface, ...]:
-    """
-    IPv4 addresses from C{(address, netmask)} pairs; a missing netmask is
-    a host route (/32), a malformed entry is skipped.
-    """
-    out = []
-    for addr, netmask in entries:
-        if not addr:
-            continue
-        try:
-            prefix = _netmask_prefix(netmask or "255.255.255.255")
-            out.append(ipaddress.IPv4Interface(f"{addr}/{prefix}"))
-        except ValueError:
-            continue
-    return tuple(out)
+_Interface = TypeVar("_Interface", ipaddress.IPv4Interface, ipaddress.IPv6Interface)
 
 
-def _ipv6_of(entries: Iterable[tuple[str, str | None]]) -> tuple[ipaddress.IPv6Interface, ...]:
+def _interfaces_of(
+    entries: Iterable[tuple[str, str | None]], make: Callable[[str], _Interface], host: str
+) -> tuple[_Interface, ...]:
     """
-    IPv6 addresses (scope suffix dropped) from C{(address, netmask)} pairs,
-    for platforms without C{/proc/net/if_inet6}.
+    C{make("address/prefix")} of each C{(address, netmask)} pair that has
+    an address, with a scope suffix (C{%eth0}) dropped and C{host} as the
+    netmask where there is none; a malformed entry is skipped.
     """
     out = []
     for addr, netmask in entries:
@@ -371,11 +360,26 @@ def _ipv6_of(entries: Iterable[tuple[str, str | None]]) -> tuple[ipaddress.IPv6I
         if not addr:
             continue
         try:
-            prefix = _netmask_prefix(netmask or "/128")
-            out.append(ipaddress.IPv6Interface(f"{addr}/{prefix}"))
+            out.append(make(f"{addr}/{_netmask_prefix(netmask or host)}"))
         except ValueError:
             continue
     return tuple(out)
+
+
+def _ipv4_of(entries: Iterable[tuple[str, str | None]]) -> tuple[ipaddress.IPv4Interface, ...]:
+    """
+    IPv4 addresses from C{(address, netmask)} pairs; a missing netmask is
+    a host route (/32), a malformed entry is skipped.
+    """
+    return _interfaces_of(entries, ipaddress.IPv4Interface, "255.255.255.255")
+
+
+def _ipv6_of(entries: Iterable[tuple[str, str | None]]) -> tuple[ipaddress.IPv6Interface, ...]:
+    """
+    IPv6 addresses (scope suffix dropped) from C{(address, netmask)} pairs,
+    for platforms without C{/proc/net/if_inet6}.
+    """
+    return _interfaces_of(entries, ipaddress.IPv6Interface, "/128")
 
 
 #: Where Linux lists every IPv6 address with its flags.  The thread's own
@@ -418,7 +422,7 @@ def parse_if_inet6(text: str) -> dict[int, tuple[IPv6AddressState, ...]]:
 
 def read_if_inet6(paths: Sequence[str] = IF_INET6_PATHS) -> dict[int, tuple[IPv6AddressState, ...]] | None:
     """
-    L{parse_if_inet6} of the first readable file of C{paths}, or L{None}
+    L{parse_if_inet6} of the first readable file of C{paths}, or C{None}
     where there is none (not Linux, or IPv6 disabled in the kernel).
     """
     for path in paths:
@@ -526,40 +530,37 @@ class StaticInterfaceEnumerator:
         return list(self._interfaces)
 
 
+def _first(
+    interfaces: Iterable[NetworkInterface], matches: Callable[[NetworkInterface], bool]
+) -> NetworkInterface | None:
+    return next((iface for iface in interfaces if matches(iface)), None)
+
+
 def find_by_name(
     interfaces: Iterable[NetworkInterface], name: str
 ) -> NetworkInterface | None:
     """
-    The interface called C{name}, or L{None}.
+    The interface called C{name}, or C{None}.
     """
-    for iface in interfaces:
-        if iface.name == name:
-            return iface
-    return None
+    return _first(interfaces, lambda iface: iface.name == name)
 
 
 def find_by_index(
     interfaces: Iterable[NetworkInterface], index: int
 ) -> NetworkInterface | None:
     """
-    The interface with OS index C{index}, or L{None}.
+    The interface with OS index C{index}, or C{None}.
     """
-    for iface in interfaces:
-        if iface.index == index:
-            return iface
-    return None
+    return _first(interfaces, lambda iface: iface.index == index)
 
 
 def find_by_address(
     interfaces: Iterable[NetworkInterface], address: str
 ) -> NetworkInterface | None:
     """
-    The interface that owns the IP address C{address}, or L{None}.
+    The interface that owns the IP address C{address}, or C{None}.
     """
-    for iface in interfaces:
-        if iface.has_address(address):
-            return iface
-    return None
+    return _first(interfaces, lambda iface: iface.has_address(address))
 
 
 def find_interface(

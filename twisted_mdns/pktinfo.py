@@ -24,7 +24,7 @@ from collections import Counter
 import sys
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Generic, Optional, Protocol, TypeVar
 
 from twisted.internet import defer, udp
 from twisted.internet.error import MessageLengthError
@@ -190,6 +190,12 @@ class _SystemLookup:
         self._enumerator = SystemInterfaceEnumerator()
         self._known: dict[int, NetworkInterface] = {}
 
+    def forget(self) -> None:
+        """
+        Forget what was looked up: the next lookup asks the OS again.
+        """
+        self._known.clear()
+
     def __call__(self, index: int) -> NetworkInterface | None:
         found = self._known.get(index)
         if found is None:
@@ -199,7 +205,85 @@ class _SystemLookup:
         return found
 
 
-class PktInfoMulticastPort(udp.MulticastPort):
+_Context = TypeVar("_Context", bound=InterfaceContext)
+
+
+class PktInfoPortBase(udp.MulticastPort, Generic[_Context]):
+    """
+    What the IPv4 and IPv6 pktinfo ports share: the cache of arrival
+    contexts by C{(interface index, destination)}, forgotten on L{refresh},
+    and group membership by interface index answered as a Deferred.
+
+    @ivar lookup: maps an interface index to a L{NetworkInterface}.
+    @ivar network_interface: the one interface the port serves, if any.
+    @cvar _context_type: the context class of the port's family.
+    """
+
+    lookup: InterfaceLookup
+    network_interface: NetworkInterface | None
+    _context_type: type[_Context]
+    _contexts: dict[tuple[int, bytes], _Context]
+
+    def refresh(self) -> None:
+        """
+        Forget cached interface contexts: addresses may have changed.
+        """
+        self._contexts.clear()
+        forget = getattr(self.lookup, "forget", None)
+        if forget is not None:
+            forget()
+
+    def _context(self, ifindex: int, dst: bytes) -> _Context:
+        key = (ifindex, dst)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            iface = self.lookup(ifindex) if ifindex else None
+            ctx = self._context_type(
+                index=ifindex,
+                name=iface.name if iface is not None else "?",
+                destination=self._destination_text(dst),
+                interface=iface,
+            )
+            if iface is not None:
+                self._contexts[key] = ctx
+        return ctx
+
+    @staticmethod
+    def _destination_text(dst: bytes) -> str:
+        """
+        The destination address C{dst} (packed, from the ancillary data)
+        as text; the family's unspecified address when there was none.
+        """
+        raise NotImplementedError
+
+    def _index_for(self, interface: object) -> int | None:
+        """
+        The interface index a C{joinGroup}/C{leaveGroup} call names: an
+        index as such, or this port's own interface for C{""}; C{None}
+        for anything else (the family decides what that means).
+        """
+        if isinstance(interface, int):
+            return interface
+        if interface == "" and self.network_interface is not None:
+            return self.network_interface.index
+        return None
+
+    def _set_membership(
+        self, level: int, option: int, request: Callable[[], bytes]
+    ) -> defer.Deferred:
+        """
+        Set the membership C{option} to C{request()}: a Deferred that
+        fires with 1, or fails with the C{OSError} or C{ValueError} (a
+        malformed group) as C{joinGroup} callers expect.
+        """
+        try:
+            self.socket.setsockopt(level, option, request())
+        except (OSError, ValueError) as e:
+            return defer.fail(e)
+        return defer.succeed(1)
+
+
+class PktInfoMulticastPort(PktInfoPortBase[InterfaceContext]):
     """
     A C{twisted.internet.udp.MulticastPort} whose reader uses C{recvmsg} with C{IP_PKTINFO}.
 
@@ -307,46 +391,23 @@ class PktInfoMulticastPort(udp.MulticastPort):
         return self._membership(socket.IP_DROP_MEMBERSHIP, addr, interface)
 
     def _membership(self, option: int, addr: str, interface: str | int) -> defer.Deferred:
-        if isinstance(interface, int):
-            index = interface
-        elif interface == "" and self.network_interface is not None:
-            index = self.network_interface.index
-        elif option == socket.IP_ADD_MEMBERSHIP:
-            return super().joinGroup(addr, interface)
-        else:
+        index = self._index_for(interface)
+        if index is None:
+            assert isinstance(interface, str)  # an int is an index
+            if option == socket.IP_ADD_MEMBERSHIP:
+                return super().joinGroup(addr, interface)
             return super().leaveGroup(addr, interface)
-        try:
-            self.socket.setsockopt(socket.IPPROTO_IP, option, ip_mreqn(addr, index))
-        except OSError as e:
-            return defer.fail(e)
-        return defer.succeed(1)
+        return self._set_membership(
+            socket.IPPROTO_IP, option, lambda: ip_mreqn(addr, index)
+        )
 
     # -- reading -----------------------------------------------------------
 
-    def refresh(self) -> None:
-        """
-        Forget cached interface contexts: addresses may have changed.
-        """
-        self._contexts.clear()
-        known = getattr(self.lookup, "_known", None)
-        if isinstance(known, dict):
-            known.clear()
+    _context_type = InterfaceContext
 
-    def _context(self, ifindex: int, dst: bytes) -> InterfaceContext:
-        key = (ifindex, dst)
-        ctx = self._contexts.get(key)
-        if ctx is None:
-            iface = self.lookup(ifindex) if ifindex else None
-            name = iface.name if iface is not None else "?"
-            ctx = InterfaceContext(
-                index=ifindex,
-                name=name,
-                destination=socket.inet_ntoa(dst) if len(dst) == 4 else "0.0.0.0",
-                interface=iface,
-            )
-            if iface is not None:
-                self._contexts[key] = ctx
-        return ctx
+    @staticmethod
+    def _destination_text(dst: bytes) -> str:
+        return socket.inet_ntoa(dst) if len(dst) == 4 else "0.0.0.0"
 
     def _parse_ancillary(self, ancdata: list[tuple[int, int, bytes]]) -> tuple[int, bytes]:
         ifindex, dst = 0, b""

@@ -95,7 +95,7 @@ def virtual_kind(
     iface: NetworkInterface, platform: str | None = None
 ) -> str | None:
     """
-    Why C{iface} looks virtual (C{"VPN (tun*)"}), or L{None} if it does not.
+    Why C{iface} looks virtual (C{"VPN (tun*)"}), or C{None} if it does not.
     """
     key = platform_key(platform)
     if key == "windows":
@@ -119,7 +119,7 @@ def unusable_reason(
 ) -> str | None:
     """
     The first reason C{iface} cannot carry mDNS on any of C{families}, or
-    L{None} if it can.
+    C{None} if it can.
     """
     if iface.flags.loopback and not allow_loopback:
         return "loopback"
@@ -240,7 +240,7 @@ class Selection:
 
     def reason(self, name: str) -> str | None:
         """
-        Why C{name} was left out; L{None} if it was selected or is unknown.
+        Why C{name} was left out; C{None} if it was selected or is unknown.
         """
         for iface, why in self.excluded:
             if iface.name == name:
@@ -282,7 +282,7 @@ def _partition(
     reason: Callable[[NetworkInterface], str | None],
 ) -> tuple[list[NetworkInterface], list[tuple[NetworkInterface, str]]]:
     """
-    Split C{interfaces} by C{reason}: L{None} selects, a string excludes
+    Split C{interfaces} by C{reason}: C{None} selects, a string excludes
     (and says why).
     """
     selected, excluded = [], []
@@ -356,8 +356,37 @@ def _finish(
     return selection
 
 
+class _EachInterfacePolicy:
+    """
+    A policy that judges each interface on its own: L{unusable_reason}
+    first, then the policy's own L{_veto}.
+
+    @cvar _name: what the log calls this policy.
+    @ivar families: the address families the selection is for.
+    """
+
+    _name = "policy"
+    families: Family
+
+    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
+        return _finish(
+            self._name, *_partition(interfaces, self._reason), families=self.families, owner=self
+        )
+
+    def _reason(self, iface: NetworkInterface) -> str | None:
+        why = unusable_reason(iface, families=self.families)
+        return why if why is not None else self._veto(iface)
+
+    def _veto(self, iface: NetworkInterface) -> str | None:
+        """
+        Why this policy leaves out C{iface}, a usable interface; C{None}
+        selects it.
+        """
+        return None
+
+
 @implementer(IInterfacePolicy)
-class DefaultInterfacePolicy:
+class DefaultInterfacePolicy(_EachInterfacePolicy):
     """
     Up, multicast, not loopback, an address of a family of C{families}
     (an IPv4 address, or an IPv6 address to publish), MTU >= 512, and not
@@ -368,18 +397,11 @@ class DefaultInterfacePolicy:
         self.platform = platform
         self.families = families
 
-    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        return _finish(
-            "default policy", *_partition(interfaces, self._reason), families=self.families, owner=self
-        )
+    _name = "default policy"
 
-    def _reason(self, iface: NetworkInterface) -> str | None:
-        why = unusable_reason(iface, families=self.families)
-        if why is None:
-            kind = virtual_kind(iface, self.platform)
-            if kind is not None:
-                why = f"virtual: {kind}"
-        return why
+    def _veto(self, iface: NetworkInterface) -> str | None:
+        kind = virtual_kind(iface, self.platform)
+        return f"virtual: {kind}" if kind is not None else None
 
 
 @implementer(IInterfacePolicy)
@@ -437,12 +459,12 @@ class ExplicitInterfacePolicy:
 
 
 @implementer(IInterfacePolicy)
-class FilterInterfacePolicy:
+class FilterInterfacePolicy(_EachInterfacePolicy):
     """
     The interfaces that can carry mDNS and for which C{predicate} is true.
 
     C{predicate} takes a L{NetworkInterface} and returns a bool, or a string
-    (a reason to exclude) / L{None} (include), for filters that want to say
+    (a reason to exclude) / C{None} (include), for filters that want to say
     why.
     """
 
@@ -457,24 +479,17 @@ class FilterInterfacePolicy:
         self.description = description or getattr(predicate, "__name__", "filter")
         self.families = families
 
-    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        return _finish(
-            "filter policy", *_partition(interfaces, self._reason), families=self.families, owner=self
-        )
+    _name = "filter policy"
 
-    def _reason(self, iface: NetworkInterface) -> str | None:
-        why = unusable_reason(iface, families=self.families)
-        if why is None:
-            verdict = self.predicate(iface)
-            if verdict is False:
-                why = f"rejected by {self.description}"
-            elif isinstance(verdict, str):
-                why = verdict
-        return why
+    def _veto(self, iface: NetworkInterface) -> str | None:
+        verdict = self.predicate(iface)
+        if verdict is False:
+            return f"rejected by {self.description}"
+        return verdict if isinstance(verdict, str) else None
 
 
 @implementer(IInterfacePolicy)
-class AllInterfacesPolicy:
+class AllInterfacesPolicy(_EachInterfacePolicy):
     """
     Every interface that is up, multicast-capable and has an address of
     C{families}, virtual ones included; loopback only when asked for.
@@ -484,10 +499,7 @@ class AllInterfacesPolicy:
         self.include_loopback = include_loopback
         self.families = families
 
-    def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
-        return _finish(
-            "all-interfaces policy", *_partition(interfaces, self._reason), families=self.families, owner=self
-        )
+    _name = "all-interfaces policy"
 
     def _reason(self, iface: NetworkInterface) -> str | None:
         return unusable_reason(
@@ -535,7 +547,7 @@ def interface_for_destination(
     """
     The interface whose subnet (IPv4 or IPv6) holds C{destination}: "which
     interface reaches radiod at 192.168.1.50?".  The longest prefix wins when subnets
-    nest; L{None} when no directly connected subnet holds it.
+    nest; C{None} when no directly connected subnet holds it.
     """
     try:
         ip = ipaddress.ip_address(destination)

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_responder,tests.test_hostile -*-
 """
 Test doubles for code built on twisted_mdns (public, so applications can
 test their own mDNS logic too).

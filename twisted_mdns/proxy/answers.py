@@ -166,7 +166,7 @@ def choose(held: LinkRecords, name: Name, rtype: int, counters: Counter) -> Answ
 
 def _text(name: Name) -> bytes | None:
     """
-    A name as twisted.names carries it (dotted bytes), or L{None} when a
+    A name as twisted.names carries it (dotted bytes), or C{None} when a
     label holds a dot, which twisted.names cannot represent.
     """
     if any(b"." in label for label in name):

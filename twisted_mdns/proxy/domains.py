@@ -98,7 +98,7 @@ class LinkDomain:
 
     def to_local(self, name: Name) -> Name | None:
         """
-        C{x.b.lab.example} -> C{x.local}; L{None} outside this domain.
+        C{x.b.lab.example} -> C{x.local}; C{None} outside this domain.
         """
         if not self.contains(name):
             return None
@@ -106,7 +106,7 @@ class LinkDomain:
 
     def from_local(self, name: Name) -> Name | None:
         """
-        C{x.local} -> C{x.b.lab.example}; L{None} for a name not under
+        C{x.local} -> C{x.b.lab.example}; C{None} for a name not under
         C{.local} (a reverse-mapping name, say), which has no place in this
         domain.
         """
@@ -128,7 +128,7 @@ class LinkDomain:
         owner name and RDATA names moved from C{.local} to this domain,
         the TTL given, no cache-flush bit.
 
-        @return: L{None} for a record whose owner is not under C{.local}.
+        @return: C{None} for a record whose owner is not under C{.local}.
         """
         owner = self.from_local(record.name)
         if owner is None:
@@ -171,7 +171,7 @@ class DomainMap:
 
     def find(self, name: Name) -> LinkDomain | None:
         """
-        The link whose domain holds C{name}, or L{None}: a query outside
+        The link whose domain holds C{name}, or C{None}: a query outside
         every domain reaches no link.
         """
         for link in self.domains:

@@ -16,6 +16,7 @@ proxy costs the mDNS receive path nothing.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from twisted.internet import defer
@@ -59,30 +60,27 @@ class _Waiter:
         return self.rtype in (TYPE_ANY, record.rtype) or record.rtype == TYPE_NSEC
 
 
+@dataclass(eq=False)
 class ProxyLink:
     """
     The state of one link the proxy serves.
 
     @ivar domain: the link and its unicast domain.
     @ivar limit: the mDNS questions its clients may cause (RFC 8766 §9.3).
+    @ivar max_waiting: how many unicast queries may wait for mDNS answers
+        at once.
     """
 
-    def __init__(
-        self,
-        domain: LinkDomain,
-        limit: QuestionRateLimit,
-        reactor: IReactorTime,
-        counters: Counter,
-        max_waiting: int = DEFAULT_MAX_WAITING,
-    ) -> None:
-        self.domain = domain
-        self.limit = limit
-        self.reactor = reactor
-        self.counters = counters
-        self.max_waiting = max_waiting
-        self._waiters: list[_Waiter] = []
-        self._subscribers: list[tuple[Name, int, Subscriber]] = []
-        self._cache: RecordCache | None = None
+    domain: LinkDomain
+    limit: QuestionRateLimit
+    reactor: IReactorTime
+    counters: Counter
+    max_waiting: int = DEFAULT_MAX_WAITING
+    _waiters: list[_Waiter] = field(default_factory=list, init=False, repr=False)
+    _subscribers: list[tuple[Name, int, Subscriber]] = field(
+        default_factory=list, init=False, repr=False
+    )
+    _cache: RecordCache | None = field(default=None, init=False, repr=False)
 
     @property
     def waiting(self) -> int:
@@ -125,7 +123,7 @@ class ProxyLink:
 
     def wait(self, cache: RecordCache, name: Name, rtype: int, bound: float) -> defer.Deferred:
         """
-        A Deferred firing (with L{None}) on the first batch that answers
+        A Deferred firing (with C{None}) on the first batch that answers
         C{name}/C{rtype} in C{cache}, or after C{bound} seconds, or at once
         when too many queries wait already.
         """

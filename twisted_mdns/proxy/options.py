@@ -98,7 +98,7 @@ class ProxyOptions(usage.Options):
     def proxy_post_options(self, selected: Sequence[NetworkInterface] | None = None) -> None:
         """
         Check the options together; C{self["proxy"]} becomes the parsed
-        settings, or L{None} when no proxy was asked for.
+        settings, or C{None} when no proxy was asked for.
 
         @param selected: the interfaces mDNS will run on; a domain for any
             other link is an error (nothing would ever answer there).
@@ -137,7 +137,7 @@ class ProxyOptions(usage.Options):
 def add_proxy(options: Any, mdns: Any) -> service.IService | None:
     """
     Give C{mdns} (an L{twisted_mdns.service.MDNSService}) the Discovery
-    Proxy the options ask for, as a child service; L{None} if none.
+    Proxy the options ask for, as a child service; C{None} if none.
     """
     settings = options.get("proxy") if hasattr(options, "get") else None
     if not settings:

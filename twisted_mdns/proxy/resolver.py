@@ -37,6 +37,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.names import common, dns
 
+from twisted_mdns.clock import default_reactor
 from twisted_mdns.cache import CacheChange
 from twisted_mdns.constants import (
     CLASS_IN,
@@ -136,12 +137,7 @@ class ProxyResolver(common.ResolverBase):
         max_waiting: int = DEFAULT_MAX_WAITING,
     ) -> None:
         super().__init__()
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor  # type: ignore[assignment]
-        assert reactor is not None
-        self.reactor = reactor
+        self.reactor: IReactorTime = default_reactor(reactor)
         self.domains = domains
         self.engines = engines
         self.wait = check_wait(wait)
@@ -149,8 +145,8 @@ class ProxyResolver(common.ResolverBase):
         self.counters: Counter[str] = counters if counters is not None else Counters()
         self.links = [
             ProxyLink(
-                d, QuestionRateLimit(reactor, self.counters, burst, rate),
-                reactor, self.counters, max_waiting,
+                d, QuestionRateLimit(self.reactor, self.counters, burst, rate),
+                self.reactor, self.counters, max_waiting,
             )
             for d in domains
         ]
@@ -209,7 +205,7 @@ class ProxyResolver(common.ResolverBase):
 
     def _held(self, link: ProxyLink) -> _answers.LinkRecords | None:
         """
-        What the link holds now, or L{None} when mDNS does not run there
+        What the link holds now, or C{None} when mDNS does not run there
         (the interface is gone, or the service is stopped).
         """
         querier = getattr(self.engines, "querier", None)

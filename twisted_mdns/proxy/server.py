@@ -45,6 +45,7 @@ from twisted_mdns.constants import (
     RCODE_FORMERR,
     TYPE_OPT,
 )
+from twisted_mdns.clock import default_reactor
 from twisted_mdns.counters import Counters
 from twisted_mdns.message import HEADER
 
@@ -91,12 +92,7 @@ class ProxyServerFactory(server.DNSServerFactory):
         reactor: IReactorTime | None = None,
     ) -> None:
         super().__init__(authorities=[resolver])
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor  # type: ignore[assignment]
-        assert reactor is not None
-        self.reactor = reactor
+        self.reactor: IReactorTime = default_reactor(reactor)
         self.allow = tuple(allow)
         self.counters: Counter[str] = counters if counters is not None else Counters()
 

@@ -29,6 +29,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
+from twisted_mdns.clock import default_reactor
 from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IInterfaceEnumerator
 from twisted_mdns.proxy.domains import DomainMap
@@ -56,7 +57,8 @@ def default_allow(enumerator: IInterfaceEnumerator | None = None) -> list[Networ
         enumerator = SystemInterfaceEnumerator()
     networks: list[Network] = list(LOOPBACK)
     for iface in enumerator.interfaces():
-        for address in (*iface.ipv4, *iface.ipv6):
+        own: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = [*iface.ipv4, *iface.ipv6]
+        for address in own:
             if address.network not in networks:
                 networks.append(address.network)
     return networks
@@ -86,11 +88,7 @@ class DiscoveryProxy(service.Service):
         counters: Counter | None = None,
         enumerator: IInterfaceEnumerator | None = None,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor
-        self.reactor = reactor
+        self.reactor = default_reactor(reactor)
         self.engines = engines
         self.domains = domains
         self.listen = list(listen)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import random as _random
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -194,33 +195,27 @@ class Query:
         self.interval = min(self.interval * 2, MAX_INTERVAL)
 
 
+@dataclass(eq=False)
 class ContinuousQueries:
     """
     The continuous queries of one link, on one timer.  Questions due
     together go out in one message.
 
+    @ivar cache: the link's cache, for the known answers (RFC 6762 §7.1).
+    @ivar send: sends questions on the link.
     @ivar unicast_first: whether the first query of a series is QU (RFC
         6762 §5.4).
     """
 
-    def __init__(
-        self,
-        clock: IReactorTime,
-        random: _random.Random,
-        cache: RecordCache,
-        send: QuestionSender,
-        counters: Counter,
-        unicast_first: bool = True,
-    ) -> None:
-        self.clock = clock
-        self.random = random
-        self.cache = cache
-        self.send = send
-        self.counters = counters
-        self.unicast_first = unicast_first
-        self._queries: dict[tuple[Name, int], Query] = {}
-        self._timer: IDelayedCall | None = None
-        self._timer_at = 0.0
+    clock: IReactorTime
+    random: _random.Random
+    cache: RecordCache
+    send: QuestionSender
+    counters: Counter
+    unicast_first: bool = True
+    _queries: dict[tuple[Name, int], Query] = field(default_factory=dict, init=False, repr=False)
+    _timer: IDelayedCall | None = field(default=None, init=False, repr=False)
+    _timer_at: float = field(default=0.0, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self._queries)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass, field
+from functools import partialmethod
 from typing import Any, Callable, Iterable, Mapping, Union
 
 from zope.interface import implementer
@@ -379,14 +380,13 @@ class _EventCallable:
     def __init__(self, function: Callable[[str, ResolvedService, NetworkInterface], Any]) -> None:
         self.function = function
 
-    def service_added(self, service: ResolvedService, interface: NetworkInterface) -> None:
-        self.function("added", service, interface)
+    def _event(self, event: str, service: ResolvedService, interface: NetworkInterface) -> None:
+        self.function(event, service, interface)
 
-    def service_removed(self, service: ResolvedService, interface: NetworkInterface) -> None:
-        self.function("removed", service, interface)
-
-    def service_updated(self, service: ResolvedService, interface: NetworkInterface) -> None:
-        self.function("updated", service, interface)
+    # IServiceListener: each event is the one call with its name.
+    service_added = partialmethod(_event, "added")
+    service_removed = partialmethod(_event, "removed")
+    service_updated = partialmethod(_event, "updated")
 
 
 def as_listener(listener: Any) -> Any:
