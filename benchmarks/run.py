@@ -256,12 +256,37 @@ def add_unplugged_link(topo: Topology, client: str, host_if: str, octet: int) ->
     ip("link", "add", host_if, "netns", topo.host_ns, "type", "veth",
        "peer", "name", "eth0", "netns", client_ns)
     host_ip, client_ip = f"10.{octet}.0.1", f"10.{octet}.0.2"
+    host_ip6, client_ip6 = f"fd00:{octet}::1", f"fd00:{octet}::2"
     ip("addr", "add", f"{host_ip}/24", "dev", host_if, ns=topo.host_ns)
     ip("addr", "add", f"{client_ip}/24", "dev", "eth0", ns=client_ns)
+    ip("-6", "addr", "add", f"{host_ip6}/64", "dev", host_if, "nodad", ns=topo.host_ns)
+    ip("-6", "addr", "add", f"{client_ip6}/64", "dev", "eth0", "nodad", ns=client_ns)
     ip("link", "set", "eth0", "up", ns=client_ns)
     ip("route", "add", "224.0.0.0/4", "dev", "eth0", ns=client_ns)
     return {"host_if": host_if, "host_ip": host_ip, "client_ns": client_ns, "client_ip": client_ip,
-            "late": True}
+            "host_ip6": host_ip6, "client_ip6": client_ip6, "late": True}
+
+
+def host_link_locals(topo: Topology, links: list[dict]) -> None:
+    """
+    Set each link's C{host_ll}: the host end's fe80:: address now, or (a
+    late link, down, without one yet) the one the kernel will derive from
+    its MAC, checked against the links that have theirs.
+    """
+    from benchmarks.scale_ipv6 import eui64_link_local
+
+    have: dict[str, str] = {}
+    for line in ip("-6", "-o", "addr", "show", "scope", "link", ns=topo.host_ns).splitlines():
+        fields = line.split()
+        have[fields[1]] = fields[fields.index("inet6") + 1].split("/")[0]
+    macs = {}
+    for line in ip("-o", "link", "show", ns=topo.host_ns).splitlines():
+        fields = line.split()
+        macs[fields[1].rstrip(":").split("@")[0]] = fields[fields.index("link/ether") + 1] if "link/ether" in fields else ""
+    for l in links:
+        l["host_ll"] = have.get(l["host_if"]) or eui64_link_local(macs[l["host_if"]])
+        if l["host_if"] in have and eui64_link_local(macs[l["host_if"]]) != have[l["host_if"]]:
+            raise RuntimeError(f"{l['host_if']}'s link-local {have[l['host_if']]} is not its EUI-64 one")
 
 
 def interfaces(args, log) -> dict:
@@ -269,12 +294,17 @@ def interfaces(args, log) -> dict:
     clients = tuple(f"c{i}" for i in range(args.interfaces))
     topo = Topology.build(clients=clients, virtual=False)
     try:
+        # ULA prefixes added nodad; the kernel's link-local addresses pass
+        # DAD before the responder starts.
+        topo.add_ipv6(dad=False, wait=True, timeout=60.0)
         links = [
-            {"host_if": l.host_if, "host_ip": l.host_ip, "client_ns": l.client_ns, "client_ip": l.client_ip}
+            {"host_if": l.host_if, "host_ip": l.host_ip, "client_ns": l.client_ns, "client_ip": l.client_ip,
+             "host_ip6": l.host_ip6, "client_ip6": l.client_ip6, "client_if": l.client_if}
             for l in topo.links.values()
         ]
         for n in range(args.late_interfaces):
             links.append(add_unplugged_link(topo, f"l{n}", f"late{n}", args.interfaces + 1 + n))
+        host_link_locals(topo, links)
         built = time.perf_counter() - t0
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(links, f)
@@ -411,20 +441,40 @@ def failures(results: dict) -> list[str]:
             out.append(f"interfaces: {i['interfaces_selected']} of {i['links']} links selected")
         if i["ports"] != i["links"]:
             out.append(f"interfaces: {i['ports']} ports for {i['links']} links")
-        for kind in ("multicast_legacy", "unicast_legacy"):
-            q = i[kind]
-            if q["correct"] != q["asked"] or q["unanswered"] or q["wrong"]:
-                out.append(
-                    f"interfaces: {kind}: {q['correct']}/{q['asked']} correct, unanswered "
-                    f"{q['unanswered'] or 'none'}, wrong {q['wrong'] or 'none'}"
-                )
-        for kind, what in (("answering_after_start", "after start"), ("late", "plugged in later")):
-            a = i.get(kind)
-            if a and (a["unanswered"] or a["wrong"]):
-                out.append(
-                    f"interfaces: links {what}: {a['answered']}/{a['links']} answered, unanswered "
-                    f"{a['unanswered'] or 'none'}, {a['wrong']} wrong answer(s)"
-                )
+        out.extend(_link_failures(i, "interfaces"))
+        six = i.get("ipv6")
+        if six:
+            if six["ports"] != i["links"]:
+                out.append(f"interfaces: {six['ports']} IPv6 ports for {i['links']} links")
+            if i["udp_5353_sockets"] != 2 * i["links"]:
+                out.append(f"interfaces: {i['udp_5353_sockets']} UDP sockets on 5353 for {i['links']} "
+                           f"dual-stack links (one IPv4 and one IPv6 port each)")
+            out.extend(_link_failures(six, "interfaces (IPv6)", " AAAA"))
+    return out
+
+
+def _link_failures(i: dict, label: str, question: str = "") -> list[str]:
+    """
+    The many-link checks of one family: every legacy question (multicast
+    and unicast) answered correctly, every link answering after start and
+    after being plugged in.
+    """
+    out = []
+    for kind in ("multicast_legacy", "unicast_legacy"):
+        q = i[kind]
+        if q["correct"] != q["asked"] or q["unanswered"] or q["wrong"]:
+            out.append(
+                f"{label}: {kind}{question}: {q['correct']}/{q['asked']} correct, unanswered "
+                f"{q['unanswered'] or 'none'}, wrong {q['wrong'] or 'none'}"
+            )
+    for kind, what in (("answering_after_start", "after start"), ("late", "plugged in later")):
+        a = i.get(kind)
+        if a and (a["unanswered"] or a["wrong"]):
+            out.append(
+                f"{label}: links {what}: {a['answered']}/{a['links']} answered, unanswered "
+                f"{a['unanswered'] or 'none'}, {a['wrong']} wrong answer(s)"
+                + (f", first wrong {a['first_wrong']}" if a.get("first_wrong") else "")
+            )
     return out
 
 
@@ -563,9 +613,39 @@ def _interfaces_lines(i: dict, title: str, brief: bool = False) -> list[str]:
         out.append(f"{ind}  ports open after {_s(late.get('ports_open_s'))}, host name claimed after "
                    f"{_s(late.get('claimed_s'))}; {late.get('enumerations', '?')} enumeration(s), "
                    f"{late['ports']} ports now")
+    if i.get("ipv6"):
+        out.extend(_ipv6_lines(i["ipv6"], ind))
     if i.get("enumerations") is not None:
         out.append(f"{ind}interface enumerations by the monitor in the whole run: {i['enumerations']}")
     out.append(f"{ind}stop: {i['stop_s']:.2f} s")
+    return out
+
+
+def _ipv6_lines(six: dict, ind: str) -> list[str]:
+    """
+    The same links over IPv6: legacy AAAA questions to ff02::fb and to the
+    host's ULA, each answer holding exactly the link's ULA and link-local.
+    """
+    out = [f"{ind}IPv6 (ULA nodad + link-local, AAAA for bench.local): {six['ports']} IPv6 ports"]
+    a = six.get("answering_after_start")
+    if a:
+        out.append(f"{ind}  every link answering (legacy AAAA to ff02::fb, from start): {a['answered']}/{a['links']}, "
+                   f"first {_s(a['first_s'])}, median {_s(a['median_s'])}, all {_s(a['all_s'])}"
+                   + _target(a["all_s"], LINK_TARGETS["start_s"]))
+    for kind in ("multicast_legacy", "unicast_legacy"):
+        q = six[kind]
+        out.append(f"{ind}  legacy AAAA query on each link ({kind.split('_')[0]}): {q['correct']}/{q['asked']} "
+                   f"correct, all answered within {_ms(q['all_answered_ms'])}"
+                   + (f"; unanswered {q['unanswered']}" if q["unanswered"] else "")
+                   + (f"; wrong {q['wrong']}" if q["wrong"] else ""))
+    late = six.get("late")
+    if late:
+        out.append(f"{ind}  {late['links']} links plugged in later: {late['answered']}/{late['links']} answering "
+                   f"with ULA and link-local, first {_s(late['first_s'])}, all {_s(late['all_s'])}"
+                   + _target(late["all_s"], LINK_TARGETS["late_s"]))
+        out.append(f"{ind}    all answering with some own address (ULA; link-local still in DAD) after "
+                   f"{_s(late.get('own_all_s'))}; {late.get('partial', 0)} partial answer(s); "
+                   f"{late['ports']} IPv6 ports now")
     return out
 
 
