@@ -646,6 +646,8 @@ def _ipv6_lines(six: dict, ind: str) -> list[str]:
         out.append(f"{ind}    all answering with some own address (ULA; link-local still in DAD) after "
                    f"{_s(late.get('own_all_s'))}; {late.get('partial', 0)} partial answer(s); "
                    f"{late['ports']} IPv6 ports now")
+        out.append(f"{ind}    host link-locals out of DAD (kernel) after {_s(late.get('ll_dad_done_s'))}, "
+                   f"published by the responder after {_s(late.get('ll_published_s'))}")
     return out
 
 

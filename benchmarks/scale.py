@@ -478,6 +478,8 @@ async def interfaces(args) -> dict:
         t_plug = time.perf_counter()
         t_plug_mono = time.monotonic()
         watching = defer.ensureDeferred(watch_links(mdns, {l["host_if"] for l in late}, t_plug, 20.0))
+        if asking6:
+            watching6 = defer.ensureDeferred(scale_ipv6.watch_link_locals(mdns, late, t_plug, sleep))
         await threads.deferToThread(plug_in, late)
         t_plugged = time.perf_counter()
         result["late"] = answering_summary(await threads.deferToThread(asking.result), t_plug_mono)
@@ -489,7 +491,7 @@ async def interfaces(args) -> dict:
         result["late"]["ports"] = len(mdns.transport.ports)
         if asking6:
             late6 = answering_summary(await threads.deferToThread(asking6.result), t_plug_mono)
-            result["ipv6"]["late"] = dict(late6, ports=len(mdns.transport.ports6))
+            result["ipv6"]["late"] = dict(late6, ports=len(mdns.transport.ports6), **await watching6)
     result["enumerations"] = getattr(mdns.monitor, "enumerations", None)
     t_stop = time.perf_counter()
     await mdns.stopService()

@@ -203,6 +203,48 @@ def ask_every_link(links: list[dict], multicast: bool, ident0: int) -> dict:
     }
 
 
+def link_locals_ready() -> set[str]:
+    """
+    The interfaces of this namespace whose fe80:: address has passed DAD
+    (in C{/proc/net/if_inet6}, without C{IFA_F_TENTATIVE}, 0x40).
+    """
+    ready = set()
+    with open("/proc/net/if_inet6") as f:
+        for line in f:
+            address, _, _, _, flags, name = line.split()
+            if address.startswith("fe80") and not int(flags, 16) & 0x40:
+                ready.add(name)
+    return ready
+
+
+async def watch_link_locals(mdns, links: list[dict], t0: float, sleep, timeout: float = 20.0) -> dict:
+    """
+    When every link of C{links} (the late ones) had its host end's
+    link-local address out of DAD (the kernel), and when the responder
+    held an AAAA record for it on that link (us), in seconds after
+    C{t0}; polled every 10 ms.  The time until the links answer with
+    both addresses is the sum of the two waits.
+    """
+    want = {l["host_if"]: _norm(l["host_ll"]) for l in links}
+    ready: dict[str, float] = {}
+    published: dict[str, float] = {}
+    while len(published) < len(want) and time.perf_counter() - t0 < timeout:
+        now = time.perf_counter() - t0
+        for name in link_locals_ready() & set(want):
+            ready.setdefault(name, now)
+        for index, iface in list(mdns.transport.interfaces.items()):
+            if iface.name in want and iface.name not in published and any(
+                r.rtype == TYPE_AAAA and _norm(str(r.rdata)) == want[iface.name]
+                for r in mdns.responder.records_for(index)
+            ):
+                published[iface.name] = now
+        await sleep(0.01)
+    return {
+        "ll_dad_done_s": max(ready.values()) if len(ready) == len(want) else None,
+        "ll_published_s": max(published.values()) if len(published) == len(want) else None,
+    }
+
+
 def legacy_rounds(links: list[dict]) -> dict:
     """
     L{ask_every_link} by multicast, then by unicast to the host's ULA.
