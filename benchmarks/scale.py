@@ -42,7 +42,7 @@ import psutil
 from twisted.internet import defer, reactor, task, threads
 
 from benchmarks import scale_ipv6, wire
-from benchmarks.asking import Asking, answering_summary, start_asking  # noqa: F401 (run.py's too)
+from benchmarks.asking import answering_summary, start_asking
 from tests.netns import inside
 from twisted_mdns.message import TYPE_A, name_key
 from twisted_mdns.records import ServiceInfo, host_name
@@ -263,6 +263,22 @@ def open_sockets() -> dict:
     return {"sockets": udp, "udp_5353": sum(1 for c in conns if c.laddr and c.laddr.port == 5353)}
 
 
+def rcvbuf_errors() -> dict:
+    """
+    UDP datagrams this namespace's kernel dropped for a full socket
+    receive buffer, per family, so far (C{/proc/net/snmp}, C{snmp6}).
+    """
+    with open("/proc/net/snmp") as f:
+        udp = [line.split() for line in f if line.startswith("Udp:")]
+    with open("/proc/net/snmp6") as f:
+        udp6 = dict(line.split() for line in f if line.strip())
+    return {"ipv4": int(dict(zip(udp[0], udp[1]))["RcvbufErrors"]), "ipv6": int(udp6["Udp6RcvbufErrors"])}
+
+
+def _since(before: dict) -> dict:
+    return {k: v - before[k] for k, v in rcvbuf_errors().items()}
+
+
 def _correct(data: bytes, source: tuple, link: dict, idents: set[int]) -> bool:
     try:
         r = wire.parse(data)
@@ -376,7 +392,7 @@ def ask_every_link(links: list[dict], multicast: bool, ident0: int) -> dict:
         for data, source, ident, link in replies:
             try:
                 r = wire.parse(data)
-            except wire.WireError as e:
+            except wire.WireError:
                 ok = False
                 continue
             addrs = sorted(wire.a_address(rr) for rr in r.answers if rr.rtype == wire.TYPE_A)
@@ -433,7 +449,7 @@ async def interfaces(args) -> dict:
         everything = json.load(f)
     links = [l for l in everything if not l.get("late")]
     late = [l for l in everything if l.get("late")]
-    base = open_sockets()
+    base, drops = open_sockets(), rcvbuf_errors()
     # Every link asked until it answers, from the start: what a client on
     # each link sees.
     ipv6 = bool(everything) and all(l.get("host_ip6") for l in everything)
@@ -470,8 +486,10 @@ async def interfaces(args) -> dict:
     result["multicast_legacy"] = await threads.deferToThread(ask_every_link, links, True, 1000)
     result["unicast_legacy"] = await threads.deferToThread(ask_every_link, links, False, 2000)
     if asking6:
+        before = rcvbuf_errors()
         result["ipv6"] = {"answering_after_start": start6, "ports": len(mdns.transport.ports6),
                           **await threads.deferToThread(scale_ipv6.legacy_rounds, links)}
+        result["ipv6"]["rcvbuf_errors_legacy_rounds"] = _since(before)
     if late:
         before = getattr(mdns.monitor, "enumerations", None)
         asking, asking6 = await start_asking(args, True, ipv6)
@@ -493,6 +511,7 @@ async def interfaces(args) -> dict:
             late6 = answering_summary(await threads.deferToThread(asking6.result), t_plug_mono)
             result["ipv6"]["late"] = dict(late6, ports=len(mdns.transport.ports6), **await watching6)
     result["enumerations"] = getattr(mdns.monitor, "enumerations", None)
+    result["rcvbuf_errors"] = _since(drops)
     t_stop = time.perf_counter()
     await mdns.stopService()
     result["stop_s"] = time.perf_counter() - t_stop

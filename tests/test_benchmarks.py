@@ -126,7 +126,7 @@ class LinkAnsweringTests(unittest.TestCase):
                 "enumerations": 1, "ports": 6, **late}
         results["interfaces"].update(
             start_service_s=0.1, host_claimed_s=1.2, udp_5353_sockets=8, sockets_opened=9, rss_mb=40.0,
-            stop_s=0.01, topology_build_s=1.0, enumerations=3,
+            stop_s=0.01, topology_build_s=1.0, enumerations=3, rcvbuf_errors={"ipv4": 0, "ipv6": 6},
             answering_after_start=answering,
             late=dict(answering, **late),
         )
@@ -150,6 +150,7 @@ class LinkAnsweringTests(unittest.TestCase):
         self.assertIn("legacy AAAA query on each link (unicast): 4/4 correct", text)
         self.assertIn("2/2 answering with ULA and link-local, first 1.00 s, all 1.70 s  (target <= 2.0 s)  ok", text)
         self.assertIn("link-local still in DAD) after 1.20 s; 9 partial answer(s); 6 IPv6 ports now", text)
+        self.assertIn("dropped for a full receive buffer in the whole run: 0 IPv4, 6 IPv6", text)
 
     def test_slow_is_reported_not_failed(self) -> None:
         results = self.results(late_all=2.5)
