@@ -17,12 +17,14 @@ from tests.netns import Topology, ip
 LINK_TARGETS = {"start_s": 2.0, "late_s": 2.0}
 
 
-def add_unplugged_link(topo: Topology, client: str, host_if: str, octet: int) -> dict:
+def add_unplugged_link(topo: Topology, client: str, host_if: str, octet: int, ipv6: bool = True) -> dict:
     """
     A link like L{Topology.add_link}'s (10.N.0.1 on the host, 10.N.0.2 in
     the client's namespace, which is up), but with the host's end left
     down: present with its address from the start, not selected until it
-    is plugged in (C{ip link set up}).
+    is plugged in (C{ip link set up}).  With C{ipv6}, also as
+    L{Topology.add_ipv6}'s (C{fd00:N::1} and C{::2}, C{nodad}: a link
+    without carrier would hold a tentative address until plugged in).
     """
     client_ns = f"{topo.host_ns[:-1]}{client}"
     ip("netns", "add", client_ns)
@@ -34,12 +36,13 @@ def add_unplugged_link(topo: Topology, client: str, host_if: str, octet: int) ->
     host_ip6, client_ip6 = f"fd00:{octet}::1", f"fd00:{octet}::2"
     ip("addr", "add", f"{host_ip}/24", "dev", host_if, ns=topo.host_ns)
     ip("addr", "add", f"{client_ip}/24", "dev", "eth0", ns=client_ns)
-    ip("-6", "addr", "add", f"{host_ip6}/64", "dev", host_if, "nodad", ns=topo.host_ns)
-    ip("-6", "addr", "add", f"{client_ip6}/64", "dev", "eth0", "nodad", ns=client_ns)
+    if ipv6:
+        ip("-6", "addr", "add", f"{host_ip6}/64", "dev", host_if, "nodad", ns=topo.host_ns)
+        ip("-6", "addr", "add", f"{client_ip6}/64", "dev", "eth0", "nodad", ns=client_ns)
     ip("link", "set", "eth0", "up", ns=client_ns)
     ip("route", "add", "224.0.0.0/4", "dev", "eth0", ns=client_ns)
     return {"host_if": host_if, "host_ip": host_ip, "client_ns": client_ns, "client_ip": client_ip,
-            "host_ip6": host_ip6, "client_ip6": client_ip6, "late": True}
+            "late": True, **({"host_ip6": host_ip6, "client_ip6": client_ip6} if ipv6 else {})}
 
 
 def host_link_locals(topo: Topology, links: list[dict]) -> None:

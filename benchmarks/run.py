@@ -245,17 +245,19 @@ def interfaces(args, log) -> dict:
     clients = tuple(f"c{i}" for i in range(args.interfaces))
     topo = Topology.build(clients=clients, virtual=False)
     try:
-        # ULA prefixes added nodad; the kernel's link-local addresses pass
-        # DAD before the responder starts.
-        topo.add_ipv6(dad=False, wait=True, timeout=60.0)
+        if args.ipv6:
+            # ULA prefixes added nodad; the kernel's link-local addresses
+            # pass DAD before the responder starts.
+            topo.add_ipv6(dad=False, wait=True, timeout=60.0)
         links = [
             {"host_if": l.host_if, "host_ip": l.host_ip, "client_ns": l.client_ns, "client_ip": l.client_ip,
-             "host_ip6": l.host_ip6, "client_ip6": l.client_ip6, "client_if": l.client_if}
+             "client_if": l.client_if, **({"host_ip6": l.host_ip6, "client_ip6": l.client_ip6} if args.ipv6 else {})}
             for l in topo.links.values()
         ]
         for n in range(args.late_interfaces):
-            links.append(add_unplugged_link(topo, f"l{n}", f"late{n}", args.interfaces + 1 + n))
-        host_link_locals(topo, links)
+            links.append(add_unplugged_link(topo, f"l{n}", f"late{n}", args.interfaces + 1 + n, args.ipv6))
+        if args.ipv6:
+            host_link_locals(topo, links)
         built = time.perf_counter() - t0
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(links, f)
@@ -507,6 +509,9 @@ def main(argv=None) -> int:
                    help="links of that benchmark plugged in after start")
     p.add_argument("--ask-interval", type=float, default=0.1,
                    help="seconds between two questions to a link that has not answered yet")
+    p.add_argument("--no-ipv6", dest="ipv6", action="store_false",
+                   help="many interfaces: no ULA prefixes and no IPv6 questions (the links keep "
+                        "their link-local addresses, so the responder still opens IPv6 ports)")
     p.add_argument("--no-avahi", dest="avahi", action="store_false",
                    help="do not time avahi-daemon on the many-interface topology")
     p.add_argument("--profile", default=None,
