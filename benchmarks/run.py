@@ -13,8 +13,9 @@ and clients talk over veth links between them.
     and python-zeroconf, each in the host namespace; it reports answered
     queries/s, p50/p99 latency and wrong/missing answers.
  2. Scale: 10,000 services on one responder (registration time, RSS per
-    service, a PTR browse that must return all of them) and 64 interfaces
-    (start-up, ports, one correct answer per link).
+    service, a PTR browse that must return all of them) and 240 dual-stack
+    interfaces (start-up, ports, one correct answer per link over IPv4 and
+    IPv6, 8 links plugged in later).
 
 Prints a report with the ratios measured in this run; C{--json FILE} also
 writes every figure.  Exits 1 when any answer was wrong or missing, or a
