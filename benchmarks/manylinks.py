@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_benchmarks -*-
 """
 The many-link benchmark's parts that L{benchmarks.run} drives it with:
-the links added beside L{tests.netns.Topology}'s (late ones, plugged in
+the links added beside C{tests.netns.Topology}'s (late ones, plugged in
 after start; the host ends' link-local addresses), its checks and its
 report lines.  The responder's side is L{benchmarks.scale}'s
 C{interfaces} (over IPv6 with L{benchmarks.scale_ipv6}).
@@ -19,11 +19,11 @@ LINK_TARGETS = {"start_s": 2.0, "late_s": 2.0}
 
 def add_unplugged_link(topo: Topology, client: str, host_if: str, octet: int, ipv6: bool = True) -> dict:
     """
-    A link like L{Topology.add_link}'s (10.N.0.1 on the host, 10.N.0.2 in
+    A link like C{Topology.add_link}'s (10.N.0.1 on the host, 10.N.0.2 in
     the client's namespace, which is up), but with the host's end left
     down: present with its address from the start, not selected until it
     is plugged in (C{ip link set up}).  With C{ipv6}, also as
-    L{Topology.add_ipv6}'s (C{fd00:N::1} and C{::2}, C{nodad}: a link
+    C{Topology.add_ipv6}'s (C{fd00:N::1} and C{::2}, C{nodad}: a link
     without carrier would hold a tentative address until plugged in).
     """
     client_ns = f"{topo.host_ns[:-1]}{client}"

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_benchmarks -*-
 """
 The many-link benchmark over IPv6 (L{benchmarks.scale}'s C{interfaces}
 part asks through these as it asks over IPv4).
@@ -16,7 +17,7 @@ in: RFC 6762 §6.2 and the kernel's DAD) is I{partial}: counted, not
 wrong, and the link is not answering yet.
 
 Run as C{python -m benchmarks.scale_ipv6 ask --links FILE [--late]} by
-L{benchmarks.scale.Asking}; prints C{RESULT {json}}.
+L{benchmarks.asking.Asking}; prints C{RESULT {json}}.
 """
 
 from __future__ import annotations
