@@ -269,6 +269,9 @@ def interfaces(args, log) -> dict:
             for l in links:
                 if l.get("late"):
                     ip("link", "set", l["host_if"], "down", ns=topo.host_ns)
+                    if l.get("host_ip6"):  # going down flushed it
+                        ip("-6", "addr", "replace", f"{l['host_ip6']}/64", "dev", l["host_if"], "nodad",
+                           ns=topo.host_ns)
 
         try:
             out = run_module(topo.host_ns, "benchmarks.scale", "interfaces", "--links", f.name,
