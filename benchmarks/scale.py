@@ -16,7 +16,12 @@ ports and sockets, and asks a legacy A question on every link (multicast
 and unicast): each answer must carry exactly that link's address.  Then
 the links marked C{late} (present from the start, with their addresses,
 but down) are plugged in at once (C{ip link set up}), and the time until
-each answers correctly is measured the same way.
+each answers correctly is measured the same way.  When the links have
+IPv6 (a ULA prefix each; see L{benchmarks.scale_ipv6}), the same is done
+over IPv6 at the same time: legacy AAAA questions to ff02::fb and to the
+host's ULA, each answer holding exactly that link's ULA and link-local
+address, the time until every link answers after start and after being
+plugged in, and one IPv6 port per link.
 
 Prints C{RESULT {json}}.
 """
@@ -36,7 +41,8 @@ import time
 import psutil
 from twisted.internet import defer, reactor, task, threads
 
-from benchmarks import wire
+from benchmarks import scale_ipv6, wire
+from benchmarks.asking import answering_summary, start_asking
 from tests.netns import inside
 from twisted_mdns.message import TYPE_A, name_key
 from twisted_mdns.records import ServiceInfo, host_name
@@ -245,7 +251,7 @@ def judge_browse(got, t_q: float, expected: set[str], args) -> dict:
 
 
 def open_sockets() -> dict:
-    udp = tcp = netlink = 0
+    udp = 0
     for fd in os.listdir("/proc/self/fd"):
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
@@ -255,6 +261,22 @@ def open_sockets() -> dict:
             udp += 1
     conns = psutil.Process().net_connections(kind="udp")
     return {"sockets": udp, "udp_5353": sum(1 for c in conns if c.laddr and c.laddr.port == 5353)}
+
+
+def rcvbuf_errors() -> dict:
+    """
+    UDP datagrams this namespace's kernel dropped for a full socket
+    receive buffer, per family, so far (C{/proc/net/snmp}, C{snmp6}).
+    """
+    with open("/proc/net/snmp") as f:
+        udp = [line.split() for line in f if line.startswith("Udp:")]
+    with open("/proc/net/snmp6") as f:
+        udp6 = dict(line.split() for line in f if line.strip())
+    return {"ipv4": int(dict(zip(udp[0], udp[1]))["RcvbufErrors"]), "ipv6": int(udp6["Udp6RcvbufErrors"])}
+
+
+def _since(before: dict) -> dict:
+    return {k: v - before[k] for k, v in rcvbuf_errors().items()}
 
 
 def _correct(data: bytes, source: tuple, link: dict, idents: set[int]) -> bool:
@@ -324,56 +346,6 @@ def until_every_link_answers(links: list[dict], timeout: float, interval: float)
             "links": [l["host_if"] for l in links]}
 
 
-def answering_summary(raw: dict, t0: float) -> dict:
-    """
-    L{until_every_link_answers}'s report, in seconds after C{t0}.
-    """
-    times = sorted(t - t0 for t in raw["answered_at"].values())
-    links = raw["links"]
-    return {
-        "links": len(links),
-        "answered": len(times),
-        "unanswered": [l for l in links if l not in raw["answered_at"]],
-        "wrong": raw["wrong"],
-        "first_s": times[0] if times else None,
-        "median_s": times[len(times) // 2] if times else None,
-        "all_s": times[-1] if times and len(times) == len(links) else None,
-        "interval_s": raw["interval_s"],
-    }
-
-
-class Asking:
-    """
-    L{until_every_link_answers} in a process of its own (C{benchmarks.scale
-    ask}), for the late links of C{args.links} or the others.
-    """
-
-    def __init__(self, links_file: str, interval: float, late: bool, **popen) -> None:
-        argv = [sys.executable, "-m", "benchmarks.scale", "ask", "--links", links_file,
-                "--interval", str(interval)] + (["--late"] if late else [])
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, **popen)
-
-    def wait_asking(self) -> None:
-        """
-        Block until the process has opened its sockets and starts asking.
-        """
-        assert self.proc.stdout is not None
-        while True:
-            line = self.proc.stdout.readline()
-            if not line or line.startswith("ASKING"):
-                return
-
-    def result(self) -> dict:
-        """
-        Block until it is done; its raw report.
-        """
-        out, _ = self.proc.communicate()
-        for line in out.splitlines():
-            if line.startswith("RESULT "):
-                return json.loads(line[len("RESULT "):])
-        raise RuntimeError(f"the asking process printed no result: {out[-2000:]}")
-
-
 def ask(args) -> dict:
     with open(args.links) as f:
         links = [l for l in json.load(f) if bool(l.get("late")) == args.late]
@@ -420,7 +392,7 @@ def ask_every_link(links: list[dict], multicast: bool, ident0: int) -> dict:
         for data, source, ident, link in replies:
             try:
                 r = wire.parse(data)
-            except wire.WireError as e:
+            except wire.WireError:
                 ok = False
                 continue
             addrs = sorted(wire.a_address(rr) for rr in r.answers if rr.rtype == wire.TYPE_A)
@@ -477,11 +449,11 @@ async def interfaces(args) -> dict:
         everything = json.load(f)
     links = [l for l in everything if not l.get("late")]
     late = [l for l in everything if l.get("late")]
-    base = open_sockets()
+    base, drops = open_sockets(), rcvbuf_errors()
     # Every link asked until it answers, from the start: what a client on
     # each link sees.
-    asking = Asking(args.links, args.ask_interval, late=False)
-    await threads.deferToThread(asking.wait_asking)
+    ipv6 = bool(everything) and all(l.get("host_ip6") for l in everything)
+    asking, asking6 = await start_asking(args, False, ipv6)
     t0 = time.perf_counter()
     t0_mono = time.monotonic()
     mdns = MDNSService(hostname="bench")
@@ -491,6 +463,8 @@ async def interfaces(args) -> dict:
     t_claimed = time.perf_counter()
     counters_at_claim = dict(mdns.counters)
     start_answers = answering_summary(await threads.deferToThread(asking.result), t0_mono)
+    if asking6:
+        start6 = answering_summary(await threads.deferToThread(asking6.result), t0_mono)
     sockets = open_sockets()
     names = sorted(i.name for i in mdns.transport.interfaces.values())
     wanted = sorted(l["host_if"] for l in links)
@@ -511,13 +485,19 @@ async def interfaces(args) -> dict:
     # to pass so nothing but the answers is in flight.
     result["multicast_legacy"] = await threads.deferToThread(ask_every_link, links, True, 1000)
     result["unicast_legacy"] = await threads.deferToThread(ask_every_link, links, False, 2000)
+    if asking6:
+        before = rcvbuf_errors()
+        result["ipv6"] = {"answering_after_start": start6, "ports": len(mdns.transport.ports6),
+                          **await threads.deferToThread(scale_ipv6.legacy_rounds, links)}
+        result["ipv6"]["rcvbuf_errors_legacy_rounds"] = _since(before)
     if late:
         before = getattr(mdns.monitor, "enumerations", None)
-        asking = Asking(args.links, args.ask_interval, late=True)
-        await threads.deferToThread(asking.wait_asking)
+        asking, asking6 = await start_asking(args, True, ipv6)
         t_plug = time.perf_counter()
         t_plug_mono = time.monotonic()
         watching = defer.ensureDeferred(watch_links(mdns, {l["host_if"] for l in late}, t_plug, 20.0))
+        if asking6:
+            watching6 = defer.ensureDeferred(scale_ipv6.watch_link_locals(mdns, late, t_plug, sleep))
         await threads.deferToThread(plug_in, late)
         t_plugged = time.perf_counter()
         result["late"] = answering_summary(await threads.deferToThread(asking.result), t_plug_mono)
@@ -527,7 +507,11 @@ async def interfaces(args) -> dict:
         if before is not None and after is not None:
             result["late"]["enumerations"] = after - before
         result["late"]["ports"] = len(mdns.transport.ports)
+        if asking6:
+            late6 = answering_summary(await threads.deferToThread(asking6.result), t_plug_mono)
+            result["ipv6"]["late"] = dict(late6, ports=len(mdns.transport.ports6), **await watching6)
     result["enumerations"] = getattr(mdns.monitor, "enumerations", None)
+    result["rcvbuf_errors"] = _since(drops)
     t_stop = time.perf_counter()
     await mdns.stopService()
     result["stop_s"] = time.perf_counter() - t_stop
