@@ -28,6 +28,7 @@ does not change the responder's state.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import struct
 
@@ -36,11 +37,13 @@ from twisted_mdns.message import (
     FLAG_QR,
     FLAG_TC,
     TYPE_A,
+    TYPE_AAAA,
     TYPE_ANY,
     TYPE_PTR,
     TYPE_SRV,
     Question,
     a_record,
+    aaaa_record,
     join_name,
     name_from_text,
     nsec_record,
@@ -107,6 +110,34 @@ def peer_response() -> bytes:
     )
 
 
+def peer_response6() -> bytes:
+    """
+    A dual-stack peer's announcement: A and AAAA (ULA and link-local),
+    their ip6.arpa reverse mapping, and an NSEC listing both types.
+    """
+    return pack_one(
+        flags=FLAG_QR | FLAG_AA,
+        answers=[
+            a_record(PEER, "10.0.0.9", 120),
+            aaaa_record(PEER, "fd00:1::9", 120),
+            aaaa_record(PEER, "fe80::9", 120),
+            ptr_record(name_from_text(ipaddress.ip_address("fd00:1::9").reverse_pointer), PEER, 120, cache_flush=True),
+        ],
+        additionals=[nsec_record(PEER, [TYPE_A, TYPE_AAAA], 120)],
+    )
+
+
+def aaaa_query() -> bytes:
+    """
+    A query for our AAAA and A records, with a known AAAA answer (a
+    peer's, as everywhere in the seeds).
+    """
+    return pack_one(
+        questions=[Question(LAB, TYPE_AAAA), Question(LAB, TYPE_A, unicast=True)],
+        answers=[aaaa_record(PEER, "fe80::9", 120)],
+    )
+
+
 def qm_query() -> bytes:
     """
     A multicast query for our names, with a known answer.
@@ -153,6 +184,8 @@ def valid() -> list[tuple[str, bytes]]:
         ("legacy query with OPT", legacy_query()),
         ("probe", probe()),
         ("TC query", truncated_query()),
+        ("dual-stack peer response", peer_response6()),
+        ("AAAA query", aaaa_query()),
     ]
 
 
@@ -243,6 +276,11 @@ def malformed() -> list[tuple[str, bytes]]:
     out.append(("rdlength 65535", header(an=1, flags=FLAG_QR) + rr(own, TYPE_A, bytes(4), rdlength=65535)))
     out.append(("A rdlength 5", header(an=1, flags=FLAG_QR) + rr(own, TYPE_A, bytes(5))))
     out.append(("A rdlength 3", header(an=1, flags=FLAG_QR) + rr(own, TYPE_A, bytes(3))))
+    out.append(("AAAA rdlength 15", header(an=1, flags=FLAG_QR) + rr(own, TYPE_AAAA, bytes(15))))
+    out.append(("AAAA rdlength 17", header(an=1, flags=FLAG_QR) + rr(own, TYPE_AAAA, bytes(17))))
+    out.append(("AAAA rdlength 4", header(an=1, flags=FLAG_QR) + rr(own, TYPE_AAAA, bytes(4))))
+    out.append(("AAAA rdata past the end",
+                header(an=1, flags=FLAG_QR) + own + struct.pack("!HHIH", TYPE_AAAA, 1, 120, 16) + bytes(8)))
     out.append(("SRV without target", header(an=1, flags=FLAG_QR) + rr(own, TYPE_SRV, bytes(6))))
     srv_ok = struct.pack("!HHH", 0, 0, 80) + own
     out.append(("SRV target past rdlength",

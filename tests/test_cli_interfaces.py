@@ -11,7 +11,7 @@ import sys
 
 from twisted.trial import unittest
 
-from tests.netns import NamespaceTestMixin
+from tests.netns import NamespaceTestMixin, ip
 from tests.peers import REPO_ROOT
 
 
@@ -38,10 +38,47 @@ class InterfacesCommandTests(NamespaceTestMixin, unittest.TestCase):
     def test_text_and_explicit(self) -> None:
         done = self.run_cli("--iface", "10.2.0.1", "--iface", "tun0")
         self.assertEqual(done.returncode, 0, done.stderr)
-        lines = {line.split()[1]: line for line in done.stdout.splitlines()}
-        self.assertTrue(lines["lanb"].endswith("selected"))
-        self.assertTrue(lines["tun0"].endswith("selected"), "a named virtual interface is used")
+        lines = self.main_lines(done.stdout)
+        # lanb's link-local IPv6 address may still be tentative (DAD).
+        self.assertRegex(lines["lanb"], r"selected: IPv4(\+IPv6)?$")
+        self.assertTrue(lines["tun0"].endswith("selected: IPv4"), "a named virtual interface is used")
         self.assertTrue(lines["lana"].endswith("excluded: not named explicitly"))
+
+    @staticmethod
+    def main_lines(stdout: str) -> dict[str, str]:
+        """
+        Interface name -> its line (the indented lines under it are its
+        IPv6 addresses and family notes).
+        """
+        return {line.split()[1]: line for line in stdout.splitlines() if line[:3].strip()}
+
+    def test_ipv6_addresses_and_family_choice(self) -> None:
+        """
+        Each link's IPv6 addresses are listed under it, and the family
+        decision follows --ipv4-only / --ipv6-only; an IPv6-only link is
+        selected.
+        """
+        self.topology.add_ipv6()
+        b = self.topology.links["b"]
+        ip("-4", "addr", "flush", "dev", b.host_if, ns=self.topology.host_ns)
+        done = self.run_cli()
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("fd00:1::1/64", done.stdout)
+        lines = self.main_lines(done.stdout)
+        self.assertTrue(lines["lana"].endswith("selected: IPv4+IPv6"), lines["lana"])
+        self.assertTrue(lines["lanb"].endswith("selected: IPv6"), lines["lanb"])
+        done = self.run_cli("--ipv4-only")
+        lines = self.main_lines(done.stdout)
+        self.assertTrue(lines["lana"].endswith("selected: IPv4"), lines["lana"])
+        self.assertTrue(lines["lanb"].endswith("excluded: no IPv4 address"), lines["lanb"])
+        rows = {r["name"]: r for r in map(json.loads, self.run_cli("--ipv6-only", "--json").stdout.splitlines())}
+        self.assertEqual(rows["lana"]["families"], ["ipv6"])
+        self.assertEqual(rows["lanb"]["families"], ["ipv6"])
+        self.assertIn("fd00:2::1/64", rows["lanb"]["ipv6"])
+        self.assertEqual(rows["tun0"]["selected"], False)
+        done = self.run_cli("--ipv4-only", "--ipv6-only")
+        self.assertEqual(done.returncode, 2)
+        self.assertNotIn("Traceback", done.stderr)
 
     def test_all(self) -> None:
         done = self.run_cli("--all", "--json")

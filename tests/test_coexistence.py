@@ -26,6 +26,7 @@ from tests.peers import AvahiDaemon, AvahiService, require_peers
 from tests.support import sleep, wait_until
 from twisted_mdns.message import (
     TYPE_A,
+    TYPE_AAAA,
     TYPE_NSEC,
     TYPE_PTR,
     TYPE_SRV,
@@ -149,9 +150,14 @@ class AvahiCoexistenceTests(NamespaceTestMixin, unittest.TestCase):
             ours = [m for m, _ in got if any(r.name == OUR_WEB.name for r in m.additionals)]
             self.assertEqual(len(ours), 1, got)
             self.assertEqual([tuple(r.rdata.label.label) for r in ours[0].answers], [OUR_WEB.name])
+            # The link's IPv6 link-local address too, once its DAD is over
+            # (RFC 6762 §6.2: both families in the additionals).
+            v6 = [(OURS, TYPE_AAAA)] * sum(
+                r.rtype == TYPE_AAAA for r in self.mdns.responder.records_for(link.host_index)
+            )
             self.assertEqual(
                 sorted((r.name, r.rtype) for r in ours[0].additionals),
-                sorted([(OUR_WEB.name, TYPE_SRV), (OUR_WEB.name, TYPE_TXT), (OURS, TYPE_A), (OURS, TYPE_NSEC)]),
+                sorted([(OUR_WEB.name, TYPE_SRV), (OUR_WEB.name, TYPE_TXT), (OURS, TYPE_A), (OURS, TYPE_NSEC)] + v6),
             )
             self.assertEqual([str(r.rdata) for r in ours[0].additionals if r.rtype == TYPE_A], [link.host_ip])
             self.assertEqual(counters["answered.legacy"], answered + 2)

@@ -52,6 +52,7 @@ from twisted_mdns.message import (
     FLAG_TC,
     MAX_PACKET,
     TYPE_A,
+    TYPE_AAAA,
     TYPE_ANY,
     TYPE_NSEC,
     TYPE_PTR,
@@ -72,15 +73,21 @@ from twisted_mdns.records import SERVICES_META, ServiceInfo, reverse_name
 from twisted_mdns.responder import Responder
 from twisted_mdns.testing import RecordingTransport, make_interface
 
-ETH0 = make_interface("eth0", 2, "10.0.0.5/24")
-WLAN0 = make_interface("wlan0", 3, "192.168.1.100/24")
+#: Two dual-stack links: IPv4, a ULA and a link-local IPv6 address each.
+ETH0 = make_interface("eth0", 2, "10.0.0.5/24", "fd00:1::5/64", "fe80::5/64")
+WLAN0 = make_interface("wlan0", 3, "192.168.1.100/24", "fd00:2::100/64", "fe80::100/64")
 ADDRESSES = {2: "10.0.0.5", 3: "192.168.1.100"}
+ADDRESSES6 = {2: {"fd00:1::5", "fe80::5"}, 3: {"fd00:2::100", "fe80::100"}}
+#: Sources off every link (datagrams from them are never answered).
+OFF_LINK = {"203.0.113.7", "2001:db8::7"}
 LAB = corpus.LAB
 WEB = ServiceInfo("My Web", "_http._tcp", 8080, {"path": "/"})
 
 #: Where hostile datagrams come from: (source, interface index,
 #: destination).  On-link mDNS port, on-link legacy port, direct unicast,
-#: off-link, IPv4 link-local (on-link by definition).
+#: off-link, IPv4 link-local (on-link by definition); then the same over
+#: IPv6 (kernel 4-tuples, link-local ones with their zone), fe80::/10
+#: being on-link by definition.
 SOURCES = (
     (("10.0.0.9", 5353), 2, "224.0.0.251"),
     (("10.0.0.9", 40000), 2, "224.0.0.251"),
@@ -88,6 +95,11 @@ SOURCES = (
     (("203.0.113.7", 5353), 2, "224.0.0.251"),
     (("169.254.3.4", 5353), 3, "224.0.0.251"),
     (("192.168.1.9", 33333), 3, "192.168.1.100"),
+    (("fe80::9%eth0", 5353, 0, 2), 2, "ff02::fb"),
+    (("fd00:2::9", 40000, 0, 0), 3, "ff02::fb"),
+    (("2001:db8::7", 5353, 0, 0), 2, "ff02::fb"),
+    (("fd00:1::9", 5353, 0, 0), 2, "fd00:1::5"),
+    (("fe80::77%wlan0", 34567, 0, 3), 3, "ff02::fb"),
 )
 
 FUZZ_SETTINGS = settings(
@@ -190,6 +202,8 @@ class Rig:
             for record in message.records() if message.is_response else message.authorities:
                 if record.rtype == TYPE_A:
                     self.test.assertEqual(str(record.rdata), ADDRESSES[s.index], s)
+                elif record.rtype == TYPE_AAAA:
+                    self.test.assertIn(str(record.rdata), ADDRESSES6[s.index], s)
             if s.destination is not None:
                 address = s.destination[0]
                 self.test.assertTrue(
@@ -233,6 +247,14 @@ class Rig:
             self.test.assertEqual(
                 [str(r.rdata) for r in reply.additionals if r.rtype == TYPE_A], [ADDRESSES[index]]
             )
+            # The same over IPv6: a multicast AAAA answer over IPv6 only.
+            self.run_for(1.5, 0.1)
+            self.feed(pack_one(questions=[Question(LAB, TYPE_AAAA)]), (f"fe80::42%x", 5353, 0, index), index, "ff02::fb")
+            sent = self.responses()
+            self.test.assertEqual([(s.index, s.multicast, s.family) for s in sent], [(index, True, socket.AF_INET6)])
+            self.test.assertEqual(
+                {str(r.rdata) for r in sent[0].message.answers if r.rtype == TYPE_AAAA}, ADDRESSES6[index]
+            )
         self.check_accounting()
 
 
@@ -242,7 +264,8 @@ _NAME_POOL = [
     corpus.wire_name(*labels)
     for labels in (
         LAB, WEB.name, WEB.type_name, SERVICES_META, corpus.PEER, corpus.PEER_WEB,
-        reverse_name("10.0.0.5"), reverse_name("192.168.1.100"), (), (b"x" * 63,) * 3,
+        reverse_name("10.0.0.5"), reverse_name("192.168.1.100"), reverse_name("fd00:1::5"),
+        reverse_name("fe80::100"), (), (b"x" * 63,) * 3,
     )
 ]
 _TYPES = [TYPE_A, TYPE_PTR, TYPE_SRV, TYPE_TXT, TYPE_NSEC, TYPE_ANY, 28, 41, 0, 65535]
@@ -479,7 +502,7 @@ class ProtocolFuzzTests(unittest.TestCase):
         rig = self.rig
         for n, (what, data) in enumerate(corpus.malformed()):
             source, index, destination = SOURCES[n % len(SOURCES)]
-            if source[0] == "203.0.113.7":
+            if source[0] in OFF_LINK:
                 # On-link here, so that a protocol that checked the source
                 # before parsing (a fair design) still counts "malformed".
                 source = ("10.0.0.77", 5353)
@@ -561,8 +584,9 @@ class ProtocolFuzzTests(unittest.TestCase):
     def test_legacy_answer_is_not_an_amplifier(self):
         """
         A legacy PTR query gets the PTR and its s12 additionals (SRV, TXT,
-        this interface's address, the host's NSEC) and nothing else; a
-        legacy A query gets one A, no bigger than the query plus that record.
+        this interface's addresses, the host's NSEC) and nothing else; a
+        legacy A query gets one A and this link's AAAA records as
+        additionals (RFC 6762 §6.2), no bigger than the query plus those.
         """
         rig = self.rig
         other = ServiceInfo("Printer", "_ipp._tcp", 631)
@@ -577,7 +601,8 @@ class ProtocolFuzzTests(unittest.TestCase):
             self.assertEqual([(r.name, r.rtype) for r in reply.answers], [(WEB.type_name, TYPE_PTR)])
             self.assertEqual(
                 sorted((r.name, r.rtype) for r in reply.additionals),
-                sorted([(WEB.name, TYPE_SRV), (WEB.name, TYPE_TXT), (LAB, TYPE_A), (LAB, TYPE_NSEC)]),
+                sorted([(WEB.name, TYPE_SRV), (WEB.name, TYPE_TXT), (LAB, TYPE_A), (LAB, TYPE_NSEC)]
+                       + [(LAB, TYPE_AAAA)] * len(ADDRESSES6[index])),
             )
             self.assertEqual(
                 [str(r.rdata) for r in reply.additionals if r.rtype == TYPE_A], [ADDRESSES[index]]
@@ -587,8 +612,9 @@ class ProtocolFuzzTests(unittest.TestCase):
             (sent,) = rig.responses()
             reply = sent.message
             self.assertEqual([str(r.rdata) for r in reply.answers], [ADDRESSES[index]])
-            self.assertEqual([r for r in reply.additionals if r.rtype != TYPE_NSEC], [])
-            self.assertLessEqual(len(sent.data), len(a_query) + 16)
+            self.assertEqual({str(r.rdata) for r in reply.additionals}, ADDRESSES6[index])
+            # An A record (16 bytes, name compressed) and each AAAA (28).
+            self.assertLessEqual(len(sent.data), len(a_query) + 16 + 28 * len(ADDRESSES6[index]))
 
     def test_many_questions_are_not_an_amplifier(self):
         """
@@ -728,6 +754,14 @@ class NamespaceCase(NamespaceTestMixin, unittest.TestCase):
         super().setUp()
         self.a = self.topology.links["a"]
         self.b = self.topology.links["b"]
+        # Dual-stack links from the start: the link-local addresses are
+        # past DAD, so what is published (A and AAAA) does not change
+        # under the test.
+        self.topology.wait_dad()
+        self.ll = {
+            c: self.topology.link_local(self.topology.host_ns, link.host_if)
+            for c, link in self.topology.links.items()
+        }
         self.mdns = yield start_service(self, "lab", self.services)
         yield wait_until(
             lambda: self.mdns.responder.records_for(self.a.host_index)
@@ -860,13 +894,15 @@ class OffLinkTests(NamespaceCase):
         PTR browse from A gets Lab Web's PTR, SRV, TXT, A's address and the
         host NSEC, not the printer, not the B-only service, not B's
         address; from B it gets both _http._tcp services and B's address.
-        A legacy A query gets one A and is at most 16 bytes (the record)
-        bigger than the query.
+        A legacy A query gets one A, the link's AAAA (RFC 6762 §6.2; here
+        its link-local address) as additional, and is at most 16 + 28
+        bytes (the records) bigger than the query.
         """
         expected = {
             "a": ({LAB_WEB.name}, self.a.host_ip),
             "b": ({LAB_WEB.name, B_ONLY.name}, self.b.host_ip),
         }
+        link_local = {self.a.host_ip: self.ll["a"], self.b.host_ip: self.ll["b"]}
         for client, (instances, address) in expected.items():
             sock = self.client(client)
             for ident in (1, 2):  # the second comes from the fast path's cache
@@ -876,7 +912,7 @@ class OffLinkTests(NamespaceCase):
                 self.assertEqual({tuple(r.rdata.label.label) for r in reply.answers}, instances)
                 self.assertEqual(len(reply.answers), len(instances))
                 extra = Counter((r.name, r.rtype) for r in reply.additionals)
-                wanted = Counter({(LAB, TYPE_A): 1, (LAB, TYPE_NSEC): 1})
+                wanted = Counter({(LAB, TYPE_A): 1, (LAB, TYPE_AAAA): 1, (LAB, TYPE_NSEC): 1})
                 for instance in instances:
                     wanted[instance, TYPE_SRV] = wanted[instance, TYPE_TXT] = 1
                 self.assertEqual(extra, wanted)
@@ -885,8 +921,8 @@ class OffLinkTests(NamespaceCase):
                 query = self.legacy(sock, LAB, TYPE_A, 10 + ident)
                 ((reply, size, source),) = yield wait_until(lambda: replies(sock, 10 + ident), what=f"A reply on {client}")
                 self.assertEqual([str(r.rdata) for r in reply.answers], [address])
-                self.assertEqual(reply.additionals, [])
-                self.assertLessEqual(size, len(query) + 16)
+                self.assertEqual([str(r.rdata) for r in reply.additionals], [link_local[address]])
+                self.assertLessEqual(size, len(query) + 16 + 28)
 
 
     @defer.inlineCallbacks

@@ -58,6 +58,16 @@ class ServiceTypeTests(unittest.TestCase):
         for bad in ("_my_web._tcp", "_web page._tcp", "_wéb._tcp", "_web!._tcp"):
             self.assertRaises(ValueError, naming.service_type, bad)
 
+    def test_browsing_also_accepts_underscores(self) -> None:
+        """
+        Types seen on real networks hold underscores; browsing takes them,
+        publishing (strict, RFC 6763 §7) does not, and nothing else differs.
+        """
+        self.assertEqual(naming.service_type("_nvstream_dbd._TCP", strict=False).text, "_nvstream_dbd._tcp")
+        self.assertRaises(ValueError, naming.service_type, "_nvstream_dbd._tcp")
+        for bad in ("_web page._tcp", "_wéb._tcp", "_web!._tcp", "_" + "a" * 16 + "._tcp", "_a_b._xyz"):
+            self.assertRaises(ValueError, naming.service_type, bad, strict=False)
+
     def test_shape(self) -> None:
         for bad in ("", "   ", ".", "http", "_http", "http._tcp", "_http._xyz", "_http._tcp.com",
                     "_a._b._tcp", "_http._tcp.local.local", None, 7):
@@ -163,9 +173,12 @@ class OneValidatorTests(unittest.TestCase):
 
     def test_service_types(self) -> None:
         for text in ("_http._tcp", "_http._TCP", "_HTTP._tcp.local.", "_http._tcp.local",
-                     "_" + "a" * 16 + "._tcp", "_my_web._tcp", "_http._xyz", "http._tcp", ""):
+                     "_" + "a" * 16 + "._tcp", "_http._xyz", "http._tcp", ""):
             self.assertEqual(self.browse_accepts(text), self.publish_accepts(text), text)
         self.assertTrue(self.publish_accepts("_http._TCP"))
+        # The one difference, on purpose: underscores are browsed, not published.
+        self.assertTrue(self.browse_accepts("_my_web._tcp"))
+        self.assertFalse(self.publish_accepts("_my_web._tcp"))
 
     def test_published_type_normalised(self) -> None:
         info = ServiceInfo("Web", "_HTTP._TCP.local", 80)

@@ -17,9 +17,7 @@ import socket
 import sys
 
 from twisted.internet import defer, reactor, task
-from twisted.internet.protocol import DatagramProtocol
 from twisted.trial import unittest
-from zope.interface import implementer
 
 from tests.netns import NamespaceTestMixin, drain, drain6, ip
 from tests.peers import REPO_ROOT, AvahiDaemon, AvahiService, PeerProcess, require_peers
@@ -27,7 +25,6 @@ from tests.querier_support import PEERHOST, Recorder, service_records
 from tests.support import sleep, wait_until
 from twisted_mdns.constants import MDNS_GROUP, MDNS_GROUP6, MDNS_PORT
 from twisted_mdns.families import Family
-from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.message import (
     FLAG_AA,
     FLAG_QR,
@@ -38,33 +35,16 @@ from twisted_mdns.message import (
     parse,
 )
 from twisted_mdns.netif import NetworkInterface, SystemInterfaceEnumerator
-from twisted_mdns.pktinfo6 import PktInfo6MulticastPort
 from twisted_mdns.policy import DefaultInterfacePolicy
 from twisted_mdns.protocol import MDNSProtocol
 from twisted_mdns.querier import Querier
 from twisted_mdns.transport import InterfaceTransport
 
 
-@implementer(IPktInfoDatagramProtocol)
-class _ToProtocol(DatagramProtocol):
-    """
-    What an IPv6 port reads goes to the one L{MDNSProtocol}.
-    """
-
-    def __init__(self, protocol: MDNSProtocol) -> None:
-        self.mdns = protocol
-
-    def datagramReceivedOn(self, datagram, address, context) -> None:
-        self.mdns.datagramReceivedOn(datagram, address, context)
-
-
 class DualStackHost:
     """
-    Test-only: our querier on both families of every selected link.  The
-    IPv4 half is the real L{InterfaceTransport}; the IPv6 half one
-    L{PktInfo6MulticastPort} per link, joined to ff02::fb by index.  Both
-    feed one L{MDNSProtocol}, so the querier sees a link's traffic with an
-    IPv4 or an IPv6 context.
+    Our querier on the real transport, both families of every selected
+    link (one port per link and family).
 
     @ivar sent: what went out, C{(family, ifindex)} per datagram.
     """
@@ -72,51 +52,26 @@ class DualStackHost:
     def __init__(self, families: Family = Family.BOTH) -> None:
         self.protocol = MDNSProtocol()
         interfaces = SystemInterfaceEnumerator().interfaces()
-        selected = DefaultInterfacePolicy().select(interfaces).selected
-        self.links = {i.index: i for i in selected}
-        self.transport4 = None
-        if Family.IPV4 in families:
-            self.transport4 = InterfaceTransport(self.protocol, reactor)
-            self.transport4.apply(selected)
-        self.ports6: dict[int, PktInfo6MulticastPort] = {}
-        if Family.IPV6 in families:
-            for iface in selected:
-                port = PktInfo6MulticastPort(
-                    MDNS_PORT, _ToProtocol(self.protocol), reactor=reactor,
-                    network_interface=iface,
-                )
-                port.startListening()
-                port.joinGroup(MDNS_GROUP6)
-                self.ports6[iface.index] = port
+        selection = DefaultInterfacePolicy(families=families).select(interfaces)
+        self.transport = InterfaceTransport(self.protocol, reactor, families=families)
+        self.transport.apply(selection.selected, selection.families_of)
+        self.links = dict(self.transport.interfaces)
         self.sent: list[tuple[str, int]] = []
         self.querier = Querier(self, reactor)
         self.protocol.handlers.append(self.querier)
 
     @property
     def interfaces(self) -> dict[int, NetworkInterface]:
-        return self.links
+        return self.transport.interfaces
 
     def send(self, datagram: bytes, interface, destination=None) -> bool:
-        """
-        The querier's send seam: C{destination} C{None} multicasts on every
-        family the link runs.
-        """
         index = interface if isinstance(interface, int) else interface.index
-        sent = False
-        port6 = self.ports6.get(index)
-        if destination is None or ":" in destination[0]:
-            if port6 is not None:
-                if destination is None:
-                    port6.writeMulticast(datagram)
-                else:
-                    port6.writeOn(datagram, destination, index)
-                self.sent.append(("IPv6", index))
-                sent = True
-        if self.transport4 is not None and (destination is None or ":" not in destination[0]):
-            if self.transport4.send(datagram, index, destination):
-                self.sent.append(("IPv4", index))
-                sent = True
-        return sent
+        fams = self.transport.families_of(index)
+        if destination is None:
+            for f, label in ((Family.IPV4, "IPv4"), (Family.IPV6, "IPv6")):
+                if f in fams:
+                    self.sent.append((label, index))
+        return self.transport.send(datagram, index, destination)
 
     def iface(self, name: str) -> NetworkInterface:
         return next(i for i in self.links.values() if i.name == name)
@@ -124,10 +79,7 @@ class DualStackHost:
     @defer.inlineCallbacks
     def close(self):
         self.querier.stop()
-        for port in self.ports6.values():
-            yield port.stopListening()
-        if self.transport4 is not None:
-            yield self.transport4.close()
+        yield self.transport.close()
 
 
 class Peer6:

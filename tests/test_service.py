@@ -144,7 +144,7 @@ class ServiceLifecycleTests(NamespaceTestMixin, unittest.TestCase):
         mdns = MDNSService(hostname="count", monitor=False)
         mdns.startService()
         self.addCleanup(mdns.stopService)
-        yield wait_until(lambda: mdns.responder._host.state == "announced", what="host claimed")
+        yield wait_until(lambda: mdns.responder.host_claimed, what="host claimed")
         sock = self.ask("b", "count")
         yield wait_until(lambda: a_answers(sock), what="answer")
         self.assertGreaterEqual(mdns.counters["answered"], 1)
@@ -164,7 +164,7 @@ class ServiceLifecycleTests(NamespaceTestMixin, unittest.TestCase):
                 return top.stopService()
 
         self.addCleanup(stop)
-        yield wait_until(lambda: mdns.responder._host.state == "announced", what="host claimed")
+        yield wait_until(lambda: mdns.responder.host_claimed, what="host claimed")
         for client in ("a", "b"):
             sock = self.ask(client, "example")
             got = yield wait_until(lambda: a_answers(sock), what=f"answer on {client}")

@@ -12,6 +12,7 @@ from twisted.python import usage
 from twisted.python.filepath import FilePath
 from twisted.trial import unittest
 
+from twisted_mdns.families import Family
 from twisted_mdns.policy import (
     AllInterfacesPolicy,
     DefaultInterfacePolicy,
@@ -104,6 +105,26 @@ class OptionsTests(unittest.TestCase):
             err.getvalue(),
             "twistd mdns: error: --log-level 'loud': choose one of debug, info, warn, error\n",
         )
+
+    def test_family_flags(self) -> None:
+        """
+        --ipv4-only / --ipv6-only (-4 / -6) choose the families of the
+        policy and of the service; both together are an error.
+        """
+        self.assertEqual(parse()["families"], Family.BOTH)
+        self.assertEqual(parse()["policy"].families, Family.BOTH)
+        for argv, family in ((("--ipv4-only",), Family.IPV4), (("-6",), Family.IPV6)):
+            options = parse(*argv)
+            self.assertEqual(options["families"], family)
+            self.assertEqual(options["policy"].families, family)
+            mdns = next(s for s in makeService(options) if type(s).__name__ == "MDNSService")
+            self.assertEqual(mdns.families, family)
+            self.assertEqual(mdns.transport.families, family)
+        options = parse("--all-ifaces", "--exclude-iface", "lo", "--ipv6-only")
+        self.assertEqual(options["policy"].base.families, Family.IPV6)
+        e = self.assertRaises(usage.UsageError, parse, "--ipv4-only", "--ipv6-only")
+        self.assertIn("exclude each other", str(e))
+        self.assertIn("--ipv6-only", str(Options()))
 
     def test_make_service(self) -> None:
         options = parse("--service", "A|_http._tcp|80", "--browse", "_http._tcp")

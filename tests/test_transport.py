@@ -13,11 +13,13 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from tests.netns import NamespaceTestMixin, drain
+from tests.netns import NamespaceTestMixin, drain, drain6
 from tests.support import sleep, wait_until
+from twisted_mdns.families import Family
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.netif import SystemInterfaceEnumerator
 from twisted_mdns.pktinfo import PktInfoMulticastPort
+from twisted_mdns.pktinfo6 import PktInfo6MulticastPort
 from twisted_mdns.policy import DefaultInterfacePolicy, ExplicitInterfacePolicy
 from twisted_mdns.transport import InterfaceTransport
 
@@ -342,3 +344,120 @@ class TransportTests(NamespaceTestMixin, unittest.TestCase):
         ca.sendto(query, (self.a.host_ip, 5353))
         yield wait_until(lambda: self.recorder.payloads(self.a.host_index), what="a's query reaches the protocol")
         self.assertEqual(drain(ca), [])
+
+
+class DualStackTransportTests(NamespaceTestMixin, unittest.TestCase):
+    """
+    The transport on two dual-stack links (ULA and link-local addresses):
+    an IPv6 port beside each IPv4 one, the send seam over both families.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.topology.add_ipv6()
+        self.a = self.topology.links["a"]
+        self.b = self.topology.links["b"]
+        self.interfaces = SystemInterfaceEnumerator().interfaces()
+        self.selection = DefaultInterfacePolicy().select(self.interfaces)
+        self.recorder = Recorder()
+        self.transport = InterfaceTransport(self.recorder, reactor)
+        self.addCleanup(self.transport.close)
+        self.transport.apply(self.selection.selected, self.selection.families_of)
+
+    def listener6(self, client: str) -> socket.socket:
+        s = self.topology.client_listener6(client)
+        self.addCleanup(s.close)
+        return s
+
+    def test_a_port_per_link_and_family(self) -> None:
+        both = [self.a.host_index, self.b.host_index]
+        self.assertEqual(sorted(self.transport.ports), both)
+        self.assertEqual(sorted(self.transport.ports6), both)
+        for index in both:
+            self.assertEqual(self.transport.families_of(index), Family.BOTH)
+            self.assertIsInstance(self.transport.ports6[index], PktInfo6MulticastPort)
+
+    @defer.inlineCallbacks
+    def test_both_families_reach_the_receiver_with_their_context(self):
+        ca = self.topology.client_socket("a")
+        self.addCleanup(ca.close)
+        c6 = self.topology.client_socket6("b")
+        self.addCleanup(c6.close)
+        ca.sendto(b"four", ("224.0.0.251", 5353))
+        c6.sendto(b"six", ("ff02::fb", 5353, 0, self.topology.client_index("b")))
+        yield wait_until(lambda: len(self.recorder.got) >= 2, what="both datagrams")
+        yield sleep(0.2)
+        got = {d: (c.index, c.family, c.destination) for d, _, c in self.recorder.got}
+        self.assertEqual(got, {
+            b"four": (self.a.host_index, socket.AF_INET, "224.0.0.251"),
+            b"six": (self.b.host_index, socket.AF_INET6, "ff02::fb"),
+        })
+
+    @defer.inlineCallbacks
+    def test_multicast_goes_out_on_every_family_of_the_link_only(self):
+        la4, la6 = self.topology.client_listener("a"), self.listener6("a")
+        self.addCleanup(la4.close)
+        lb6 = self.listener6("b")
+        self.assertTrue(self.transport.send(b"both", self.a.host_index))
+        yield wait_until(lambda: [d for d, *_ in drain6(la6) if d == b"both"], what="over IPv6")
+        yield wait_until(lambda: [d for d, _ in drain(la4) if d == b"both"], what="over IPv4")
+        self.assertTrue(self.transport.send(b"six-only", self.a.host_index, family=socket.AF_INET6))
+        got = yield wait_until(lambda: [x for x in drain6(la6) if x[0] == b"six-only"], what="IPv6 only")
+        self.assertEqual(got[0][2], 255, "hop limit 255")
+        yield sleep(0.2)
+        self.assertEqual([d for d, _ in drain(la4)], [])
+        self.assertEqual([d for d, *_ in drain6(lb6) if d in (b"both", b"six-only")], [])
+
+    @defer.inlineCallbacks
+    def test_unicast_by_destination_family(self):
+        c4 = self.topology.client_socket("b")
+        self.addCleanup(c4.close)
+        c6 = self.topology.client_socket6("b")
+        self.addCleanup(c6.close)
+        port6 = c6.getsockname()[1]
+        client_ll = self.topology.link_local(self.b.client_ns, "eth0")
+        self.assertTrue(self.transport.send(b"to-4", self.b.host_index, (self.b.client_ip, c4.getsockname()[1])))
+        # A link-local destination with a zone naming nothing of ours: the
+        # link's scope is used.
+        self.assertTrue(self.transport.send(b"to-6", self.b.host_index, (f"{client_ll}%bogus", port6, 0, 0)))
+        self.assertTrue(self.transport.send(b"to-ula", self.b.host_index, (self.b.client_ip6, port6), self.b.host_ip6))
+        yield wait_until(lambda: drain(c4), what="IPv4 unicast")
+        got: list = []
+
+        def both() -> bool:
+            got.extend(drain6(c6))
+            return len(got) >= 2
+
+        yield wait_until(both, what="IPv6 unicast")
+        sources = {d: a[0] for d, a, _, _ in got}
+        self.assertEqual(sources[b"to-ula"], self.b.host_ip6)
+        self.assertTrue(sources[b"to-6"].startswith("fe80::"))
+        self.assertEqual({hops for _, _, hops, _ in got}, {255})
+
+    @defer.inlineCallbacks
+    def test_ipv6_only_selection_and_family_changes(self):
+        """
+        IPv6 only closes the IPv4 ports (the links stay, readdressed);
+        IPv4 only closes the IPv6 ones; a link with no family left is
+        removed.
+        """
+        six = DefaultInterfacePolicy(families=Family.IPV6).select(self.interfaces)
+        change = self.transport.apply(six.selected, six.families_of)
+        yield change.closed
+        self.assertEqual(self.transport.ports, {})
+        self.assertEqual(len(self.transport.ports6), 2)
+        self.assertEqual(sorted(n.index for _, n in change.readdressed), [self.a.host_index, self.b.host_index])
+        ca = self.topology.client_socket("a")
+        self.addCleanup(ca.close)
+        ca.sendto(b"ignored", ("224.0.0.251", 5353))
+        yield sleep(0.3)
+        self.assertEqual(self.recorder.payloads(), [])
+        self.assertFalse(self.transport.send(b"x", self.a.host_index, (self.a.client_ip, 9)))
+        four = Family.IPV4
+        change = self.transport.apply(self.selection.selected, lambda iface: four)
+        yield change.closed
+        self.assertEqual(self.transport.ports6, {})
+        self.assertEqual(len(self.transport.ports), 2)
+        change = self.transport.apply(self.selection.selected, lambda iface: Family.NONE)
+        self.assertEqual(sorted(i.index for i in change.removed), [self.a.host_index, self.b.host_index])
+        self.assertEqual(self.transport.interfaces, {})

@@ -36,7 +36,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from twisted_mdns.message import Message, Record
 from twisted_mdns.netif import NetworkInterface
-from twisted_mdns.records import InterfaceRecords
+from twisted_mdns.records import InterfaceRecords, published_addresses
 from twisted_mdns.timers import Timers
 
 if TYPE_CHECKING:
@@ -188,6 +188,14 @@ def _addresses(iface: NetworkInterface) -> list[str]:
     return [str(a.ip) for a in iface.ipv4] + [str(a.ip) for a in iface.ipv6]
 
 
+def _own_address(address: str) -> str:
+    """
+    An address as L{Links.is_ours} keys it: an IPv6 source carries its
+    zone (C{fe80::2%lana}), which is not part of the address.
+    """
+    return address.split("%", 1)[0] if "%" in address else address
+
+
 class Links(dict[int, Link]):
     """
     The links we run on, by interface index, with two indexes kept up to
@@ -195,16 +203,17 @@ class Links(dict[int, Link]):
     that link costs, not a pass over every link):
 
      - our own addresses on any link (L{is_ours}): is a packet from us?
-     - IPv4 address -> the links that have it (L{ipv4_links}), and the
-       addresses whose links changed since L{take_touched} (reverse
-       mappings follow those, RFC 6762 §6.2).
+     - published address (IPv4, and IPv6 when publishable) -> the links
+       that have it (L{address_links}), and the addresses whose links
+       changed since L{take_touched} (reverse mappings follow those,
+       RFC 6762 §6.2).
     """
 
     def __init__(self, clock: IReactorTime) -> None:
         super().__init__()
         self.clock = clock
         self._own: Counter[str] = Counter()
-        self.ipv4_links: dict[str, set[int]] = {}
+        self.address_links: dict[str, set[int]] = {}
         self._touched: dict[str, None] = {}
 
     def add(self, iface: NetworkInterface) -> Link:
@@ -226,21 +235,27 @@ class Links(dict[int, Link]):
         link.close()
         return link
 
+    @property
+    def ipv4_links(self) -> dict[str, set[int]]:
+        """
+        The IPv4 part of L{address_links} (kept for older callers).
+        """
+        return {a: ix for a, ix in self.address_links.items() if ":" not in a}
+
     def is_ours(self, address: str) -> bool:
-        return address in self._own
+        return _own_address(address) in self._own
 
     def take_touched(self) -> list[str]:
         """
-        The IPv4 addresses whose links changed since the last call.
+        The published addresses whose links changed since the last call.
         """
         touched, self._touched = self._touched, {}
         return list(touched)
 
     def _learn(self, iface: NetworkInterface) -> None:
         self._own.update(_addresses(iface))
-        for addr in iface.ipv4:
-            address = str(addr.ip)
-            self.ipv4_links.setdefault(address, set()).add(iface.index)
+        for address in published_addresses(iface):
+            self.address_links.setdefault(address, set()).add(iface.index)
             self._touched[address] = None
 
     def _forget(self, iface: NetworkInterface) -> None:
@@ -249,11 +264,10 @@ class Links(dict[int, Link]):
             own[address] -= 1
             if own[address] <= 0:
                 del own[address]
-        for addr in iface.ipv4:
-            address = str(addr.ip)
-            where = self.ipv4_links.get(address)
+        for address in published_addresses(iface):
+            where = self.address_links.get(address)
             if where is not None:
                 where.discard(iface.index)
                 if not where:
-                    del self.ipv4_links[address]
+                    del self.address_links[address]
             self._touched[address] = None

@@ -35,6 +35,9 @@ LOCAL = (b"local",)
 
 #: RFC 6763 §7 with RFC 6335 §5.1: letters, digits and hyphens.
 _SERVICE_NAME = re.compile(rb"^[A-Za-z0-9-]+$")
+#: What is seen on real networks besides (C{_nvstream_dbd._tcp}): browsing
+#: accepts it, as python-zeroconf's non-strict check does.
+_SEEN_SERVICE_NAME = re.compile(rb"^[A-Za-z0-9_-]+$")
 _PROTOCOLS = (b"_tcp", b"_udp")
 _SUB = b"_sub"
 
@@ -86,7 +89,7 @@ def subtype_label(subtype: str | bytes) -> bytes:
     return raw
 
 
-def service_type(text: str, subtype_allowed: bool = True) -> ServiceType:
+def service_type(text: str, subtype_allowed: bool = True, strict: bool = True) -> ServiceType:
     """
     Validate and normalise a service type: C{_http._tcp}, C{_http._tcp.local}
     (a trailing dot allowed) or C{_printer._sub._http._tcp} for a subtype.
@@ -98,6 +101,11 @@ def service_type(text: str, subtype_allowed: bool = True) -> ServiceType:
 
     @param subtype_allowed: whether C{_sub._sub._http._tcp} is accepted (to
         browse a subtype); a published service names its subtypes apart.
+    @param strict: what we publish keeps to RFC 6763 §7 (C{True}); what we
+        browse (C{False}) may also hold underscores, because devices
+        announce such types (C{_nvstream_dbd._tcp}) and a user who saw one
+        in C{browse --all-types} must be able to browse it.  Everything
+        else (shape, length, protocol, case) is checked the same way.
     @raise ValueError: with a message saying what the type must look like.
     """
     if not isinstance(text, str) or not text.strip().rstrip("."):
@@ -114,10 +122,9 @@ def service_type(text: str, subtype_allowed: bool = True) -> ServiceType:
     service = labels[0][1:]
     if not 1 <= len(service) <= MAX_SERVICE_NAME:
         raise ValueError(f"service name in {text!r} must be 1 to 15 characters")
-    if not _SERVICE_NAME.match(service):
-        raise ValueError(
-            f"service name in {text!r} must hold only letters, digits and hyphens"
-        )
+    if not (_SERVICE_NAME if strict else _SEEN_SERVICE_NAME).match(service):
+        allowed = "letters, digits and hyphens" + ("" if strict else " (or underscores)")
+        raise ValueError(f"service name in {text!r} must hold only {allowed}")
     base = (labels[0].lower(), labels[1].lower())
     shown = ".".join(x.decode("utf-8", "replace") for x in (*sub, *base))
     base_name = join_name(base, "local")

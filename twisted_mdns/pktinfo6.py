@@ -136,7 +136,7 @@ class InterfaceContext6(InterfaceContext):
 
 class PktInfo6MulticastPort(udp.MulticastPort):
     """
-    A L{udp.MulticastPort} on C{[::]} whose reader uses C{recvmsg} with
+    A C{twisted.internet.udp.MulticastPort} on C{[::]} whose reader uses C{recvmsg} with
     C{IPV6_PKTINFO}; the IPv6 sibling of
     L{twisted_mdns.pktinfo.PktInfoMulticastPort}.
 
@@ -383,8 +383,8 @@ class PktInfo6MulticastPort(udp.MulticastPort):
     @staticmethod
     def _destination(addr: Address6, ifindex: int) -> tuple[str, int, int, int]:
         host, port = addr[0], addr[1]
-        flowinfo = addr[2] if len(addr) > 2 else 0  # type: ignore[misc]
-        scope = addr[3] if len(addr) > 3 else 0  # type: ignore[misc]
+        flowinfo = addr[2] if len(addr) > 2 else 0
+        scope = addr[3] if len(addr) > 3 else 0
         host = host.split("%", 1)[0]
         try:
             ip = ipaddress.IPv6Address(host)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from typing import Protocol as TypingProtocol
+from typing import Any, Callable, Iterable, Protocol as TypingProtocol
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -46,9 +46,11 @@ class MessageHandler(TypingProtocol):
 
 def source_on_link(address: str, context: InterfaceContext) -> bool:
     """
-    s11: is the sender on the receiving link?  IPv4 link-local senders
-    (169.254/16) always are: such a host has no routable address to be
-    off-link from.
+    RFC 6762 §11: is the sender on the receiving link?  IPv4 link-local
+    senders (169.254/16) always are: such a host has no routable address
+    to be off-link from; IPv6 ones (fe80::/10, with their zone) likewise
+    (L{InterfaceContext.on_link} of an IPv6 context); any other IPv6
+    source only within one of the link's prefixes.
     """
     if context.on_link(address):
         return True
@@ -73,12 +75,12 @@ class MDNSProtocol:
     @ivar counters: by reason.
     """
 
-    def __init__(self, handlers=(), counters: Counter | None = None) -> None:
+    def __init__(self, handlers: Iterable[MessageHandler] = (), counters: Counter | None = None) -> None:
         self.handlers = list(handlers)
-        self.fast_path = None
+        self.fast_path: Callable[[bytes, Any, InterfaceContext], bool] | None = None
         self.counters: Counter[str] = counters if counters is not None else Counters()
 
-    def datagramReceivedOn(self, datagram: bytes, address, context: InterfaceContext) -> None:
+    def datagramReceivedOn(self, datagram: bytes, address: Any, context: InterfaceContext) -> None:
         counters = self.counters
         counters["received"] += 1
         fast = self.fast_path
@@ -95,7 +97,7 @@ class MDNSProtocol:
             return
         self.dispatch(message, address, context)
 
-    def dispatch(self, message: Message, address, context: InterfaceContext) -> None:
+    def dispatch(self, message: Message, address: Any, context: InterfaceContext) -> None:
         counters = self.counters
         if message.opcode != 0:
             counters["dropped.opcode"] += 1
@@ -115,7 +117,7 @@ class MDNSProtocol:
             for handler in self.handlers:
                 self._call(handler.query_received, message, address, context)
 
-    def _call(self, method, message, address, context) -> None:
+    def _call(self, method: Callable[..., None], message: Message, address: Any, context: InterfaceContext) -> None:
         try:
             method(message, address, context)
         except Exception:

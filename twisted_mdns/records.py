@@ -21,6 +21,7 @@ from twisted_mdns import naming
 from twisted_mdns.constants import HOST_TTL, OTHER_TTL
 from twisted_mdns.message import (
     TYPE_A,
+    TYPE_AAAA,
     TYPE_ANY,
     TYPE_NSEC,
     TYPE_PTR,
@@ -29,6 +30,7 @@ from twisted_mdns.message import (
     Name,
     Record,
     a_record,
+    aaaa_record,
     join_name,
     name_from_text,
     name_key,
@@ -62,7 +64,7 @@ def _txt_key_ok(key: str) -> str | None:
 def encode_txt(txt: Mapping[str, object] | Sequence[tuple[str, object]]) -> tuple[bytes, ...]:
     """
     Encode TXT key/values by RFC 6763 s6: C{key=value} strings, C{key} alone
-    for a boolean attribute (value C{True} or L{None}), C{key=} for an empty
+    for a boolean attribute (value C{True} or C{None}), C{key=} for an empty
     value; keys printable ASCII without C{=}, unique case-insensitively;
     each string at most 255 bytes.
 
@@ -94,7 +96,7 @@ def encode_txt(txt: Mapping[str, object] | Sequence[tuple[str, object]]) -> tupl
 def decode_txt(strings: Iterable[bytes]) -> dict[str, bytes | None]:
     """
     Decode TXT strings to a dict (s6.4: the first occurrence of a key wins;
-    a string without C{=} is a boolean attribute, value L{None}).
+    a string without C{=} is a boolean attribute, value C{None}).
     """
     out: dict[str, bytes | None] = {}
     for s in strings:
@@ -120,10 +122,30 @@ def _split_type(service_type: str) -> Name:
 
 def reverse_name(address: str) -> Name:
     """
-    The C{in-addr.arpa} name of an IPv4 address (reverse PTR owner).
+    The reverse-mapping name of an address (the reverse PTR owner): under
+    C{in-addr.arpa} for IPv4, C{ip6.arpa} (one label per nibble) for IPv6.
     """
-    ip = ipaddress.ip_address(address)
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
     return name_from_text(ip.reverse_pointer)
+
+
+def published_addresses(iface: NetworkInterface) -> list[str]:
+    """
+    The addresses the host publishes on C{iface} (RFC 6762 §6.2, §14):
+    every IPv4 address (link-local included), then every publishable IPv6
+    address (global, ULA, link-local; never tentative, DAD-failed,
+    deprecated or temporary: L{NetworkInterface.publishable_ipv6}).
+    """
+    return [str(a.ip) for a in iface.ipv4] + [str(a.ip) for a in iface.publishable_ipv6]
+
+
+def address_record(host: Name, address: str, ttl: int = HOST_TTL) -> Record:
+    """
+    The A or AAAA record of C{host} for C{address}.
+    """
+    if ":" in address:
+        return aaaa_record(host, address, ttl)
+    return a_record(host, address, ttl)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -151,12 +173,12 @@ class ServiceInfo:
         without C{.local}.
     @ivar port: the port the service listens on.
     @ivar txt: key/value pairs (see L{encode_txt}).
-    @ivar host: the target host name without C{.local}; L{None} means the
+    @ivar host: the target host name without C{.local}; C{None} means the
         responder's own host name.
     @ivar subtypes: e.g. C{("_printer",)} for C{_printer._sub._http._tcp};
         each one label of 1 to 63 bytes (L{twisted_mdns.naming.subtype_label}).
     @ivar interfaces: limit the service to these interfaces (names, IPv4
-        addresses or indexes); L{None} for every interface we run on.
+        addresses or indexes); C{None} for every interface we run on.
     """
 
     instance: str
@@ -245,7 +267,7 @@ class ServiceInfo:
     def renamed(self, instance: str) -> "ServiceInfo":
         return replace(self, instance=instance)
 
-    def with_txt(self, txt) -> "ServiceInfo":
+    def with_txt(self, txt: Mapping[str, object] | tuple) -> "ServiceInfo":
         return replace(self, txt=txt)
 
     def on_interface(self, iface: NetworkInterface) -> bool:
@@ -296,13 +318,13 @@ def host_name(host: str) -> Name:
 def host_records(host: Name, iface: NetworkInterface, ttl: int = HOST_TTL) -> list[Record]:
     """
     The host's unique records for one interface: an A record per IPv4
-    address of that interface (link-local included) and the reverse PTRs.
+    address of that interface (link-local included), an AAAA record per
+    publishable IPv6 address, and the reverse PTRs.
     """
-    out: list[Record] = []
-    for addr in iface.ipv4:
-        out.append(a_record(host, str(addr.ip), ttl))
-    for addr in iface.ipv4:
-        out.append(ptr_record(reverse_name(str(addr.ip)), host, ttl, cache_flush=True))
+    addresses = published_addresses(iface)
+    out = [address_record(host, address, ttl) for address in addresses]
+    for address in addresses:
+        out.append(ptr_record(reverse_name(address), host, ttl, cache_flush=True))
     return out
 
 
@@ -490,7 +512,7 @@ class InterfaceRecords:
         if not records:
             return None
         first = next(iter(records))
-        ttl = HOST_TTL if types & {TYPE_A, TYPE_SRV} else OTHER_TTL
+        ttl = HOST_TTL if types & {TYPE_A, TYPE_AAAA, TYPE_SRV} else OTHER_TTL
         nsec = self._nsec[key] = nsec_record(first.name, types, ttl)
         return nsec
 
@@ -499,8 +521,11 @@ class InterfaceRecords:
 
     def additional_for(self, record: Record) -> list[Record]:
         """
-        s12 additional records: PTR -> SRV, TXT and the target's addresses;
-        SRV -> addresses of the target host.
+        RFC 6763 §12 additional records: PTR -> SRV, TXT and the target's
+        addresses; SRV -> addresses of the target host (A and AAAA).
+        RFC 6762 §6.2: an A answer takes the name's AAAA records as
+        additionals and the reverse, or, when the name has none of the
+        other type, its NSEC record saying so.
         """
         out: list[Record] = []
         if record.rtype == TYPE_PTR:
@@ -512,10 +537,25 @@ class InterfaceRecords:
                         out.extend(self._addresses(r))
         elif record.rtype == TYPE_SRV:
             out.extend(self._addresses(record))
+        elif record.rtype in (TYPE_A, TYPE_AAAA):
+            other = TYPE_AAAA if record.rtype == TYPE_A else TYPE_A
+            key = record.key
+            found = [r for r in self.by_name.get(key, ()) if r.rtype == other]
+            if found:
+                out.extend(found)
+            else:
+                nsec = self.nsec_for(key)
+                if nsec is not None:
+                    out.append(nsec)
         return out
 
     def _addresses(self, srv: Record) -> list[Record]:
+        """
+        The SRV target's addresses of both families, and its NSEC record
+        (RFC 6762 §6.2: it says which address types the host has; a
+        querier that got only A learns there is no AAAA to wait for).
+        """
         host = name_key(wire_name(srv.data, 6))
-        found = [r for r in self.by_name.get(host, ()) if r.rtype == TYPE_A]
+        found = [r for r in self.by_name.get(host, ()) if r.rtype in (TYPE_A, TYPE_AAAA)]
         nsec = self.nsec_for(host) if found else None
         return found + ([nsec] if nsec is not None else [])

@@ -10,11 +10,14 @@ An application adds it next to its other services::
     mdns.register(ServiceInfo("Web", "_http._tcp", 8080, {"path": "/"}))
 
 Starting it enumerates the interfaces, applies the policy (refusing to start
-on a bad explicit request), opens one port per selected interface, claims
-the host name and the registered services.  While it runs it follows the
+on a bad explicit request), opens per selected interface one port for each
+address family it runs (IPv4, IPv6: the policy's
+L{twisted_mdns.policy.Selection.families_of}), claims the host name and the
+registered services.  While it runs it follows the
 interface monitor: new interfaces get ports, probes and announcements;
 vanished ones lose their ports; readdressed ones announce new addresses and
-say goodbye to old ones.  Stopping it sends goodbyes on every interface and
+say goodbye to old ones, of both families (an IPv6 address once its
+Duplicate Address Detection ends), and gain or lose a family's port.  Stopping it sends goodbyes on every interface and
 closes every port.
 """
 
@@ -29,6 +32,7 @@ from twisted.logger import Logger
 
 from twisted_mdns.clock import step_proof
 from twisted_mdns.counters import Counters
+from twisted_mdns.families import Family
 from twisted_mdns.interfaces import IInterfaceEnumerator, IInterfaceMonitor, IInterfacePolicy
 from twisted_mdns.netif import SystemInterfaceEnumerator
 from twisted_mdns.policy import DefaultInterfacePolicy
@@ -77,6 +81,12 @@ class MDNSService(service.MultiService):
     @ivar clock: the C{IReactorTime} the responder, querier and monitor use:
         C{reactor} itself if already monotonic (or a test clock), else a
         L{twisted_mdns.clock.MonotonicClock} over it.
+    @param families: the address families to run (a
+        L{twisted_mdns.families.Family}: C{Family.IPV4}, C{Family.IPV6} or
+        C{Family.BOTH}, the default): each selected link gets a port for
+        each of them it has an address of.  It is given to the default
+        policy; with a C{policy} of your own, the policy's own C{families}
+        choose which links run what, and this one bounds them.
     @ivar counters: received, answered, dropped by reason, conflicts...
     """
 
@@ -89,6 +99,7 @@ class MDNSService(service.MultiService):
         monitor: IInterfaceMonitor | bool = True,
         publish_host: bool = True,
         port: int = 5353,
+        families: Family = Family.BOTH,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -97,7 +108,8 @@ class MDNSService(service.MultiService):
             reactor = _reactor
         self.reactor = reactor
         self.clock = step_proof(reactor)
-        self.policy = policy or DefaultInterfacePolicy()
+        self.families = families
+        self.policy = policy or DefaultInterfacePolicy(families=families)
         #: The name asked for; every start claims it anew (a rename after a
         #: conflict lasts for that run, as with avahi).
         self.requested_hostname = hostname or default_hostname()
@@ -109,7 +121,9 @@ class MDNSService(service.MultiService):
         self.publish_host = publish_host
         self.counters: Counter[str] = Counters()
         self.protocol = MDNSProtocol(counters=self.counters)
-        self.transport = InterfaceTransport(self.protocol, reactor, port=port, counters=self.counters)
+        self.transport = InterfaceTransport(
+            self.protocol, reactor, port=port, counters=self.counters, families=families
+        )
         self.responder = self._make_responder()
         self.querier = self._make_querier()
         self._wanted: list[ServiceInfo] = []
@@ -167,7 +181,7 @@ class MDNSService(service.MultiService):
             self.responder = self._make_responder()
             self.querier = self._make_querier()
         self._started_before = True
-        self.transport.apply(selection.selected)
+        self.transport.apply(selection.selected, selection.families_of)
         if self.querier is not None:
             self.querier.interfaces_changed()
         if self.publish_host:
@@ -240,7 +254,7 @@ class MDNSService(service.MultiService):
         selection = self.selection = self.policy.select(changes.interfaces)
         for error in selection.errors:
             log.warn("{error}", error=str(error))
-        change = self.transport.apply(selection.selected)
+        change = self.transport.apply(selection.selected, selection.families_of)
         if change:
             self.responder.interfaces_changed(change)
             if self.querier is not None:

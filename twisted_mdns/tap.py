@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from twisted_mdns.families import Family
 from twisted_mdns.interfaces import IInterfacePolicy
 from twisted_mdns.logfilter import LEVELS, LogLevelService
 from twisted_mdns.netif import NetworkInterface
@@ -74,6 +75,8 @@ class MDNSOptions(ProxyOptions, usage.Options):
 
     optFlags = [
         ["all-ifaces", "a", "Run on every up, multicast, IPv4 interface, virtual ones included."],
+        ["ipv4-only", "4", "Use IPv4 only (default: IPv4 and IPv6, each on the links that have addresses of it)."],
+        ["ipv6-only", "6", "Use IPv6 only."],
     ]
     optParameters = [
         ["hostname", "H", None, "Host name to claim, without .local (default: this machine's short name)."],
@@ -136,6 +139,10 @@ class MDNSOptions(ProxyOptions, usage.Options):
                     f"--hostname {self['hostname']!r}: one label of at most 63 bytes, e.g. 'lab'"
                 )
             self["hostname"] = self["hostname"].removesuffix(".local")
+        try:
+            self["families"] = Family.from_options(self["ipv4-only"], self["ipv6-only"])
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
         if self["iface"] and self["all-ifaces"]:
             raise usage.UsageError("--iface and --all-ifaces cannot be combined")
         self["policy"] = self.policy()
@@ -155,7 +162,7 @@ class MDNSOptions(ProxyOptions, usage.Options):
 
     def _proxy_links(self) -> list[NetworkInterface] | None:
         """
-        The links mDNS will run on, for checking C{--proxy-domain}; L{None}
+        The links mDNS will run on, for checking C{--proxy-domain}; C{None}
         (nothing to check) when no proxy is asked for, so that a plain
         start does not run the policy here as well as in the service.
         """
@@ -190,12 +197,13 @@ class MDNSOptions(ProxyOptions, usage.Options):
         The policy the interface options ask for.
         """
         policy: IInterfacePolicy
+        families = self.get("families", Family.BOTH)
         if self["iface"]:
-            policy = ExplicitInterfacePolicy(self["iface"])
+            policy = ExplicitInterfacePolicy(self["iface"], families=families)
         elif self["all-ifaces"]:
-            policy = AllInterfacesPolicy()
+            policy = AllInterfacesPolicy(families=families)
         else:
-            policy = DefaultInterfacePolicy()
+            policy = DefaultInterfacePolicy(families=families)
         if self["exclude-iface"]:
             policy = ExcludingPolicy(policy, self["exclude-iface"])
         return policy
@@ -300,7 +308,10 @@ def makeService(options: MDNSOptions) -> service.MultiService:
     # twistd mdns owns its process: its reactor runs on monotonic time, so
     # wall-clock steps move no timer and no duration (twisted_mdns.clock).
     MonotonicTimeService().setServiceParent(top)
-    mdns = MDNSService(policy=options["policy"], hostname=options["hostname"])
+    mdns = MDNSService(
+        policy=options["policy"], hostname=options["hostname"],
+        families=options.get("families", Family.BOTH),
+    )
     mdns.setServiceParent(top)
     _InterfaceReport(mdns).setServiceParent(top)
     for error in options["service-errors"]:

@@ -29,14 +29,15 @@ from twisted_mdns.transport import MDNS_GROUP, MDNS_PORT
 def make_interface(name: str, index: int, *cidrs: str, mtu: int = 1500) -> NetworkInterface:
     """
     A L{NetworkInterface} value for tests: C{make_interface("eth0", 2,
-    "10.0.0.5/24")}.
+    "10.0.0.5/24", "fd00::5/64")} (IPv6 addresses usable, no flags).
     """
     return NetworkInterface(
         name=name,
         index=index,
         flags=InterfaceFlags(),
         mtu=mtu,
-        ipv4=tuple(ipaddress.IPv4Interface(c) for c in cidrs),
+        ipv4=tuple(ipaddress.IPv4Interface(c) for c in cidrs if ":" not in c),
+        ipv6=tuple(ipaddress.IPv6Interface(c) for c in cidrs if ":" in c),
     )
 
 
@@ -48,9 +49,12 @@ class Sent:
 
     data: bytes
     index: int
-    destination: tuple[str, int] | None
-    source: str
+    destination: tuple | None
+    source: str | None
     time: float
+    #: For multicast: the one family asked for (C{AF_INET} or C{AF_INET6}),
+    #: or C{None} for every family the link runs.
+    family: int | None = None
 
     @property
     def message(self) -> Message:
@@ -81,15 +85,16 @@ class RecordingTransport:
         self,
         datagram: bytes,
         interface: NetworkInterface | int,
-        destination: tuple[str, int] | None = None,
-        source: str = "0.0.0.0",
+        destination: tuple | None = None,
+        source: str | None = "0.0.0.0",
+        family: int | None = None,
     ) -> bool:
         index = interface if isinstance(interface, int) else interface.index
         if index not in self.interfaces or index in self.fail_on:
             self.counters["errors.send"] += 1
             return False
         now = self.clock.seconds() if self.clock is not None else 0.0
-        self.sent.append(Sent(datagram, index, destination, source, now))
+        self.sent.append(Sent(datagram, index, destination, source, now, family))
         return True
 
     def take(self) -> list[Sent]:
@@ -101,9 +106,15 @@ class RecordingTransport:
 
     def context(self, index: int, destination: str = MDNS_GROUP) -> InterfaceContext:
         """
-        The L{InterfaceContext} a datagram arriving on C{index} would carry.
+        The L{InterfaceContext} a datagram arriving on C{index} would carry
+        (an L{InterfaceContext6} for an IPv6 C{destination}, such as
+        C{"ff02::fb"}).
         """
         iface = self.interfaces[index]
+        if ":" in destination:
+            from twisted_mdns.pktinfo6 import InterfaceContext6
+
+            return InterfaceContext6(index, iface.name, destination, iface)
         return InterfaceContext(index, iface.name, destination, iface)
 
 

@@ -23,6 +23,7 @@ from twisted_mdns.cli.common import (
     UsageError,
     add_iface_options,
     add_verbose_option,
+    families_from_args,
     forever,
     positive_seconds,
     selected_interfaces,
@@ -115,7 +116,7 @@ def cmd_browse(args: argparse.Namespace) -> int:
 
     if args.all_types == (args.type is not None):
         raise UsageError("give a service TYPE or --all-types (not both)")
-    service_type = parse_service_type(args.type).text if args.type is not None else None
+    service_type = parse_service_type(args.type, strict=False).text if args.type is not None else None
     interfaces = selected_interfaces(args)
     found: dict[tuple[int, str, tuple[bytes, ...]], Any] = {}
 
@@ -144,7 +145,7 @@ def cmd_browse(args: argparse.Namespace) -> int:
             browsing.stop()
         return 0
 
-    status = Session(interfaces, work, args.verbose, interrupted_status=0).run()
+    status = Session(interfaces, work, args.verbose, interrupted_status=0, families=families_from_args(args)).run()
     if status == 2:
         return 2
     if args.follow:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, NoReturn, Sequence
 from twisted.internet import defer
 from twisted.internet.error import ReactorNotRunning
 
+from twisted_mdns.families import Family
 from twisted_mdns.interfaces import IInterfacePolicy
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.policy import (
@@ -44,29 +45,50 @@ class Parser(argparse.ArgumentParser):
 
 
 def policy_from_args(
-    ifaces: Sequence[str] = (), all_ifaces: bool = False, exclude: Sequence[str] = ()
+    ifaces: Sequence[str] = (),
+    all_ifaces: bool = False,
+    exclude: Sequence[str] = (),
+    families: Family = Family.BOTH,
 ) -> IInterfacePolicy:
     """
     The policy the common options ask for: C{--iface} (repeatable) wins,
-    then C{--all}, else the default; C{--exclude-iface} narrows any of them.
+    then C{--all}, else the default; C{--exclude-iface} narrows any of them;
+    C{families} (C{--ipv4-only} / C{--ipv6-only}) says which address
+    families each link may run.
     """
     if ifaces and all_ifaces:
         raise UsageError("--iface and --all cannot be combined")
     policy: IInterfacePolicy
     if ifaces:
-        policy = ExplicitInterfacePolicy(ifaces)
+        policy = ExplicitInterfacePolicy(ifaces, families=families)
     elif all_ifaces:
-        policy = AllInterfacesPolicy()
+        policy = AllInterfacesPolicy(families=families)
     else:
-        policy = DefaultInterfacePolicy()
+        policy = DefaultInterfacePolicy(families=families)
     if exclude:
         policy = ExcludingPolicy(policy, exclude)
     return policy
 
 
+def families_from_args(args: argparse.Namespace) -> Family:
+    """
+    The address families C{--ipv4-only} / C{--ipv6-only} ask for (neither:
+    both).
+    """
+    return Family.from_options(getattr(args, "ipv4_only", False), getattr(args, "ipv6_only", False))
+
+
+def policy_for(args: argparse.Namespace) -> IInterfacePolicy:
+    """
+    L{policy_from_args} for parsed options.
+    """
+    return policy_from_args(args.iface, args.all_ifaces, args.exclude_iface, families_from_args(args))
+
+
 def add_iface_options(parser: argparse.ArgumentParser, json_option: bool = True) -> None:
     """
-    C{--iface}, C{--all}, C{--exclude-iface} (and C{--json}).
+    C{--iface}, C{--all}, C{--exclude-iface}, C{--ipv4-only} /
+    C{--ipv6-only} (and C{--json}).
     """
     parser.add_argument(
         "--iface", action="append", default=[], metavar="NAME|IPV4|INDEX",
@@ -80,6 +102,12 @@ def add_iface_options(parser: argparse.ArgumentParser, json_option: bool = True)
         "--exclude-iface", action="append", default=[], metavar="NAME|IPV4|INDEX",
         help="never run on this interface (repeatable)",
     )
+    family = parser.add_mutually_exclusive_group()
+    family.add_argument(
+        "--ipv4-only", action="store_true",
+        help="use IPv4 only (default: IPv4 and IPv6, each where a link has addresses)",
+    )
+    family.add_argument("--ipv6-only", action="store_true", help="use IPv6 only")
     if json_option:
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
@@ -121,8 +149,7 @@ def selected_interfaces(args: argparse.Namespace) -> list[NetworkInterface]:
     """
     from twisted_mdns.netif import SystemInterfaceEnumerator
 
-    policy = policy_from_args(args.iface, args.all_ifaces, args.exclude_iface)
-    selection = policy.select(SystemInterfaceEnumerator().interfaces())
+    selection = policy_for(args).select(SystemInterfaceEnumerator().interfaces())
     selection.raise_for_errors()
     if not selection.selected:
         reasons = "; ".join(f"{i.name}: {why}" for i, why in selection.excluded)
@@ -179,8 +206,10 @@ class Session:
         work: Work,
         verbose: bool,
         interrupted_status: int = 1,
+        families: Family = Family.BOTH,
     ) -> None:
         self.interfaces = list(interfaces)
+        self.families = families
         self.work = work
         self.verbose = verbose
         self.interrupted_status = interrupted_status
@@ -223,7 +252,7 @@ class Session:
         from twisted_mdns.transport import InterfaceTransport
 
         protocol = MDNSProtocol()
-        transport = InterfaceTransport(protocol, reactor)
+        transport = InterfaceTransport(protocol, reactor, families=self.families)
         querier = Querier(transport, reactor)
         protocol.handlers.append(querier)
 

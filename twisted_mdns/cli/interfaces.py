@@ -10,36 +10,27 @@ import argparse
 import json
 import sys
 
-from twisted_mdns.cli.common import add_iface_options, policy_from_args
+from twisted_mdns.cli.common import add_iface_options, policy_for
 
 
 def cmd_interfaces(args: argparse.Namespace) -> int:
     """
-    One line (or JSON object) per interface: selected, or excluded and why.
+    Per interface: selected with the families it runs (C{selected:
+    IPv4+IPv6}), or excluded and why; then its IPv6 addresses (with their
+    state when not published) and the families it does not run and why.
+    With C{--json}, one object per interface
+    (L{twisted_mdns.policy.Selection.report}).
     """
     from twisted_mdns.netif import SystemInterfaceEnumerator
 
     interfaces = SystemInterfaceEnumerator().interfaces()
-    policy = policy_from_args(args.iface, args.all_ifaces, args.exclude_iface)
-    selection = policy.select(interfaces)
-    chosen = {i.index for i in selection.selected}
-    for iface in interfaces:
-        selected = iface.index in chosen
-        reason = "selected" if selected else f"excluded: {selection.reason(iface.name)}"
-        if args.json:
-            print(json.dumps({
-                "name": iface.name,
-                "index": iface.index,
-                "selected": selected,
-                "reason": reason,
-                "ipv4": [str(a) for a in iface.ipv4],
-                "ipv6": [str(a) for a in iface.ipv6],
-                "mtu": iface.mtu,
-                "flags": {k: v for k, v in vars(iface.flags).items()},
-            }), flush=True)
-        else:
-            addrs = ", ".join(str(a) for a in iface.ipv4) or "-"
-            print(f"{iface.index:>3} {iface.name:<16} {addrs:<32} {reason}")
+    selection = policy_for(args).select(interfaces)
+    if args.json:
+        for row in selection.report(interfaces):
+            print(json.dumps(row), flush=True)
+    else:
+        for line in selection.lines(interfaces):
+            print(line, flush=True)
     for error in selection.errors:
         print(f"error: {error}", file=sys.stderr)
     if selection.errors:

@@ -21,7 +21,8 @@ from twisted_mdns.cli.common import (
     add_iface_options,
     add_verbose_option,
     log_to_stderr,
-    policy_from_args,
+    families_from_args,
+    policy_for,
     selected_interfaces,
     stop_reactor,
 )
@@ -98,12 +99,12 @@ class _Publishing:
         from twisted_mdns.service import MDNSService
 
         args = self.args
-        policy = policy_from_args(args.iface, args.all_ifaces, args.exclude_iface)
+        policy = policy_for(args)
         # An address record is published on its own, as avahi-publish -a
         # asks the daemon for that record only.
         self.mdns = MDNSService(
             policy=policy, hostname=args.hostname, reactor=self.reactor,
-            publish_host=not args.address,
+            publish_host=not args.address, families=families_from_args(args),
         )
         try:
             self.mdns.startService()

@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from twisted_mdns.cli.common import Session, add_query_options, selected_interfaces
+from twisted_mdns.cli.common import Session, add_query_options, families_from_args, selected_interfaces
 from twisted_mdns.netif import NetworkInterface
 
 
@@ -30,7 +30,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         answers.update(await querier.resolve_host(shown, timeout=args.timeout))
         return 0
 
-    status = Session(interfaces, work, args.verbose).run()
+    status = Session(interfaces, work, args.verbose, families=families_from_args(args)).run()
     if status == 2:
         return 2
     for iface, addresses in answers.items():

@@ -422,7 +422,7 @@ class Querier:
         @return: the running L{ServiceBrowser}; call its C{stop()}.
         """
         self._check_running()
-        stype = naming.service_type(service_type)
+        stype = naming.service_type(service_type, strict=False)
         if listener is None:
             listener = ServiceListener(added, removed, updated)
         else:

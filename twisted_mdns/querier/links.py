@@ -53,7 +53,11 @@ class QuerierTransport(Protocol):
     @ivar interfaces: the links the transport runs on, by interface index.
     """
 
-    interfaces: Mapping[int, NetworkInterface]
+    @property
+    def interfaces(self) -> Mapping[int, NetworkInterface]:
+        """
+        The links the transport runs on, by interface index.
+        """
 
     def send(
         self,

@@ -17,9 +17,13 @@ The routing (L{Answerer}):
  - §5.5: a query sent straight to us from 5353 is answered by unicast;
  - §5.4: a QU question is answered by unicast unless the record was not
    multicast on that link in the last quarter of its TTL;
- - §6: a record is multicast at most once a second per link (250 ms when
-   defending against a probe); unique answers go at once, answers with
-   shared records after 20-120 ms, aggregated per link;
+ - §6: a record is multicast at most once a second per link and family
+   (250 ms when defending against a probe); unique answers go at once,
+   answers with shared records after 20-120 ms, aggregated per link and
+   family.  A multicast answer goes back over the family its query came
+   over (a dual-stack querier asks over both and hears both; an
+   IPv6-only one hears the IPv6 copy), always with the records of both
+   families (§6.2);
  - §7.4: a pending answer someone else multicast meanwhile (with at least
    half our TTL) is dropped.
 """
@@ -112,8 +116,8 @@ class Answerer(Phase):
         counters = self.counters
         if not context.multicast:
             # §5.5: a query sent straight to us, from port 5353: unicast back.
-            packets = self.sender.pack_response(list(answers), additionals, link)
-            self.sender.send(link.index, packets, (source[0], source[1]), context.destination)
+            packets = self.sender.pack_response(list(answers), additionals, link, context.family)
+            self.sender.send(link.index, packets, tuple(source), context.destination)
             counters["answered.unicast"] += 1
             counters["answered"] += 1
             return
@@ -131,7 +135,8 @@ class Answerer(Phase):
                 multicast.append(record)
         if unicast:
             extra = [r for r in additionals if r not in unicast]
-            self.sender.send(link.index, self.sender.pack_response(unicast, extra, link), (source[0], source[1]))
+            packets = self.sender.pack_response(unicast, extra, link, context.family)
+            self.sender.send(link.index, packets, tuple(source), self._any(context))
             counters["answered.unicast"] += 1
         allowed = []
         if multicast:
@@ -147,6 +152,13 @@ class Answerer(Phase):
                 self._queue_multicast(link, context.family, allowed, additionals, shared)
         if unicast or allowed:
             counters["answered"] += 1
+
+    @staticmethod
+    def _any(context: InterfaceContext) -> str:
+        """
+        "Any of the link's addresses" in the family of C{context}.
+        """
+        return "::" if context.family == socket.AF_INET6 else "0.0.0.0"
 
     def _queue_multicast(self, link: Link, family: int, answers: list[Record], additionals: list[Record], shared: bool) -> None:
         """

@@ -6,7 +6,8 @@ and the records each claim puts on a link.
 A claim is one unique name we probe for and defend (RFC 6762 §8, §9): the
 host name (its A records on each link, RFC 6762 §6.2 and §14), a service
 instance (SRV and TXT unique, PTRs shared, RFC 6763 §4), or the reverse
-mapping of one of our IPv4 addresses.  Reverse mappings are claimed like
+mapping of one of our addresses (C{in-addr.arpa} for IPv4, C{ip6.arpa} for
+IPv6).  Reverse mappings are claimed like
 any unique record but never renamed for: another responder on this host
 (RFC 6762 §15) may hold one, and then it is given up.
 """
@@ -19,11 +20,13 @@ from typing import Collection, Iterable, Iterator, Sequence
 from twisted.internet import defer
 
 from twisted_mdns.constants import HOST_TTL
-from twisted_mdns.message import Name, Record, a_record, name_key, ptr_record
+from twisted_mdns.message import Name, Record, name_key, ptr_record
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.records import (
     ServiceInfo,
+    address_record,
     host_name,
+    published_addresses,
     reverse_name,
     service_records,
 )
@@ -145,7 +148,8 @@ class Claim:
     @ivar requested: the name first asked for, so the caller's own
         L{ServiceInfo} still finds the registration after a rename (for a
         reverse mapping, its name: never renamed).
-    @ivar address: for a reverse mapping, the IPv4 address it maps.
+    @ivar address: for a reverse mapping, the address it maps (IPv4 or
+        IPv6, as C{str(ipaddress.ip_address(...))} writes it).
     """
 
     __slots__ = ("kind", "service", "state", "ready_on", "conflict", "done", "requested", "address", "_records")
@@ -317,9 +321,12 @@ class Claims:
 
     def address_records(self, iface: NetworkInterface) -> list[Record]:
         """
-        The host's A records on C{iface} (its reverse mappings are claims
-        of their own): every IPv4 address of that link, link-local
-        included, and none of another (RFC 6762 §6.2, §14).
+        The host's address records on C{iface} (its reverse mappings are
+        claims of their own): an A record for every IPv4 address of that
+        link, link-local included, an AAAA record for every publishable
+        IPv6 address (global, ULA, link-local: see
+        L{NetworkInterface.publishable_ipv6}), and none of another link
+        (RFC 6762 §6.2, §14).
 
         Kept per link until the link's addresses or the host name change:
         probes, announcements and every received response on every link ask
@@ -327,7 +334,7 @@ class Claims:
         """
         cached = self._addresses.get(iface.index)
         if cached is None or cached[0] is not iface or cached[1] != self.host:
-            records = [a_record(self.host, str(addr.ip), HOST_TTL) for addr in iface.ipv4]
+            records = [address_record(self.host, a, HOST_TTL) for a in published_addresses(iface)]
             cached = self._addresses[iface.index] = (iface, self.host, records)
         return list(cached[2])
 
@@ -347,7 +354,7 @@ class Claims:
         if claim.kind is ClaimKind.HOST:
             return self.address_records(iface)
         if claim.kind is ClaimKind.REVERSE:
-            if not any(str(a.ip) == claim.address for a in iface.ipv4):
+            if claim.address not in published_addresses(iface):
                 return []
             cached = claim._records
             if cached is None or cached[0] != self.host:

@@ -29,7 +29,7 @@ from twisted_mdns.link import Link, Links
 from twisted_mdns.message import Message, Name, Record
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.pktinfo import InterfaceContext
-from twisted_mdns.records import ServiceInfo
+from twisted_mdns.records import ServiceInfo, published_addresses
 from twisted_mdns.responder.announcing import Announcer
 from twisted_mdns.responder.answering import Answerer
 from twisted_mdns.responder.claims import Claim, ClaimKind, ClaimState, Claims
@@ -281,7 +281,9 @@ class Responder:
         """
         Follow a L{twisted_mdns.transport.TransportChange}: probe and
         announce on new interfaces, say goodbye to addresses that went away
-        (on interfaces that still exist), announce new ones.
+        (on interfaces that still exist), announce new ones, of both
+        families (an IPv6 address is new when it becomes publishable: when
+        its Duplicate Address Detection ends).
         """
         if not self._running:
             return
@@ -294,7 +296,7 @@ class Responder:
             if link is None:
                 continue
             self._readdress_link(link, new)
-            gone = [a for a in old.ipv4 if a not in new.ipv4]
+            gone = [a for a in published_addresses(old) if a not in published_addresses(new)]
             if gone and host.announced and new.index in host.ready_on:
                 new_records = set(self.claims.address_records(new))
                 self.sender.goodbyes(link, [r for r in self.claims.address_records(old) if r not in new_records])
@@ -307,7 +309,9 @@ class Responder:
             # host's A records, a service limited to an address).
             for claim in list(link.published):
                 self._publish(claim, {new.index})
-            if [a for a in new.ipv4 if a not in old.ipv4]:
+            # An IPv6 address whose DAD ended is new here too (RFC 6762 §8.3:
+            # announced once it is ours).
+            if [a for a in published_addresses(new) if a not in published_addresses(old)]:
                 if host.announced and new.index in host.ready_on:
                     self.announcer.announce([host], {new.index})
         if change.added:
@@ -322,7 +326,8 @@ class Responder:
 
     def _sync_reverse(self) -> None:
         """
-        One reverse-mapping claim per IPv4 address of the links we run on:
+        One reverse-mapping claim per published address (IPv4, and IPv6
+        under C{ip6.arpa}) of the links we run on:
         probe the new ones, withdraw (with goodbyes where the link still
         exists) those whose address is gone.  Only addresses of links that
         changed are looked at: a link coming or going costs its addresses.
@@ -332,7 +337,7 @@ class Responder:
             return
         reverse = self.claims.reverse
         for address in touched:
-            where = self.links.ipv4_links.get(address)
+            where = self.links.address_links.get(address)
             if where is None and address in reverse:
                 claim = self.claims.remove_reverse(address)
                 self._unpublish(claim, claim.announced)

@@ -25,6 +25,7 @@ on-link verdicts whenever a link changes.
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections import Counter
 
@@ -37,9 +38,10 @@ from twisted_mdns.constants import (
     OPCODE_MASK,
     TYPE_OPT,
 )
-from twisted_mdns.message import HEADER, Message, MessageError, Question, Record, pack_one, packet_limit
+from twisted_mdns.message import HEADER, Message, MessageError, Question, Record, pack_one
 from twisted_mdns.pktinfo import InterfaceContext
 from twisted_mdns.protocol import source_on_link
+from twisted_mdns.responder.sending import limit_for
 
 #: Replies (of each kind) and on-link verdicts kept at most: every type
 #: asked of a name we own has a reply (an NSEC), so the keys are the
@@ -161,7 +163,9 @@ class LegacyResponder:
                 questions=[Question(q.name, q.qtype, False, q.qclass) for q in message.questions],
                 answers=[_legacy(r) for r in answers],
                 additionals=[_legacy(r) for r in additionals],
-                limit=packet_limit(context.interface.mtu if context.interface else None),
+                # The smaller of the link's families: the reply is stored
+                # and may be replayed to the same question over the other.
+                limit=limit_for(context.interface),
             )
         except MessageError:
             # §6.7 says echo the question section; one that cannot be echoed
@@ -236,7 +240,10 @@ class LegacyResponder:
         if not self.store.on_link(source[0], context):
             self.counters["dropped.off-link"] += 1
             return True
-        dest_source = context.destination if not context.multicast else "0.0.0.0"
+        if not context.multicast:
+            dest_source = context.destination
+        else:
+            dest_source = "::" if context.family == socket.AF_INET6 else "0.0.0.0"
         if not self.transport.send(packet, context.index, source, dest_source):  # type: ignore[attr-defined]
             self.counters["errors.send"] += 1
         self.counters["answered.legacy"] += 1

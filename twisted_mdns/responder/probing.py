@@ -25,7 +25,8 @@ from twisted.internet.interfaces import IDelayedCall
 
 from twisted_mdns.constants import CONFLICT_BACKOFF, PROBE_COUNT, PROBE_INTERVAL, TYPE_ANY
 from twisted_mdns.link import Link
-from twisted_mdns.message import Name, Question, Record, pack, packet_limit
+from twisted_mdns.message import Name, Question, Record, pack
+from twisted_mdns.responder.sending import limit_for
 from twisted_mdns.responder.claims import Claim, ClaimState, Conflict
 from twisted_mdns.responder.shared import Phase, Shared
 
@@ -175,7 +176,7 @@ class Prober(Phase):
         Send probe questions with their authority records, splitting across
         datagrams by question so each probe stays with its own records.
         """
-        limit = packet_limit(link.interface.mtu)
+        limit = limit_for(link.interface)  # probes go out on every family
         by_key: dict[Name, list[Record]] = {}
         for r in authorities:
             by_key.setdefault(r.key, []).append(r)

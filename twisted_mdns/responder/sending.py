@@ -3,10 +3,16 @@
 Packing and sending responses on one link: what probing, announcing,
 answering and goodbyes share.
 
-RFC 6762 §17: every packet fits the link's MTU (and 9000 bytes);
-L{twisted_mdns.message.pack} splits across datagrams.  A multicast records
-when each record went out on the link, for the §6 rate limit and §5.4 QU
-routing.
+RFC 6762 §17: every packet fits the link's MTU (and 9000 bytes) less the
+headers of the family that carries it (28 bytes for IPv4, 48 for IPv6:
+L{limit_for}); L{twisted_mdns.message.pack} splits across datagrams.
+
+A link runs one or both families; the transport multicasts on every family
+port the link has unless told one.  Announcements, probes and goodbyes go
+out on every family (a querier on the link may listen on either); an
+answer to a query goes back over the family the query came over, and its
+send time is remembered per family (L{twisted_mdns.link.LinkFamily}), for
+the §6 rate limit and §5.4 QU routing.
 """
 
 from __future__ import annotations
@@ -20,6 +26,28 @@ from twisted.internet.interfaces import IReactorTime
 from twisted_mdns.constants import FLAG_AA, FLAG_QR
 from twisted_mdns.link import Link
 from twisted_mdns.message import Record, pack, packet_limit
+from twisted_mdns.netif import NetworkInterface
+from twisted_mdns.pktinfo6 import max_payload6
+
+#: The families a multicast to every family is remembered under.
+_BOTH = (socket.AF_INET, socket.AF_INET6)
+
+
+def limit_for(iface: NetworkInterface | None, family: int | None = None) -> int:
+    """
+    The largest message for C{iface} over C{family} (RFC 6762 §17): the
+    MTU less 28 bytes over IPv4, less 48 over IPv6.  With C{family}
+    C{None} (a packet sent over every family the link runs, or one kept
+    to be replayed over either) the smaller of the families the link has
+    addresses of.
+    """
+    mtu = iface.mtu if iface is not None else None
+    limit = packet_limit(mtu)
+    if family == socket.AF_INET:
+        return limit
+    if family == socket.AF_INET6 or (iface is not None and iface.publishable_ipv6):
+        return min(limit, max(512, max_payload6(mtu or 1500)))
+    return limit
 
 
 class Sender:
@@ -32,29 +60,46 @@ class Sender:
         self.clock = clock
         self.counters = counters
 
-    def pack_response(self, answers: Sequence[Record], additionals: Sequence[Record], link: Link | None) -> list[bytes]:
+    def pack_response(
+        self, answers: Sequence[Record], additionals: Sequence[Record], link: Link | None, family: int | None = None
+    ) -> list[bytes]:
         return pack(
             flags=FLAG_QR | FLAG_AA,
             answers=list(answers),
             additionals=list(additionals),
-            limit=packet_limit(link.interface.mtu if link is not None else None),
+            limit=limit_for(link.interface if link is not None else None, family),
         )
 
-    def send(self, index: int, packets: Iterable[bytes], destination: tuple[str, int] | None = None, source: str = "0.0.0.0") -> None:
+    def send(
+        self,
+        index: int,
+        packets: Iterable[bytes],
+        destination: tuple | None = None,
+        source: str = "0.0.0.0",
+        family: int | None = None,
+    ) -> None:
+        """
+        Hand C{packets} to the transport: multicast on every family of the
+        link (or C{family} only), or unicast to C{destination}.
+        """
         send = self.transport.send  # type: ignore[attr-defined]
         for packet in packets:
-            if not send(packet, index, destination, source):
+            if not send(packet, index, destination, source, family=family):
                 self.counters["errors.send"] += 1
 
-    def multicast(self, link: Link, answers: Sequence[Record], additionals: Sequence[Record], family: int = socket.AF_INET) -> None:
+    def multicast(
+        self, link: Link, answers: Sequence[Record], additionals: Sequence[Record], family: int | None = None
+    ) -> None:
         """
-        Multicast a response on C{link}, remembering when each answer went.
+        Multicast a response on C{link}, over C{family} only or (C{None})
+        every family the link runs, remembering when each answer went.
         """
         now = self.clock.seconds()
-        last = link.family(family).last_multicast
-        for record in answers:
-            last[record.identity] = now
-        self.send(link.index, self.pack_response(answers, additionals, link))
+        for fam in (family,) if family is not None else _BOTH:
+            last = link.family(fam).last_multicast
+            for record in answers:
+                last[record.identity] = now
+        self.send(link.index, self.pack_response(answers, additionals, link, family), family=family)
 
     def goodbyes(self, link: Link | None, records: Iterable[Record]) -> None:
         """
