@@ -79,8 +79,16 @@ def join_name(*parts: str | bytes | Name) -> Name:
 def name_key(name: Name) -> Name:
     """
     The case-insensitive form of C{name} (DNS folds ASCII case only).
+
+    A label already in lower case is the name's own object, not a copy
+    (most labels are: C{_http}, C{_tcp}, C{local}), so keys share their
+    labels with the names they come from (issue 13: memory per service).
     """
-    return tuple(label.lower() for label in name)
+    out = []
+    for label in name:
+        low = label.lower()
+        out.append(label if low == label else low)
+    return tuple(out)
 
 
 def name_to_text(name: Name) -> str:

@@ -149,6 +149,16 @@ def address_record(host: Name, address: str, ttl: int = HOST_TTL) -> Record:
 
 
 @functools.lru_cache(maxsize=1024)
+def _type_text(service_type: str) -> str:
+    """
+    C{service_type} checked and normalised by
+    L{twisted_mdns.naming.service_type}: one string per type, shared by
+    every service of it (issue 13: memory per service).
+    """
+    return naming.service_type(service_type, subtype_allowed=False).text
+
+
+@functools.lru_cache(maxsize=1024)
 def _type_names(service_type: str) -> tuple[Name, Name]:
     """
     A normalised service type's name (C{_http._tcp.local}) and its key,
@@ -202,9 +212,7 @@ class ServiceInfo:
             raise ValueError(f"port {self.port} is not 0-65535")
         # One validator per concept (twisted_mdns.naming): the querier's
         # browse() accepts and refuses the same types, hosts and subtypes.
-        object.__setattr__(
-            self, "type", naming.service_type(self.type, subtype_allowed=False).text
-        )
+        object.__setattr__(self, "type", _type_text(self.type))
         if self.host is not None:
             naming.host_name(self.host)
         encode_txt(self.txt)
