@@ -530,8 +530,6 @@ def _services_lines(s: dict, title: str, brief: bool = False) -> list[str]:
         out.append(f"{ind}our own looped-back announcements, in the link's cache: "
                    f"{c.get('cache.added', 0)} added, {c.get('cache.updated', 0)} refreshed, "
                    f"{c.get('cache.evicted', 0)} evicted, {c.get('responses.own-skipped', 0)} records skipped")
-    for line in s.get("tracemalloc_top", ()):
-        out.append(f"{ind}  {line}")
     out.append(f"{ind}PTR browse: {b['instances_found']}/{s['count']} instances in {b['packets']} packets "
                f"(largest {b['max_packet_bytes']} B, limit {b['packet_limit']} B), first after "
                f"{_ms(b['first_packet_ms'])}, last after {_ms(b['last_packet_ms'])}; "

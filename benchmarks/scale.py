@@ -130,23 +130,12 @@ async def services(args) -> dict:
     n = args.count
     infos = [ServiceInfo(f"Instance {i:05d}", "_bench._tcp", 1024 + i, {"n": str(i)}) for i in range(n)]
     counters0 = dict(mdns.counters)
-    trace = int(os.environ.get("BENCH_TRACEMALLOC", "0") or 0)
-    if trace:
-        import tracemalloc
-
-        tracemalloc.start()
-        snapshot0 = tracemalloc.take_snapshot()
     t0 = time.perf_counter()
     ds = [mdns.register(info) for info in infos]
     t_called = time.perf_counter()
     published = await defer.gatherResults(ds, consumeErrors=True)
     t1 = time.perf_counter()
     rss1 = rss()
-    if trace:
-        gc.collect()
-        diff = tracemalloc.take_snapshot().compare_to(snapshot0, "lineno")
-        tracemalloc.stop()
-        top = [f"{d.size_diff / n:8.1f} B/service {d.count_diff / n:6.2f} objects  {d.traceback}" for d in diff[:trace]]
     renamed = sum(1 for a, b in zip(infos, published) if a.instance != b.instance)
     result = {
         "count": n,
@@ -158,8 +147,6 @@ async def services(args) -> dict:
         "rss_empty_mb": rss_empty / 2**20,
         "rss_per_service_kb": (rss1 - rss0) / n / 1024,
     }
-    if trace:
-        result["tracemalloc_top"] = top
     # The second announcement goes out 1 s after the first; a record is
     # multicast at most once a second, so ask after that.
     await sleep(2.2)

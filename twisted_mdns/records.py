@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import struct
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -155,7 +156,7 @@ def _type_text(service_type: str) -> str:
     L{twisted_mdns.naming.service_type}: one string per type, shared by
     every service of it (issue 13: memory per service).
     """
-    return naming.service_type(service_type, subtype_allowed=False).text
+    return sys.intern(naming.service_type(service_type, subtype_allowed=False).text)
 
 
 @functools.lru_cache(maxsize=1024)
