@@ -128,7 +128,11 @@ class ServiceLifecycleTests(NamespaceTestMixin, unittest.TestCase):
             yield wait_until(lambda: len({i.name for e, _, i in seen if e == "added"}) == 2, what="browse")
             browser.stop()
             for event, svc, iface in seen:
-                self.assertEqual(list(svc.addresses), [str(iface.ipv4[0].ip)])
+                # That link's addresses only: its IPv4 one, and its IPv6
+                # link-local one once DAD is over (RFC 6762 §6.2).
+                own = {str(a.ip) for a in iface.ipv4} | {str(a.ip) for a in iface.ipv6}
+                self.assertIn(str(iface.ipv4[0].ip), svc.addresses)
+                self.assertEqual({a.split("%")[0] for a in svc.addresses} - own, set())
             yield mdns.stopService()
             yield mdns.stopService()  # harmless
             self.assertEqual(mdns.transport.ports, {})
