@@ -24,6 +24,41 @@ from tests.peers import REPO_ROOT
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
 
+def _without_us(site_dirs: set[str], into: str) -> str:
+    """
+    A mirror of C{site_dirs} (symbolic links, one per entry) that leaves out
+    any installed copy of this project: C{twisted_mdns} itself, its
+    distribution metadata and its C{twisted/plugins} module.  CI installs the
+    project into the environment whose dependencies the scratch venv
+    borrows; borrowing that copy too would make the plugin known before the
+    editable install, and the test could not fail.
+    """
+    os.makedirs(into)
+    for site in sorted(site_dirs):
+        if not os.path.isdir(site):
+            continue
+        for entry in os.listdir(site):
+            target = os.path.join(into, entry)
+            source = os.path.join(site, entry)
+            lowered = entry.lower().replace("-", "_")
+            if lowered.startswith(("twisted_mdns", "__editable__.twisted_mdns")) or os.path.lexists(target):
+                continue
+            if entry == "twisted" and os.path.isdir(os.path.join(source, "plugins")):
+                os.makedirs(target)
+                for sub in os.listdir(source):
+                    if sub == "plugins":
+                        plugins = os.path.join(target, "plugins")
+                        os.makedirs(plugins)
+                        for plugin in os.listdir(os.path.join(source, "plugins")):
+                            if not plugin.startswith("twisted_mdns"):
+                                os.symlink(os.path.join(source, "plugins", plugin), os.path.join(plugins, plugin))
+                    else:
+                        os.symlink(os.path.join(source, sub), os.path.join(target, sub))
+                continue
+            os.symlink(source, target)
+    return into
+
+
 def _scratch_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
@@ -52,8 +87,9 @@ class EditableInstallTests(unittest.TestCase):
             check=True, env=env, capture_output=True, text=True,
         ).stdout.strip()
         ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+        borrowed = _without_us(ours, os.path.join(work, "borrowed"))
         with open(os.path.join(site, "zz_borrowed_dependencies.pth"), "w") as f:
-            f.write("\n".join(sorted(ours)) + "\n")
+            f.write(borrowed + "\n")
 
         # Before the install the plugin is unknown (the test can fail).
         before = subprocess.run(

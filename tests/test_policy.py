@@ -135,6 +135,23 @@ class DefaultPolicyTests(unittest.TestCase):
         warnings = captured.texts(LogLevel.warn)
         self.assertTrue(any("no interface qualifies" in w and "lo: loopback" in w for w in warnings), warnings)
 
+    def test_same_outcome_logged_once_at_info(self) -> None:
+        """
+        A policy asked again (every monitor report) says an unchanged
+        outcome at debug only; a changed one at info again.
+        """
+        captured = CapturedLog(self)
+        policy = DefaultInterfacePolicy()
+        policy.select(HOST)
+        policy.select(HOST + [iface("tun0", 9, "10.8.0.1/24")])
+        selected = [t for t in captured.texts(LogLevel.info) if "selected" in t]
+        self.assertEqual(len(selected), 1, selected)
+        self.assertTrue(any("selected 2 interface(s)" in t for t in captured.texts(LogLevel.debug)))
+        policy.select([h for h in HOST if h.name != "wlan0"])
+        selected = [t for t in captured.texts(LogLevel.info) if "selected" in t]
+        self.assertEqual(len(selected), 2, selected)
+        self.assertIn("selected 1 interface(s): eth0 (IPv4)", selected[1])
+
     def test_every_decision_logged(self) -> None:
         captured = CapturedLog(self)
         DefaultInterfacePolicy().select(HOST + [iface("tun0", 9, "10.8.0.1/24")])

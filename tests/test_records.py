@@ -271,10 +271,12 @@ class InterfaceRecordsTests(unittest.TestCase):
         self.assertEqual([r.rtype for r in extra], [TYPE_SRV, TYPE_A, TYPE_NSEC, TYPE_TXT])
         srv = self.view.lookup(self.svc.key, TYPE_SRV)[0]
         self.assertEqual([r.rtype for r in self.view.additional_for(srv)], [TYPE_A, TYPE_NSEC])
-        # RFC 6762 §6.2: an A answer of a host without AAAA records takes
-        # the NSEC saying so.
+        # An A answer from a host with no IPv6 address on the link: the NSEC
+        # saying so (RFC 6762 §6.1, §6.2), so nobody waits for an AAAA.
         a = self.view.lookup(name_key(HOST), TYPE_A)[0]
-        self.assertEqual([r.rtype for r in self.view.additional_for(a)], [TYPE_NSEC])
+        extra = self.view.additional_for(a)
+        self.assertEqual([r.rtype for r in extra], [TYPE_NSEC])
+        self.assertEqual(nsec_types(extra[0]), {TYPE_A})
 
     def test_views_of_two_interfaces_do_not_mix(self) -> None:
         wlan0 = make_interface("wlan0", 3, "192.168.1.5/24")

@@ -128,11 +128,12 @@ class ServiceLifecycleTests(NamespaceTestMixin, unittest.TestCase):
             yield wait_until(lambda: len({i.name for e, _, i in seen if e == "added"}) == 2, what="browse")
             browser.stop()
             for event, svc, iface in seen:
-                # That link's addresses only: its IPv4 one, and its IPv6
-                # link-local one once DAD is over (RFC 6762 §6.2).
-                own = {str(a.ip) for a in iface.ipv4} | {str(a.ip) for a in iface.ipv6}
-                self.assertIn(str(iface.ipv4[0].ip), svc.addresses)
-                self.assertEqual({a.split("%")[0] for a in svc.addresses} - own, set())
+                self.assertEqual(list(svc.ipv4), [str(iface.ipv4[0].ip)])
+                # IPv6 (the link-local address, once its DAD is over): that
+                # link's own, scoped to it.
+                for address in svc.ipv6:
+                    self.assertTrue(iface.has_address(address), (address, iface))
+                    self.assertTrue(address.endswith(f"%{iface.name}"), address)
             yield mdns.stopService()
             yield mdns.stopService()  # harmless
             self.assertEqual(mdns.transport.ports, {})

@@ -15,11 +15,19 @@ One thing only IPv6 needs: Linux hands a datagram for ff02::fb to every
 IPv6 socket that joined ff02::fb, on I{whichever} interface it joined
 (C{inet6_mc_check} compares the group, not the interface, and
 C{IPV6_MULTICAST_ALL} does not change that).  With one port per link, each
-multicast datagram would reach every link's port; so a port with a link
-drops multicast datagrams that arrived on another interface, counted as
-C{dropped.other-interface}.  Unicast datagrams are delivered to one socket
-only, so they are never dropped for that: their context names the
-interface they really arrived on, and the owner routes them by it.
+multicast datagram would reach every link's port: measured with 240 links,
+each datagram was read 240 times and the receive buffers overflowed, and a
+unicast question (delivered to one socket of the port group only) was lost
+behind them.  So a port with a link binds its socket to that device
+(C{SO_BINDTODEVICE}): the kernel then hands it only what arrived there, and
+unicast to C{[address]:5353} reaches the port of the link it came in on.
+This is a filter, not the attribution: the arrival interface is still the
+one C{IPV6_PKTINFO} names.  Where binding is refused (an unprivileged
+process on a kernel before 5.7), the port drops multicast datagrams that
+arrived on another interface, counted as C{dropped.other-interface}, as it
+does anyway; unicast datagrams are never dropped for that: their context
+names the interface they really arrived on, and the owner routes them by
+it.
 
 Set-up (RFC 6762 §3, §11, §15)::
 
@@ -165,7 +173,14 @@ class PktInfo6MulticastPort(udp.MulticastPort):
         lookup: InterfaceLookup | None = None,
         hops: int = IP_TTL,
         loopback: bool = True,
+        bind_to_device: bool = True,
     ) -> None:
+        """
+        @param bind_to_device: with C{network_interface}, bind the socket to
+            that device (C{SO_BINDTODEVICE}, see the module docstring); off,
+            the port reads every link's ff02::fb datagrams and drops the
+            others' after reading (the fallback, kept testable).
+        """
         super().__init__(port, proto, interface or "::", maxPacketSize, reactor, listenMultiple)
         if self.addressFamily != socket.AF_INET6:
             raise InvalidAddressError(interface, "not an IPv6 address")
@@ -173,6 +188,7 @@ class PktInfo6MulticastPort(udp.MulticastPort):
         self.lookup: InterfaceLookup = lookup or _SystemLookup()
         self.hops = hops
         self.multicast_loopback = loopback
+        self.bind_to_device = bind_to_device
         self.counters: Any = Counters()
         self._contexts: dict[tuple[int, bytes], InterfaceContext6] = {}
         self._ancillary: dict[tuple[int, str], list[tuple[int, int, bytes]]] = {}
@@ -192,7 +208,25 @@ class PktInfo6MulticastPort(udp.MulticastPort):
                 skt.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0)
             except OSError:  # pragma: no cover - older kernels
                 pass
+        self._bind_to_device(skt)
         return skt
+
+    def _bind_to_device(self, skt: socket.socket) -> None:
+        """
+        Hear only this port's link (see the module docstring: without it,
+        every link's port reads every link's ff02::fb datagrams).
+        """
+        option = getattr(socket, "SO_BINDTODEVICE", None)
+        if self.network_interface is None or option is None or not self.bind_to_device:
+            return
+        try:
+            skt.setsockopt(socket.SOL_SOCKET, option, self.network_interface.name.encode())
+        except OSError as e:  # pragma: no cover - unprivileged, kernel < 5.7
+            log.debug(
+                "{name}: cannot bind the IPv6 port to its device ({error}); "
+                "other links' copies are dropped after reading",
+                name=self.network_interface.name, error=e,
+            )
 
     def startListening(self) -> None:
         super().startListening()

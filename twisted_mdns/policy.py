@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -294,12 +295,16 @@ def _partition(
     return selected, excluded
 
 
+#: The last outcome each policy logged at info (see L{_finish}).
+_last_outcome: "weakref.WeakKeyDictionary[object, str]" = weakref.WeakKeyDictionary()
+
 def _finish(
     policy: str,
     selected: list[NetworkInterface],
     excluded: list[tuple[NetworkInterface, str]],
     errors: Iterable[InterfaceValidationError] = (),
     families: Family = Family.BOTH,
+    owner: object | None = None,
 ) -> Selection:
     ordered = tuple(sorted(selected, key=lambda i: i.index))
     decisions = tuple(LinkFamilies(i, *link_families(i, families)) for i in ordered)
@@ -329,13 +334,17 @@ def _finish(
     for error in selection.errors:
         log.warn("{policy}: {error}", policy=policy, error=str(error))
     if selection.selected:
-        log.info(
+        names = ", ".join(f"{d.interface.name} ({d.families.label})" for d in decisions)
+        # The same outcome again (a monitor report that changed nothing we
+        # run on) is a detail; a new one is news: each decision once at info.
+        emit = log.debug if owner is not None and _last_outcome.get(owner) == names else log.info
+        if owner is not None:
+            _last_outcome[owner] = names
+        emit(
             "{policy}: selected {count} interface(s): {names}",
             policy=policy,
             count=len(selection.selected),
-            names=", ".join(
-                f"{d.interface.name} ({d.families.label})" for d in decisions
-            ),
+            names=names,
         )
     else:
         log.warn(
@@ -361,7 +370,7 @@ class DefaultInterfacePolicy:
 
     def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
         return _finish(
-            "default policy", *_partition(interfaces, self._reason), families=self.families
+            "default policy", *_partition(interfaces, self._reason), families=self.families, owner=self
         )
 
     def _reason(self, iface: NetworkInterface) -> str | None:
@@ -423,7 +432,7 @@ class ExplicitInterfacePolicy:
                     (iface, failed.reason if failed else "not named explicitly")
                 )
         return _finish(
-            "explicit policy", list(chosen.values()), excluded, errors, self.families
+            "explicit policy", list(chosen.values()), excluded, errors, self.families, owner=self
         )
 
 
@@ -450,7 +459,7 @@ class FilterInterfacePolicy:
 
     def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
         return _finish(
-            "filter policy", *_partition(interfaces, self._reason), families=self.families
+            "filter policy", *_partition(interfaces, self._reason), families=self.families, owner=self
         )
 
     def _reason(self, iface: NetworkInterface) -> str | None:
@@ -477,7 +486,7 @@ class AllInterfacesPolicy:
 
     def select(self, interfaces: Sequence[NetworkInterface]) -> Selection:
         return _finish(
-            "all-interfaces policy", *_partition(interfaces, self._reason), families=self.families
+            "all-interfaces policy", *_partition(interfaces, self._reason), families=self.families, owner=self
         )
 
     def _reason(self, iface: NetworkInterface) -> str | None:
@@ -509,7 +518,7 @@ class ExcludingPolicy:
             (i, "excluded by name") for i in inner.selected if i.index in dropped
         ]
         return _finish(
-            "excluding policy", selected, excluded, inner.errors, self.families
+            "excluding policy", selected, excluded, inner.errors, self.families, owner=self
         )
 
     @property
