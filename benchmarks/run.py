@@ -483,6 +483,14 @@ def _services_lines(s: dict, title: str, brief: bool = False) -> list[str]:
                f" (register() calls {s['register_calls_s']:.2f} s, renamed {s['renamed']})")
     out.append(f"{ind}RSS {s['rss_before_mb']:.1f} -> {s['rss_after_mb']:.1f} MB: "
                f"{s['rss_per_service_kb']:.2f} KiB per service")
+    if "cache_during_registration" in s:
+        c = s["cache_during_registration"]
+        if "rss_settled_mb" in s:
+            out.append(f"{ind}RSS once announced: {s['rss_settled_mb']:.1f} MB: "
+                       f"{(s['rss_settled_mb'] - s['rss_before_mb']) * 1024 / s['count']:.2f} KiB per service")
+        out.append(f"{ind}our own looped-back announcements, in the link's cache: "
+                   f"{c.get('cache.added', 0)} added, {c.get('cache.updated', 0)} refreshed, "
+                   f"{c.get('cache.evicted', 0)} evicted, {c.get('responses.own-skipped', 0)} records skipped")
     out.append(f"{ind}PTR browse: {b['instances_found']}/{s['count']} instances in {b['packets']} packets "
                f"(largest {b['max_packet_bytes']} B, limit {b['packet_limit']} B), first after "
                f"{_ms(b['first_packet_ms'])}, last after {_ms(b['last_packet_ms'])}; "

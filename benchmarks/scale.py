@@ -135,6 +135,7 @@ async def services(args) -> dict:
     rss0 = rss()
     n = args.count
     infos = [ServiceInfo(f"Instance {i:05d}", "_bench._tcp", 1024 + i, {"n": str(i)}) for i in range(n)]
+    counters0 = dict(mdns.counters)
     t0 = time.perf_counter()
     ds = [mdns.register(info) for info in infos]
     t_called = time.perf_counter()
@@ -155,6 +156,13 @@ async def services(args) -> dict:
     # The second announcement goes out 1 s after the first; a record is
     # multicast at most once a second, so ask after that.
     await sleep(2.2)
+    # Our own probes and announcements come back to us (IP_MULTICAST_LOOP):
+    # what they did to the link's cache (issue 13: they must not churn it).
+    result["cache_during_registration"] = {
+        k: v - counters0.get(k, 0) for k, v in mdns.counters.items()
+        if k.startswith(("cache.", "responses.own")) and v != counters0.get(k, 0)
+    }
+    result["rss_settled_mb"] = rss() / 2**20
     sock = mdns_socket(args.client_ns, args.client_ip)
     before = dict(mdns.counters)
     query = wire.build_query("_bench._tcp.local", wire.TYPE_PTR)

@@ -85,8 +85,16 @@ def join_name(*parts: str | bytes | Name) -> Name:
 def name_key(name: Name) -> Name:
     """
     The case-insensitive form of C{name} (DNS folds ASCII case only).
+
+    A label already in lower case is the name's own object, not a copy
+    (most labels are: C{_http}, C{_tcp}, C{local}), so keys share their
+    labels with the names they come from (issue 13: memory per service).
     """
-    return tuple(label.lower() for label in name)
+    out = []
+    for label in name:
+        low = label.lower()
+        out.append(label if low == label else low)
+    return tuple(out)
 
 
 def name_to_text(name: Name) -> str:
@@ -183,6 +191,33 @@ def rdata_bytes(rtype: int, rdata: Any) -> bytes:
     else:
         rdata.pack(buf)
     return bytes(buf.data)
+
+
+#: Types whose rdata L{Record.pack_into} can pack from canonical bytes.
+_NAME_TYPES = frozenset({TYPE_PTR, TYPE_SRV})
+
+
+def name_wire(name: Name) -> bytes:
+    """
+    C{name} in uncompressed wire form (the canonical rdata of a PTR).
+    """
+    return b"".join(bytes((len(label),)) + label for label in name) + b"\0"
+
+
+def wire_name(wire: bytes, offset: int) -> Name:
+    """
+    The name at C{offset} of canonical (uncompressed) rdata bytes, as made
+    by L{name_wire} or L{rdata_bytes}: the target of a PTR (offset 0) or
+    an SRV (offset 6).
+    """
+    labels = []
+    n = wire[offset]
+    while n:
+        offset += 1
+        labels.append(wire[offset : offset + n])
+        offset += n
+        n = wire[offset]
+    return tuple(labels)
 
 
 def _rdata_from_wire(rtype: int, wire: bytes) -> object:
@@ -306,7 +341,20 @@ class Record:
         length_at = buf.offset
         buf.pack("!H", 0)
         start = buf.offset
-        self.rdata.pack(buf)
+        rdata = self._rdata
+        if rdata is None and self.rtype in _NAME_TYPES:
+            # Our own PTR and SRV records keep only their canonical bytes
+            # (issue 13: a dnslib object per record was most of the memory
+            # per registered service); pack the target from them, so it
+            # is still compressed (RFC 6762 s18.14).
+            wire = self._identity[3]
+            if self.rtype == TYPE_SRV:
+                buf.append(wire[:6])
+                buf.encode_name(DNSLabel(wire_name(wire, 6)))
+            else:
+                buf.encode_name(DNSLabel(wire_name(wire, 0)))
+        else:
+            self.rdata.pack(buf)
         buf.update(length_at, "!H", buf.offset - start)
 
     def __repr__(self) -> str:

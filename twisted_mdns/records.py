@@ -11,10 +11,12 @@ limited to some interfaces appears only in theirs.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import struct
+import sys
 from dataclasses import dataclass, field, replace
-from functools import cached_property
-from typing import Any, Iterable, Mapping, Sequence, cast
+from typing import Any, Iterable, Mapping, Sequence
 
 from twisted_mdns import naming
 from twisted_mdns.constants import HOST_TTL, OTHER_TTL
@@ -39,6 +41,7 @@ from twisted_mdns.message import (
     srv_record,
     txt_record,
 )
+from twisted_mdns.dnsvalues import name_wire, wire_name
 from twisted_mdns.netif import NetworkInterface, find_interface
 
 #: RFC 6762 s10: host-name records (A, SRV, reverse PTR) 120 s, others 75 min.
@@ -146,7 +149,30 @@ def address_record(host: Name, address: str, ttl: int = HOST_TTL) -> Record:
     return a_record(host, address, ttl)
 
 
-@dataclass(frozen=True)
+@functools.lru_cache(maxsize=1024)
+def _type_text(service_type: str) -> str:
+    """
+    C{service_type} checked and normalised by
+    L{twisted_mdns.naming.service_type}: one string per type, shared by
+    every service of it (issue 13: memory per service).
+    """
+    return sys.intern(naming.service_type(service_type, subtype_allowed=False).text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_names(service_type: str) -> tuple[Name, Name]:
+    """
+    A normalised service type's name (C{_http._tcp.local}) and its key,
+    made once per type: every service of a type shares the same tuples
+    and labels (at 10,000 services of one type, a copy per service was a
+    few hundred bytes each; issue 13).
+    """
+    name = join_name(_split_type(service_type), DOMAIN)
+    key = name_key(name)
+    return name, (name if key == name else key)
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceInfo:
     """
     A DNS-SD service instance (RFC 6763).
@@ -175,6 +201,11 @@ class ServiceInfo:
     interfaces: tuple[str | int, ...] | None = None
     priority: int = 0
     weight: int = 0
+    # The names, computed once per (immutable) value: the responder asks
+    # for them per claim on every received response and probe.  Slots
+    # rather than a per-instance dict (issue 13: memory per service).
+    _name: Name | None = field(default=None, init=False, repr=False, compare=False)
+    _key: Name | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         naming.instance_label(self.instance)
@@ -182,9 +213,7 @@ class ServiceInfo:
             raise ValueError(f"port {self.port} is not 0-65535")
         # One validator per concept (twisted_mdns.naming): the querier's
         # browse() accepts and refuses the same types, hosts and subtypes.
-        object.__setattr__(
-            self, "type", naming.service_type(self.type, subtype_allowed=False).text
-        )
+        object.__setattr__(self, "type", _type_text(self.type))
         if self.host is not None:
             naming.host_name(self.host)
         encode_txt(self.txt)
@@ -195,23 +224,43 @@ class ServiceInfo:
         if self.interfaces is not None:
             object.__setattr__(self, "interfaces", tuple(self.interfaces))
 
-    # The names are computed once per (immutable) value: the responder asks
-    # for them per entity on every received response and probe.
-
-    @cached_property
+    @property
     def type_name(self) -> Name:
-        return join_name(_split_type(self.type), DOMAIN)
+        """
+        C{_http._tcp.local}: the same tuple for every service of the type.
+        """
+        return _type_names(self.type)[0]
 
-    @cached_property
+    @property
+    def type_key(self) -> Name:
+        """
+        The case-folded L{type_name} (shared likewise).
+        """
+        return _type_names(self.type)[1]
+
+    @property
     def name(self) -> Name:
         """
         The full instance name, e.g. C{My Web._http._tcp.local}.
         """
-        return join_name(self.instance, self.type_name)
+        name = self._name
+        if name is None:
+            name = join_name(self.instance, self.type_name)
+            object.__setattr__(self, "_name", name)
+        return name
 
-    @cached_property
+    @property
     def key(self) -> Name:
-        return name_key(self.name)
+        """
+        The case-folded L{name}: the instance label folded, then the
+        shared L{type_key}.
+        """
+        key = self._key
+        if key is None:
+            name = self.name
+            key = (name[0].lower(),) + self.type_key
+            object.__setattr__(self, "_key", key)
+        return key
 
     @property
     def txt_strings(self) -> tuple[bytes, ...]:
@@ -295,16 +344,51 @@ def service_records(
     A service's records: (unique, shared).  Unique: SRV and TXT (cache-flush
     set).  Shared: the type PTR, subtype PTRs and the s9 enumeration PTR
     (never cache-flush).
+
+    Built lean (issue 13: memory per registered service): the records share
+    the service's name and key tuples and the type's (L{_type_names}), keep
+    their rdata as canonical bytes only (L{Record.pack_into} packs PTR and
+    SRV targets from them; the dnslib object is made on first read of
+    C{rdata}), and every service of a type shares one enumeration PTR.
     """
     target = host_name(service.host) if service.host else default_host
+    name, key = service.name, service.key
+    srv_wire = struct.pack("!HHH", service.priority, service.weight, service.port) + name_wire(target)
+    strings = service.txt_strings or (b"",)  # an empty TXT is one empty string
+    txt_wire = b"".join(bytes((len(s),)) + s for s in strings)
     unique = [
-        srv_record(service.name, target, service.port, host_ttl, service.priority, service.weight),
-        txt_record(service.name, service.txt_strings, ttl),
+        Record(name, TYPE_SRV, None, host_ttl, True, _wire=srv_wire, _key=key),
+        Record(name, TYPE_TXT, None, ttl, True, _wire=txt_wire, _key=key),
     ]
-    shared = [ptr_record(service.type_name, service.name, ttl)]
-    shared += [ptr_record(sub, service.name, ttl) for sub in service.subtype_names()]
-    shared.append(ptr_record(SERVICES_META, service.type_name, ttl))
+    instance_wire = name_wire(name)
+    shared = [Record(service.type_name, TYPE_PTR, None, ttl, False, _wire=instance_wire, _key=service.type_key)]
+    shared += [ptr_record(sub, name, ttl) for sub in service.subtype_names()]
+    shared.append(_enumeration_ptr(service.type, ttl))
     return unique, shared
+
+
+@functools.lru_cache(maxsize=1024)
+def _enumeration_ptr(service_type: str, ttl: int) -> Record:
+    """
+    The RFC 6763 s9 PTR from C{_services._dns-sd._udp.local} to a type: one
+    (immutable) record for every service of the type.
+    """
+    type_name = _type_names(service_type)[0]
+    return Record(SERVICES_META, TYPE_PTR, None, ttl, False, _wire=name_wire(type_name), _key=_SERVICES_META_KEY)
+
+
+_SERVICES_META_KEY = name_key(SERVICES_META)
+
+
+#: A bucket of a view: the records of one name.  A tuple while every
+#: record in it is published once and there are few (most names: a
+#: service instance's SRV and TXT, a host's A records), else a dict
+#: record -> number of publishers (a type's PTRs, the enumeration PTRs).
+Bucket = "tuple[Record, ...] | dict[Record, int]"
+
+#: The most records a tuple bucket holds before it becomes a dict (adding
+#: to a tuple copies it).
+_TUPLE_BUCKET = 8
 
 
 class InterfaceRecords:
@@ -319,23 +403,31 @@ class InterfaceRecords:
     of records, and a record leaves the view when its last publisher
     removes it.
 
-    @ivar by_name: case-folded name -> records with that name, in the order
-        first added (a dict used as an ordered set).
+    Memory per record matters here (issue 13: 10,000 services on a link):
+    a name's records are kept in one bucket (see L{Bucket}) that holds the
+    publisher counts too, and the records themselves are the claims'
+    (shared with every other link's view).
+
+    @ivar by_name: case-folded name -> its bucket, records in the order
+        first added.
     @ivar unique_names: names we own (§6.1: NSEC for absent types).
     """
 
     def __init__(self, iface: NetworkInterface) -> None:
         self.interface = iface
-        self.by_name: dict[Name, dict[Record, None]] = {}
+        self.by_name: dict[Name, Any] = {}
         self.unique_names: set[Name] = set()
-        self._counts: dict[Record, int] = {}
+        self._size = 0
         self._nsec: dict[Name, Record | None] = {}
 
     def __len__(self) -> int:
-        return len(self._counts)
+        return self._size
 
     def __contains__(self, record: object) -> bool:
-        return record in self._counts
+        if not isinstance(record, Record):
+            return False
+        bucket = self.by_name.get(record.key)
+        return bucket is not None and record in bucket
 
     def add(self, record: Record) -> bool:
         """
@@ -343,14 +435,30 @@ class InterfaceRecords:
 
         @return: whether it is new to the view.
         """
-        count = self._counts.get(record, 0)
-        self._counts[record] = count + 1
-        if count:
-            return False
-        self.by_name.setdefault(record.key, {})[record] = None
-        self._nsec.pop(record.key, None)
+        key = record.key
+        by_name = self.by_name
+        bucket = by_name.get(key)
+        if bucket is None:
+            by_name[key] = (record,)
+        elif type(bucket) is tuple:
+            if record in bucket or len(bucket) >= _TUPLE_BUCKET:
+                counted = dict.fromkeys(bucket, 1)
+                count = counted.get(record, 0)
+                counted[record] = count + 1
+                by_name[key] = counted
+                if count:
+                    return False
+            else:
+                by_name[key] = bucket + (record,)
+        else:
+            count = bucket.get(record, 0)
+            bucket[record] = count + 1
+            if count:
+                return False
+        self._size += 1
+        self._nsec.pop(key, None)
         if record.cache_flush:
-            self.unique_names.add(record.key)
+            self.unique_names.add(key)
         return True
 
     def remove(self, record: Record) -> bool:
@@ -360,21 +468,34 @@ class InterfaceRecords:
         @return: whether it left the view (nobody else publishes it): only
             then is a goodbye due (RFC 6762 §10.1).
         """
-        count = self._counts.get(record)
-        if count is None:
-            return False
-        if count > 1:
-            self._counts[record] = count - 1
-            return False
-        del self._counts[record]
         key = record.key
-        bucket = self.by_name[key]
-        del bucket[record]
+        bucket = self.by_name.get(key)
+        if bucket is None:
+            return False
+        if type(bucket) is tuple:
+            if record not in bucket:
+                return False
+            rest = tuple(r for r in bucket if r != record)
+            if rest:
+                self.by_name[key] = rest
+            else:
+                del self.by_name[key]
+        else:
+            count = bucket.get(record)
+            if count is None:
+                return False
+            if count > 1:
+                bucket[record] = count - 1
+                return False
+            del bucket[record]
+            if not bucket:
+                del self.by_name[key]
+            rest = bucket
+        self._size -= 1
         self._nsec.pop(key, None)
-        if not bucket:
-            del self.by_name[key]
+        if not rest:
             self.unique_names.discard(key)
-        elif record.cache_flush and not any(r.cache_flush for r in bucket):
+        elif record.cache_flush and not any(r.cache_flush for r in rest):
             self.unique_names.discard(key)
         return True
 
@@ -417,7 +538,7 @@ class InterfaceRecords:
         """
         out: list[Record] = []
         if record.rtype == TYPE_PTR:
-            target = name_key(tuple(cast(Any, record.rdata).label.label))
+            target = name_key(wire_name(record.data, 0))
             for r in self.by_name.get(target, ()):
                 if r.rtype in (TYPE_SRV, TYPE_TXT):
                     out.append(r)
@@ -443,7 +564,7 @@ class InterfaceRecords:
         (RFC 6762 §6.2: it says which address types the host has; a
         querier that got only A learns there is no AAAA to wait for).
         """
-        host = name_key(tuple(cast(Any, srv.rdata).target.label))
+        host = name_key(wire_name(srv.data, 6))
         found = [r for r in self.by_name.get(host, ()) if r.rtype in (TYPE_A, TYPE_AAAA)]
         nsec = self.nsec_for(host) if found else None
         return found + ([nsec] if nsec is not None else [])

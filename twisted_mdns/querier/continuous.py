@@ -356,6 +356,15 @@ class RecentQuestions:
             heard = self._heard = fresh if len(fresh) < RECENT_BOUND else {}
         heard[(question.key, question.qtype)] = (self.clock.seconds(), message)
 
+    def asked_by_us(self, key: Name, qtype: int) -> bool:
+        """
+        Did we ourselves ask C{(key, qtype)} (a folded name) lately, within
+        the bound of what is remembered?  (A one-shot L{QuerierLink.ask}
+        waits for its answer in the cache.)
+        """
+        found = self._heard.get((key, qtype))
+        return found is not None and found[1] is None
+
     def answered_for(self, question: Question, ours: Sequence[Record]) -> bool:
         """
         Should our own C{question} be treated as sent already?  Yes when

@@ -279,7 +279,7 @@ class Querier:
         if link is None:
             self.counters["responses.unknown-interface"] += 1
             return
-        link.response_heard(message)
+        link.response_heard(message, own=link.interface.has_address(source[0]))
 
     def query_received(
         self, message: Message, source: tuple[str, int], context: InterfaceContext

@@ -23,7 +23,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from twisted_mdns.cache import RecordCache
-from twisted_mdns.constants import CLASS_IN
+from twisted_mdns.constants import CLASS_IN, TYPE_PTR, TYPE_SRV
+from twisted_mdns.dnsvalues import wire_name
 from twisted_mdns.message import Message, Name, Question, Record, name_key, name_to_text, type_name
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.querier.continuous import (
@@ -151,16 +152,64 @@ class QuerierLink:
         self.counters["ask.sent"] += 1
         return self.send([question]) > 0
 
-    def response_heard(self, message: Message) -> None:
+    def response_heard(self, message: Message, own: bool = False) -> None:
         """
         Cache every record of a response heard on this link.
+
+        @param own: the response came from one of this link's own addresses:
+            our responder's multicast, looped back (IP_MULTICAST_LOOP stays
+            on so that other stacks on this host hear us), or another stack
+            on this host.  Only what someone here wants is cached from it
+            (L{_wanted_from_us}): at 10,000 services, caching all of our own
+            announcements would push every other host's records out of the
+            bounded cache (issue 13).
         """
         records = message.records()
+        if own:
+            wanted = self._wanted_from_us(records)
+            skipped = len(records) - len(wanted)
+            if skipped:
+                self.counters["responses.own-skipped"] += skipped
+            records = wanted
         if not records:
             return
         self.counters["responses.cached"] += 1
         self.counters["records.cached"] += len(records)
         self.cache.add_all(records)
+
+    def _wanted_from_us(self, records: list[Record]) -> list[Record]:
+        """
+        The records of one of our own (looped-back) responses worth
+        caching: those whose rrset the cache already holds (refreshed or
+        replaced, so it never goes stale), those asked or watched here (so
+        a local browse or resolve finds our own services: RFC 6763 makes no
+        exception for them), and the records a kept PTR or SRV points to
+        in the same message (the SRV, TXT and addresses that come with a
+        browse answer, RFC 6763 §12).  The rest is skipped, not inserted:
+        nobody here asked for it.
+        """
+        cache, queries, recent = self.cache, self.queries, self.recent
+        targets: set[Name] = set()
+        out = []
+        for record in records:
+            name, rtype, key = record.name, record.rtype, record.key
+            if not (
+                key in targets
+                or queries.asking(name, rtype)
+                or cache.watched(name, rtype)
+                or recent.asked_by_us(key, rtype)
+                or cache.entries(name, rtype)
+            ):
+                continue
+            out.append(record)
+            try:
+                if rtype == TYPE_PTR:
+                    targets.add(name_key(wire_name(record.data, 0)))
+                elif rtype == TYPE_SRV:
+                    targets.add(name_key(wire_name(record.data, 6)))
+            except IndexError:  # a goodbye's or a stranger's odd rdata
+                pass
+        return out
 
     def query_heard(self, message: Message, source: tuple[str, int]) -> None:
         """

@@ -15,7 +15,7 @@ any unique record but never renamed for: another responder on this host
 from __future__ import annotations
 
 import enum
-from typing import Collection, Iterator
+from typing import Collection, Iterable, Iterator, Sequence
 
 from twisted.internet import defer
 
@@ -65,6 +65,80 @@ class Conflict(enum.Enum):
     LOST = "lost"
 
 
+#: Every distinct set of link indexes a claim is ready on, made once: at
+#: 10,000 services on the same links, one set shared rather than one each.
+_LINK_SETS: dict[frozenset[int], frozenset[int]] = {}
+
+
+def _shared(members: Iterable[int]) -> frozenset[int]:
+    key = frozenset(members)
+    found = _LINK_SETS.get(key)
+    if found is None:
+        if len(_LINK_SETS) > 4096:  # a host's link subsets are few; bounded anyway
+            _LINK_SETS.clear()
+        found = _LINK_SETS[key] = key
+    return found
+
+
+class LinkSet:
+    """
+    The link indexes a claim is announced on: a mutable set to its users
+    (C{in}, iteration, C{add}, C{discard}, C{clear}, C{|=}, C{-}), kept as
+    a shared frozen set (L{_shared}).  A plain C{set} per claim was the
+    largest single object per registered service (issue 13).
+    """
+
+    __slots__ = ("_members",)
+
+    def __init__(self, members: Iterable[int] = ()) -> None:
+        self._members = _shared(members)
+
+    def __contains__(self, index: object) -> bool:
+        return index in self._members
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LinkSet):
+            return self._members == other._members
+        if isinstance(other, (set, frozenset)):
+            return self._members == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"LinkSet({set(self._members)!r})"
+
+    def add(self, index: int) -> None:
+        if index not in self._members:
+            self._members = _shared(self._members | {index})
+
+    def discard(self, index: int) -> None:
+        if index in self._members:
+            self._members = _shared(self._members - {index})
+
+    def clear(self) -> None:
+        self._members = _shared(())
+
+    def update(self, indexes: Iterable[int]) -> None:
+        self._members = _shared(self._members.union(indexes))
+
+    def __ior__(self, indexes: Iterable[int]) -> "LinkSet":
+        self.update(indexes)
+        return self
+
+    def __sub__(self, other: Iterable[int]) -> set[int]:
+        return set(self._members.difference(other))
+
+    def __rsub__(self, other: Iterable[int]) -> set[int]:
+        return set(other).difference(self._members)
+
+
 class Claim:
     """
     One thing we claim a unique name for.
@@ -90,12 +164,13 @@ class Claim:
         self.kind = kind
         self.service = service
         self.state = ClaimState.PROBING
-        self.ready_on: set[int] = set()
+        self.ready_on = LinkSet()
         self.conflict: Conflict | None = None
         self.done: defer.Deferred | None = None
         self.requested = requested
         self.address = address
-        #: A service's (service, host name, unique, shared) or a reverse
+        #: A service's (service, host name, its records, how many of them
+        #: are unique (they come first)) or a reverse
         #: mapping's (host name, PTR) as last computed: they change only
         #: when the service value or the host name does.
         self._records: tuple | None = None
@@ -263,11 +338,16 @@ class Claims:
             cached = self._addresses[iface.index] = (iface, self.host, records)
         return list(cached[2])
 
-    def records(self, claim: Claim, iface: NetworkInterface | None, shared: bool = False) -> list[Record]:
+    def records(self, claim: Claim, iface: NetworkInterface | None, shared: bool = False) -> Sequence[Record]:
         """
         What C{claim} says on C{iface}: its unique records, and its shared
         ones too with C{shared}.  Nothing where a service is not offered or
         a reverse mapping's address is not (RFC 6762 §6.2, §14).
+
+        A service's records are the same on every link it is on: they are
+        built once, kept on the claim as one tuple, and that very tuple is
+        what C{shared} returns (so every link's L{twisted_mdns.link.Link}
+        references it rather than a copy: issue 13, memory per service).
         """
         if iface is None:
             return []
@@ -288,9 +368,9 @@ class Claims:
             return []
         cached = claim._records
         if cached is None or cached[0] is not service or cached[1] != self.host:
-            cached = claim._records = (service, self.host, *service_records(service, self.host))
-        unique, shared_records = cached[2], cached[3]
-        return unique + shared_records if shared else list(unique)
+            unique, shared_records = service_records(service, self.host)
+            cached = claim._records = (service, self.host, (*unique, *shared_records), len(unique))
+        return cached[2] if shared else list(cached[2][: cached[3]])
 
     def probe_records(self, claim: Claim, iface: NetworkInterface | None) -> list[Record]:
         """
