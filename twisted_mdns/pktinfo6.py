@@ -47,7 +47,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Union
 
-from twisted.internet import defer, udp
+from twisted.internet import defer
 from twisted.internet.error import InvalidAddressError, MessageLengthError
 from twisted.logger import Logger
 
@@ -59,6 +59,7 @@ from twisted_mdns.pktinfo import (
     REUSEPORT_SPREADS_MULTICAST,
     InterfaceContext,
     InterfaceLookup,
+    PktInfoPortBase,
     _SystemLookup,
 )
 
@@ -142,7 +143,7 @@ class InterfaceContext6(InterfaceContext):
         return max_payload6(self.interface.mtu if self.interface is not None else 1280)
 
 
-class PktInfo6MulticastPort(udp.MulticastPort):
+class PktInfo6MulticastPort(PktInfoPortBase[InterfaceContext6]):
     """
     A C{twisted.internet.udp.MulticastPort} on C{[::]} whose reader uses C{recvmsg} with
     C{IPV6_PKTINFO}; the IPv6 sibling of
@@ -274,48 +275,24 @@ class PktInfo6MulticastPort(udp.MulticastPort):
         return self._membership(socket.IPV6_LEAVE_GROUP, addr, interface)
 
     def _membership(self, option: int, addr: str, interface: Any) -> defer.Deferred:
-        if isinstance(interface, int):
-            index = interface
-        elif interface == "" and self.network_interface is not None:
-            index = self.network_interface.index
-        elif isinstance(interface, str) and interface:
+        index = self._index_for(interface)
+        if index is None and isinstance(interface, str) and interface:
             try:
                 index = socket.if_nametoindex(interface)
             except OSError as e:
                 return defer.fail(e)
-        else:
-            index = 0  # the kernel picks by route: only for ad-hoc ports
-        try:
-            self.socket.setsockopt(socket.IPPROTO_IPV6, option, ipv6_mreq(addr, index))
-        except (OSError, ValueError) as e:
-            return defer.fail(e)
-        return defer.succeed(1)
+        # No index: the kernel picks by route (only for ad-hoc ports).
+        return self._set_membership(
+            socket.IPPROTO_IPV6, option, lambda: ipv6_mreq(addr, index or 0)
+        )
 
     # -- reading -----------------------------------------------------------
 
-    def refresh(self) -> None:
-        """
-        Forget cached interface contexts: addresses may have changed.
-        """
-        self._contexts.clear()
-        known = getattr(self.lookup, "_known", None)
-        if isinstance(known, dict):
-            known.clear()
+    _context_type = InterfaceContext6
 
-    def _context(self, ifindex: int, dst: bytes) -> InterfaceContext6:
-        key = (ifindex, dst)
-        ctx = self._contexts.get(key)
-        if ctx is None:
-            iface = self.lookup(ifindex) if ifindex else None
-            ctx = InterfaceContext6(
-                index=ifindex,
-                name=iface.name if iface is not None else "?",
-                destination=socket.inet_ntop(socket.AF_INET6, dst) if len(dst) == 16 else "::",
-                interface=iface,
-            )
-            if iface is not None:
-                self._contexts[key] = ctx
-        return ctx
+    @staticmethod
+    def _destination_text(dst: bytes) -> str:
+        return socket.inet_ntop(socket.AF_INET6, dst) if len(dst) == 16 else "::"
 
     @staticmethod
     def _parse_ancillary(ancdata: list[tuple[int, int, bytes]]) -> tuple[int, bytes]:

@@ -362,25 +362,24 @@ class InterfaceTransport:
         return True
 
     def _open4(self, iface: NetworkInterface) -> PktInfoMulticastPort | None:
-        port = self.port_factory(
-            self.port_number,
-            _PortProtocol(self),
-            interface="",
-            maxPacketSize=self.max_packet_size,
-            reactor=self.reactor,
-            listenMultiple=True,
-            network_interface=iface,
-            lookup=self.interfaces.get,
-            loopback=self.loopback,
-        )
+        port = self._open(self.port_factory, iface, "")
         port.reply_cache = self.reply_cache
         return port if self._start(port, iface, self.group, "IPv4") else None
 
     def _open6(self, iface: NetworkInterface) -> PktInfo6MulticastPort | None:
-        port = self.port6_factory(
+        port = self._open(self.port6_factory, iface, "::")
+        return port if self._start(port, iface, self.group6, "IPv6") else None
+
+    def _open(self, factory: Any, iface: NetworkInterface, any_address: str) -> Any:
+        """
+        A port of C{factory} (one family's) for C{iface}, not yet listening:
+        bound to the family's any-address, told its link and how to look up
+        the others (arrival contexts come from pktinfo, RFC 6762 §15).
+        """
+        return factory(
             self.port_number,
             _PortProtocol(self),
-            interface="::",
+            interface=any_address,
             maxPacketSize=self.max_packet_size,
             reactor=self.reactor,
             listenMultiple=True,
@@ -388,7 +387,6 @@ class InterfaceTransport:
             lookup=self.interfaces.get,
             loopback=self.loopback,
         )
-        return port if self._start(port, iface, self.group6, "IPv6") else None
 
     def _close(self, index: int) -> defer.Deferred:
         self.interfaces.pop(index, None)
