@@ -9,10 +9,15 @@ with the responder for its interpreter.
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
+import time
+from typing import Any
 
 from twisted.internet import threads
+
+from benchmarks import wire
 
 
 def answering_summary(raw: dict, t0: float) -> dict:
@@ -84,3 +89,39 @@ async def start_asking(args, late: bool, ipv6: bool) -> tuple[Asking, Asking | N
         if a is not None:
             await threads.deferToThread(a.wait_asking)
     return four, six
+
+
+def ask_all_at_once(
+    socks: dict, destination: Any, qtype: int, expected: int, timeout: float = 3.0
+) -> tuple[dict[str, list], list[float]]:
+    """
+    Send one legacy C{bench.local} query of C{qtype} from each client socket
+    (C{socks}: fd -> (socket, link, ident)) to C{destination(link)} on port
+    5353, all at once; collect the replies per host link until C{expected}
+    links answered or C{timeout}; close the sockets.  Shared by the IPv4
+    and IPv6 rounds.
+
+    @return: host interface -> [(data, source, ident, link)], and each
+        reply's latency in seconds.
+    """
+    t0 = time.perf_counter()
+    for s, link, ident in socks.values():
+        s.sendto(wire.build_query("bench.local", qtype, ident), (destination(link), 5353))
+    answers: dict[str, list] = {}
+    latencies = []
+    deadline = t0 + timeout
+    poller = select.poll()
+    for fd in socks:
+        poller.register(fd, select.POLLIN)
+    while len(answers) < expected and time.perf_counter() < deadline:
+        for fd, _ in poller.poll(100):
+            s, link, ident = socks[fd]
+            try:
+                data, source = s.recvfrom(9000)
+            except BlockingIOError:
+                continue
+            latencies.append(time.perf_counter() - t0)
+            answers.setdefault(link["host_if"], []).append((data, source, ident, link))
+    for s, _, _ in socks.values():
+        s.close()
+    return answers, latencies

@@ -42,6 +42,7 @@ import psutil
 from twisted.internet import defer, reactor, task, threads
 
 from benchmarks import scale_ipv6, wire
+from benchmarks.asking import ask_all_at_once
 from benchmarks.asking import answering_summary, start_asking
 from tests.netns import inside
 from twisted_mdns.message import TYPE_A, name_key
@@ -373,27 +374,9 @@ def ask_every_link(links: list[dict], multicast: bool, ident0: int) -> dict:
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(link["client_ip"]))
             s.setblocking(False)
         socks[s.fileno()] = (s, link, ident0 + n)
-    t0 = time.perf_counter()
-    for s, link, ident in socks.values():
-        dest = GROUP if multicast else link["host_ip"]
-        s.sendto(wire.build_query("bench.local", wire.TYPE_A, ident), (dest, 5353))
-    answers: dict[str, list] = {}
-    latencies = []
-    deadline = t0 + 3.0
-    poller = select.poll()
-    for fd in socks:
-        poller.register(fd, select.POLLIN)
-    while len(answers) < len(links) and time.perf_counter() < deadline:
-        for fd, _ in poller.poll(100):
-            s, link, ident = socks[fd]
-            try:
-                data, source = s.recvfrom(9000)
-            except BlockingIOError:
-                continue
-            latencies.append(time.perf_counter() - t0)
-            answers.setdefault(link["host_if"], []).append((data, source, ident, link))
-    for s, _, _ in socks.values():
-        s.close()
+    answers, latencies = ask_all_at_once(
+        socks, lambda link: GROUP if multicast else link["host_ip"], wire.TYPE_A, len(links)
+    )
     correct, wrong = 0, []
     for host_if, replies in answers.items():
         ok = len(replies) == 1

@@ -31,6 +31,7 @@ import sys
 import time
 
 from benchmarks import wire
+from benchmarks.asking import ask_all_at_once
 from tests.netns import inside
 
 GROUP6 = "ff02::fb"
@@ -165,27 +166,9 @@ def ask_every_link(links: list[dict], multicast: bool, ident0: int) -> dict:
     for n, link in enumerate(links):
         s = client_socket(link)
         socks[s.fileno()] = (s, link, ident0 + n)
-    t0 = time.perf_counter()
-    for s, link, ident in socks.values():
-        dest = GROUP6 if multicast else link["host_ip6"]
-        s.sendto(wire.build_query("bench.local", TYPE_AAAA, ident), (dest, 5353))
-    answers: dict[str, list] = {}
-    latencies = []
-    deadline = t0 + 3.0
-    poller = select.poll()
-    for fd in socks:
-        poller.register(fd, select.POLLIN)
-    while len(answers) < len(links) and time.perf_counter() < deadline:
-        for fd, _ in poller.poll(100):
-            s, link, ident = socks[fd]
-            try:
-                data, source = s.recvfrom(9000)
-            except BlockingIOError:
-                continue
-            latencies.append(time.perf_counter() - t0)
-            answers.setdefault(link["host_if"], []).append((data, source, ident, link))
-    for s, _, _ in socks.values():
-        s.close()
+    answers, latencies = ask_all_at_once(
+        socks, lambda link: GROUP6 if multicast else link["host_ip6"], TYPE_AAAA, len(links)
+    )
     correct, wrong = 0, []
     for host_if, replies in answers.items():
         ok = len(replies) == 1
