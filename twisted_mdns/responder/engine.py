@@ -125,11 +125,6 @@ class Responder:
         """
         return self.claims.host_claim.announced
 
-    # Kept for code that waited on the host claim's state.
-    @property
-    def _host(self) -> Claim:
-        return self.claims.host_claim
-
     def is_running(self) -> bool:
         return self._running
 
