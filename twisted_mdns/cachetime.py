@@ -22,6 +22,7 @@ from typing import Callable, NamedTuple, Sequence
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from twisted_mdns.dnsvalues import bit_property
 from twisted_mdns.message import Name, Record
 
 log = Logger()
@@ -75,6 +76,10 @@ class CacheChange(NamedTuple):
         return self.event in GONE
 
 
+#: The bits of L{CacheEntry}'s state.
+_DOOMED, _GOODBYE, _TOUCHED, _GONE = 1, 2, 4, 8
+
+
 class CacheEntry:
     """
     A cached record and its clock.
@@ -85,8 +90,6 @@ class CacheEntry:
         second after a goodbye or a cache flush.
     @ivar refresh: the s5.2 refresh points still ahead; C{None} until
         someone watches the record (drawn then).
-    @ivar doomed: marked to go by a goodbye or a cache flush.
-    @ivar goodbye: marked by a goodbye (TTL 0) in particular.
     @ivar due: the deadline of this entry's live heap item (C{None}: none);
         a heap item whose deadline is not this one is stale.
     """
@@ -104,13 +107,8 @@ class CacheEntry:
         self._state = 0
         self.due: float | None = None
 
-    @property
-    def doomed(self) -> bool:
-        return bool(self._state & _DOOMED)
-
-    @property
-    def goodbye(self) -> bool:
-        return bool(self._state & _GOODBYE)
+    doomed = bit_property("_state", _DOOMED, "Marked to go by a goodbye or a cache flush?")
+    goodbye = bit_property("_state", _GOODBYE, "Marked by a goodbye (TTL 0) in particular?")
 
     def __lt__(self, other: "CacheEntry") -> bool:
         # Heap items are (deadline, entry): equal deadlines compare entries.
@@ -268,8 +266,6 @@ class CacheClock:
 
 
 _change = tuple.__new__
-
-_DOOMED, _GOODBYE, _TOUCHED, _GONE = 1, 2, 4, 8
 
 
 def _inner(identity: tuple) -> object:

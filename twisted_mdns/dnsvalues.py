@@ -12,6 +12,7 @@ RFC 6762 s5.4, s10.2).
 
 from __future__ import annotations
 
+import operator
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -368,6 +369,19 @@ class Record:
 _new_record = object.__new__
 
 
+def bit_property(field: str, mask: int, doc: str) -> property:
+    """
+    A read-only property telling whether C{mask} is set in the integer
+    attribute C{field}.
+
+    Why: hot objects keep their flags packed in one int (a message's header
+    flags, a cache entry's state) and offer each bit as a boolean; one
+    definition serves them all.
+    """
+    get = operator.attrgetter(field)
+    return property(lambda self: bool(get(self) & mask), doc=doc)
+
+
 @dataclass
 class Message:
     """
@@ -381,13 +395,8 @@ class Message:
     authorities: list[Record] = field(default_factory=list)
     additionals: list[Record] = field(default_factory=list)
 
-    @property
-    def is_response(self) -> bool:
-        return bool(self.flags & FLAG_QR)
-
-    @property
-    def truncated(self) -> bool:
-        return bool(self.flags & FLAG_TC)
+    is_response = bit_property("flags", FLAG_QR, "Is the QR bit set (a response)?")
+    truncated = bit_property("flags", FLAG_TC, "Is the TC bit set (RFC 6762 §7.2: more known answers follow)?")
 
     @property
     def opcode(self) -> int:

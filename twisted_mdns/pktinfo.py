@@ -24,13 +24,13 @@ from collections import Counter
 import sys
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Generic, Optional, Protocol, TypeVar
+from typing import Any, Callable, Generic, Iterator, Optional, Protocol, TypeVar
 
 from twisted.internet import defer, udp
 from twisted.internet.error import MessageLengthError
 from twisted.logger import Logger
 
-from twisted_mdns.constants import IP_TTL
+from twisted_mdns.constants import IP_TTL, MAX_PACKET
 from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
 from twisted_mdns.netif import NetworkInterface, SystemInterfaceEnumerator, find_by_index
@@ -219,10 +219,74 @@ class PktInfoPortBase(udp.MulticastPort, Generic[_Context]):
     @cvar _context_type: the context class of the port's family.
     """
 
-    lookup: InterfaceLookup
-    network_interface: NetworkInterface | None
     _context_type: type[_Context]
-    _contexts: dict[tuple[int, bytes], _Context]
+    #: The family's wildcard address, bound when the caller names none.
+    _any_address = ""
+
+    def __init__(
+        self,
+        port: int,
+        proto: Any,
+        interface: str = "",
+        maxPacketSize: int = MAX_PACKET,
+        reactor: Any = None,
+        listenMultiple: bool = True,
+        *,
+        network_interface: NetworkInterface | None = None,
+        lookup: InterfaceLookup | None = None,
+        ttl: int = IP_TTL,
+        loopback: bool = True,
+    ) -> None:
+        """
+        The arguments of C{udp.MulticastPort}, then the port's own.
+
+        @param network_interface: the one link the port serves: groups are
+            joined and multicast sent there only, by index.
+        @param lookup: see L{lookup}; the default asks the OS.
+        @param ttl: the multicast TTL (IPv4) or hop limit (IPv6); 255, as
+            RFC 6762 §11 wants.
+        @param loopback: whether our own multicast comes back to this host
+            (other stacks here need it).
+        """
+        super().__init__(
+            port, proto, interface or self._any_address, maxPacketSize, reactor, listenMultiple
+        )
+        self.network_interface = network_interface
+        self.lookup: InterfaceLookup = lookup or _SystemLookup()
+        self.multicast_ttl = ttl
+        self.multicast_loopback = loopback
+        #: Datagrams dropped here, by reason (the transport shares its own).
+        self.counters: Counter[str] = Counters()
+        self._contexts: dict[tuple[int, bytes], _Context] = {}
+        self._ancillary: dict[tuple[int, str], Any] = {}
+        self._pktinfo_protocol = IPktInfoDatagramProtocol.providedBy(proto)
+
+    def _datagrams(self) -> Iterator[tuple[bytes, list[tuple[int, int, bytes]], Any]]:
+        """
+        Read what is waiting, up to C{maxThroughput} bytes, as C{(datagram,
+        ancillary data, source address)}: what both families' C{doRead}
+        share.  A truncated datagram is counted and skipped (a prefix of a
+        message is not the message, RFC 6762 §17); a refused send reported
+        on a connected port goes to the protocol.
+        """
+        read = 0
+        recvmsg = self.socket.recvmsg
+        size = self.maxPacketSize
+        while read < self.maxThroughput:
+            try:
+                data, ancdata, flags, addr = recvmsg(size, _ANCILLARY_SPACE)
+            except OSError as se:
+                if se.errno in _READ_REFUSE and self._connectedAddr:
+                    self.protocol.connectionRefused()
+                elif se.errno not in _READ_IGNORE and se.errno not in _READ_REFUSE:
+                    raise
+                return
+            read += len(data)
+            if flags & _MSG_TRUNC:
+                # Larger than maxPacketSize (9000, RFC 6762 §17).
+                self.counters["dropped.oversized"] += 1
+                continue
+            yield data, ancdata, addr
 
     def refresh(self) -> None:
         """
@@ -303,31 +367,9 @@ class PktInfoMulticastPort(PktInfoPortBase[InterfaceContext]):
         transport gives its own view, the default asks the OS.
     """
 
-    def __init__(
-        self,
-        port: int,
-        proto: Any,
-        interface: str = "",
-        maxPacketSize: int = 9000,
-        reactor: Any = None,
-        listenMultiple: bool = True,
-        *,
-        network_interface: NetworkInterface | None = None,
-        lookup: InterfaceLookup | None = None,
-        ttl: int = 255,
-        loopback: bool = True,
-    ) -> None:
-        super().__init__(port, proto, interface, maxPacketSize, reactor, listenMultiple)
-        self.network_interface = network_interface
-        self.lookup: InterfaceLookup = lookup or _SystemLookup()
-        self.multicast_ttl = ttl
-        self.multicast_loopback = loopback
-        self._contexts: dict[tuple[int, bytes], InterfaceContext] = {}
-        self._ancillary: dict[tuple[int, str], tuple] = {}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._reply_ancillary: dict[tuple[int, bytes], tuple] = {}
-        self._pktinfo_protocol = IPktInfoDatagramProtocol.providedBy(proto)
-        #: Datagrams dropped here, by reason (the transport shares its own).
-        self.counters: Counter[str] = Counters()
         #: Optional L{ReplyStore} consulted before the protocol.
         self.reply_cache: ReplyStore | None = None
 
@@ -427,9 +469,6 @@ class PktInfoMulticastPort(PktInfoPortBase[InterfaceContext]):
         # The per-datagram path of every query: look-ups hoisted out of the
         # loop, and the usual control message (exactly one IP_PKTINFO)
         # unpacked without the general loop.
-        read = 0
-        recvmsg = self.socket.recvmsg
-        size = self.maxPacketSize
         protocol = self.protocol
         pktinfo = self._pktinfo_protocol
         contexts = self._contexts
@@ -441,23 +480,7 @@ class PktInfoMulticastPort(PktInfoPortBase[InterfaceContext]):
             exclude_port = cache.exclude_port
             sendmsg = self.socket.sendmsg
             ancillary = self._reply_ancillary
-        while read < self.maxThroughput:
-            try:
-                data, ancdata, _flags, addr = recvmsg(size, _ANCILLARY_SPACE)
-            except OSError as se:
-                if se.errno in _READ_IGNORE:
-                    return
-                if se.errno in _READ_REFUSE:
-                    if self._connectedAddr:
-                        self.protocol.connectionRefused()
-                    return
-                raise
-            read += len(data)
-            if _flags & _MSG_TRUNC:
-                # Larger than maxPacketSize (9000, RFC 6762 s17): what we
-                # read is a prefix, and a prefix is not the message.
-                self.counters["dropped.oversized"] += 1
-                continue
+        for data, ancdata, addr in self._datagrams():
             try:
                 if pktinfo:
                     if len(ancdata) == 1:

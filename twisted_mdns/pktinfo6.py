@@ -51,17 +51,8 @@ from twisted.internet import defer
 from twisted.internet.error import InvalidAddressError, MessageLengthError
 from twisted.logger import Logger
 
-from twisted_mdns.constants import IP_TTL, IPV6_UDP_OVERHEAD, MAX_PACKET, MDNS_GROUP6, MDNS_PORT
-from twisted_mdns.counters import Counters
-from twisted_mdns.interfaces import IPktInfoDatagramProtocol
-from twisted_mdns.netif import NetworkInterface
-from twisted_mdns.pktinfo import (
-    REUSEPORT_SPREADS_MULTICAST,
-    InterfaceContext,
-    InterfaceLookup,
-    PktInfoPortBase,
-    _SystemLookup,
-)
+from twisted_mdns.constants import IPV6_UDP_OVERHEAD, MAX_PACKET, MDNS_GROUP6, MDNS_PORT
+from twisted_mdns.pktinfo import REUSEPORT_SPREADS_MULTICAST, InterfaceContext, PktInfoPortBase
 
 log = Logger()
 
@@ -79,9 +70,6 @@ IPV6_MULTICAST_ALL = getattr(socket, "IPV6_MULTICAST_ALL", 29)
 
 #: struct in6_pktinfo: the address (16 bytes) and the interface index.
 _IN6_PKTINFO = struct.Struct("16sI")
-_MSG_TRUNC = int(getattr(socket, "MSG_TRUNC", 0x20))
-_ANCILLARY_SPACE = socket.CMSG_SPACE(64)
-_READ_IGNORE = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
 _ANY6 = b"\0" * 16
 
 #: A destination as a caller gives it: C{(host, port)} with an optional
@@ -156,44 +144,24 @@ class PktInfo6MulticastPort(PktInfoPortBase[InterfaceContext6]):
     and with C{network_interface} joins groups and sends multicast on that
     interface only, by index, with hop limit 255 for multicast and unicast
     alike (RFC 6762 §11).
-
-    @ivar lookup: maps an interface index to a L{NetworkInterface}.
-    @ivar counters: what was dropped here, by reason.
     """
 
-    def __init__(
-        self,
-        port: int,
-        proto: Any,
-        interface: str = "::",
-        maxPacketSize: int = MAX_PACKET,
-        reactor: Any = None,
-        listenMultiple: bool = True,
-        *,
-        network_interface: NetworkInterface | None = None,
-        lookup: InterfaceLookup | None = None,
-        hops: int = IP_TTL,
-        loopback: bool = True,
-        bind_to_device: bool = True,
-    ) -> None:
+    _any_address = "::"
+
+    def __init__(self, *args: Any, bind_to_device: bool = True, **kwargs: Any) -> None:
         """
+        The arguments of L{PktInfoPortBase}, and:
+
         @param bind_to_device: with C{network_interface}, bind the socket to
             that device (C{SO_BINDTODEVICE}, see the module docstring); off,
             the port reads every link's ff02::fb datagrams and drops the
             others' after reading (the fallback, kept testable).
+        @raise InvalidAddressError: the interface address is not IPv6.
         """
-        super().__init__(port, proto, interface or "::", maxPacketSize, reactor, listenMultiple)
+        super().__init__(*args, **kwargs)
         if self.addressFamily != socket.AF_INET6:
-            raise InvalidAddressError(interface, "not an IPv6 address")
-        self.network_interface = network_interface
-        self.lookup: InterfaceLookup = lookup or _SystemLookup()
-        self.hops = hops
-        self.multicast_loopback = loopback
+            raise InvalidAddressError(self.interface, "not an IPv6 address")
         self.bind_to_device = bind_to_device
-        self.counters: Any = Counters()
-        self._contexts: dict[tuple[int, bytes], InterfaceContext6] = {}
-        self._ancillary: dict[tuple[int, str], list[tuple[int, int, bytes]]] = {}
-        self._pktinfo_protocol = IPktInfoDatagramProtocol.providedBy(proto)
 
     # -- socket set-up -----------------------------------------------------
 
@@ -232,8 +200,8 @@ class PktInfo6MulticastPort(PktInfoPortBase[InterfaceContext6]):
     def startListening(self) -> None:
         super().startListening()
         skt = self.socket
-        skt.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, self.hops)
-        skt.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, self.hops)
+        skt.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, self.multicast_ttl)
+        skt.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, self.multicast_ttl)
         skt.setsockopt(
             socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, int(self.multicast_loopback)
         )
@@ -250,7 +218,7 @@ class PktInfo6MulticastPort(PktInfoPortBase[InterfaceContext6]):
         """
         Set the multicast hop limit (Twisted's C{setTTL} is IPv4-only).
         """
-        self.hops = ttl
+        self.multicast_ttl = ttl
         self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
 
     def getTTL(self) -> int:
@@ -303,28 +271,12 @@ class PktInfo6MulticastPort(PktInfoPortBase[InterfaceContext6]):
         return 0, b""
 
     def doRead(self) -> None:
-        read = 0
-        recvmsg = self.socket.recvmsg
-        size = self.maxPacketSize
         protocol = self.protocol
         pktinfo = self._pktinfo_protocol
         contexts = self._contexts
         own = self.network_interface.index if self.network_interface is not None else 0
         counters = self.counters
-        while read < self.maxThroughput:
-            try:
-                data, ancdata, flags, addr = recvmsg(size, _ANCILLARY_SPACE)
-            except OSError as se:
-                if se.errno in _READ_IGNORE:
-                    return
-                if se.errno == errno.ECONNREFUSED:
-                    return
-                raise
-            read += len(data)
-            if flags & _MSG_TRUNC:
-                # A prefix of a message is not the message (RFC 6762 §17).
-                counters["dropped.oversized"] += 1
-                continue
+        for data, ancdata, addr in self._datagrams():
             try:
                 if not pktinfo:
                     protocol.datagramReceived(data, addr)

@@ -17,9 +17,6 @@ from dataclasses import dataclass
 
 from typing import Any, Iterable
 
-from twisted.internet import defer
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock
 
 from twisted_mdns.message import Message, parse
 from twisted_mdns.netif import InterfaceFlags, NetworkInterface
@@ -117,53 +114,3 @@ class RecordingTransport:
 
             return InterfaceContext6(index, iface.name, destination, iface)
         return InterfaceContext(index, iface.name, destination, iface)
-
-
-class MulticastMemoryReactor(MemoryReactorClock):
-    """
-    C{MemoryReactorClock} with the C{listenMulticast} that
-    C{twisted.internet.testing.MemoryReactor} lacks: records the call and
-    returns a port-like object.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.multicast: list[tuple] = []
-
-    def listenMulticast(
-        self,
-        port: int,
-        protocol: Any,
-        interface: str = "",
-        maxPacketSize: int = 8192,
-        listenMultiple: bool = False,
-    ) -> _FakeMulticastPort:
-        self.multicast.append((port, protocol, interface, maxPacketSize, listenMultiple))
-        fake = _FakeMulticastPort(port)
-        protocol.makeConnection(fake)
-        return fake
-
-
-class _FakeMulticastPort:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.groups: list[str] = []
-        self.written: list[tuple[bytes, tuple[str, int] | None]] = []
-        self.stopped = False
-
-    def joinGroup(self, addr: str, interface: str = "") -> defer.Deferred[int]:
-        self.groups.append(addr)
-        return defer.succeed(1)
-
-    def leaveGroup(self, addr: str, interface: str = "") -> defer.Deferred[int]:
-        self.groups.remove(addr)
-        return defer.succeed(1)
-
-    def write(self, data: bytes, addr: tuple[str, int] | None = None) -> None:
-        self.written.append((data, addr))
-
-    def stopListening(self) -> None:
-        self.stopped = True
-
-    def getHost(self) -> IPv4Address:
-        return IPv4Address("UDP", "0.0.0.0", self.port)
