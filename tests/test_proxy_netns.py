@@ -6,7 +6,8 @@ with C{dig} over UDP and TCP.
 
     client 10.60.0.2 -- router -- 10.50.0.1 host (proxy) lana 10.1.0.1 -- link A
                                                         lanb 10.2.0.1 -- link B:
-                                                            avahi "Avahi Web"
+                                                            avahi "Avahi Web",
+                                                              "Printer v2.1"
                                                             zeroconf "Zc Web"
 """
 
@@ -28,6 +29,8 @@ from twisted_mdns.proxy import DomainMap
 from twisted_mdns.service import MDNSService
 
 AVAHI_WEB = AvahiService("Avahi Web", "_http._tcp", 8080, txt=("path=/avahi",))
+#: A dot inside an instance label (RFC 6763 §4.1.1 allows any text).
+AVAHI_PRINTER = AvahiService("Printer v2.1", "_ipp._tcp", 631, txt=("rp=ipp/print",))
 WAIT = 0.8
 
 
@@ -45,7 +48,7 @@ class ProxyEndToEndTests(NamespaceTestMixin, TestCase):
 
     async def _start(self):
         self.avahi = AvahiDaemon(
-            self.link_b.client_ns, "avahipeer", [AVAHI_WEB], workdir=self.mktemp(),
+            self.link_b.client_ns, "avahipeer", [AVAHI_WEB, AVAHI_PRINTER], workdir=self.mktemp(),
             static_hosts={"linklocal.local": "169.254.5.5"},
         )
         self.addCleanup(self.avahi.stop)
@@ -176,6 +179,28 @@ class ProxyEndToEndTests(NamespaceTestMixin, TestCase):
                 name_from_text("linklocal.local"), TYPE_A))
             routable = await self.dig("avahipeer.b.lab.example", "A")
             self.assertEqual(routable.data("A"), [self.link_b.client_ip])
+        return defer.ensureDeferred(run())
+
+    def test_dot_inside_an_instance_label(self):
+        """
+        avahi's "Printer v2.1" reaches the routed dig as one label: browsed
+        (escaped C{\\.} in the PTR data), then its SRV and TXT asked by
+        that label over UDP and TCP.
+        """
+        escaped = "Printer\\032v2\\.1._ipp._tcp.b.lab.example"
+
+        async def run():
+            for _ in range(30):
+                browse = await self.dig("_ipp._tcp.b.lab.example", "PTR")
+                if browse.answers:
+                    break
+                await sleep(0.5)
+            self.assertEqual(browse.data("PTR"), [escaped + "."])
+            for tcp in (False, True):
+                srv = await self.dig(escaped, "SRV", tcp=tcp)
+                self.assertEqual(srv.data("SRV"), ["0 0 631 avahipeer.b.lab.example."])
+            txt = await self.dig(escaped, "TXT")
+            self.assertEqual(txt.data("TXT"), ['"rp=ipp/print"'])
         return defer.ensureDeferred(run())
 
     def test_refused_outside_allow(self):

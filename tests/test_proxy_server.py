@@ -23,7 +23,15 @@ from zope.interface.verify import verifyObject
 
 from tests.peers import dig_query, require_peers
 from tests.test_proxy import HTTP, Engines, FakeQuerier, FakeResponder, service_records
-from twisted_mdns.message import a_record, aaaa_record, join_name, name_from_text, ptr_record, srv_record
+from twisted_mdns.message import (
+    a_record,
+    aaaa_record,
+    join_name,
+    name_from_text,
+    ptr_record,
+    srv_record,
+    txt_record,
+)
 from twisted_mdns.proxy import DiscoveryProxy, DomainMap, ProxyResolver
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.proxy import default_allow
@@ -201,6 +209,45 @@ class ServerTests(TestCase):
             notcp = await dig_query(None, "127.0.0.1", "_http._tcp.b.lab.example", "PTR",
                                     port=self.port, extra=["+ignore"])
             self.assertIn("tc", notcp.flags)
+        return defer.ensureDeferred(run())
+
+    def test_dot_inside_an_instance_label(self):
+        """
+        An instance called "Printer v2.1" (a dot is as legal as a space in
+        an instance name, RFC 6763 §4.1.1) is one label end to end: dig
+        browses it, then asks for its SRV and TXT by that label, escaped
+        as RFC 1035 §5.1 writes it.
+        """
+        require_peers("dig")
+        instance = join_name("Printer v2.1", HTTP)
+        host = name_from_text("printer.local")
+
+        async def run():
+            self.b.add_all([
+                ptr_record(HTTP, instance, 4500),
+                srv_record(instance, host, 631, 120),
+                txt_record(instance, [b"rp=ipp/print"], 4500),
+                a_record(host, "10.2.0.9", 120),
+            ])
+            browse = await dig_query(None, "127.0.0.1", "_http._tcp.b.lab.example", "PTR", port=self.port)
+            self.assertEqual(browse.data("PTR"), ["Printer\\032v2\\.1._http._tcp.b.lab.example."])
+            # (the parsed owner names are unescaped; the PTR data above is not)
+            self.assertIn(("Printer v2.1._http._tcp.b.lab.example.", "SRV"),
+                          {(r.name, r.rtype) for r in browse.additional})
+            for tcp in ([], ["+tcp"]):
+                srv = await dig_query(None, "127.0.0.1", "Printer\\032v2\\.1._http._tcp.b.lab.example",
+                                      "SRV", port=self.port, extra=tcp)
+                self.assertEqual(srv.status, "NOERROR")
+                self.assertEqual(srv.data("SRV"), ["0 0 631 printer.b.lab.example."])
+                self.assertEqual(srv.data("A", "additional"), ["10.2.0.9"])
+            txt = await dig_query(None, "127.0.0.1", "Printer\\032v2\\.1._http._tcp.b.lab.example",
+                                  "TXT", port=self.port)
+            self.assertEqual(txt.data("TXT"), ['"rp=ipp/print"'])
+            # Two labels "Printer v2" and "1" are another name: nothing there.
+            other = await dig_query(None, "127.0.0.1", "Printer\\032v2.1._http._tcp.b.lab.example",
+                                    "SRV", port=self.port)
+            self.assertEqual(other.answers, ())
+            self.assertEqual(self.proxy.counters["proxy.formerr"], 0)
         return defer.ensureDeferred(run())
 
     def test_refused_outside_allow(self):

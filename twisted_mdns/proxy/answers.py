@@ -52,6 +52,7 @@ from twisted_mdns.message import (
     txt_strings,
 )
 from twisted_mdns.proxy.domains import LinkDomain
+from twisted_mdns.proxy.names import dns_name
 
 _LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
 _LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
@@ -164,16 +165,6 @@ def choose(held: LinkRecords, name: Name, rtype: int, counters: Counter) -> Answ
     return out
 
 
-def _text(name: Name) -> bytes | None:
-    """
-    A name as twisted.names carries it (dotted bytes), or C{None} when a
-    label holds a dot, which twisted.names cannot represent.
-    """
-    if any(b"." in label for label in name):
-        return None
-    return b".".join(name)
-
-
 def _payload(record: Record, ttl: int) -> Any:
     rdata: Any = record.rdata  # a dnslib rdata object
     rtype = record.rtype
@@ -182,16 +173,14 @@ def _payload(record: Record, ttl: int) -> Any:
     if rtype == TYPE_AAAA:
         return dns.Record_AAAA(str(rdata), ttl)
     if rtype in (TYPE_PTR, TYPE_CNAME, TYPE_NS):
-        target = _text(tuple(rdata.label.label))
-        if target is None:
-            return None
         kind = {TYPE_PTR: dns.Record_PTR, TYPE_CNAME: dns.Record_CNAME, TYPE_NS: dns.Record_NS}[rtype]
-        return kind(target, ttl)
+        payload: Any = kind(b"", ttl)
+        payload.name = dns_name(tuple(rdata.label.label))
+        return payload
     if rtype == TYPE_SRV:
-        target = _text(srv_target(record))
-        if target is None:
-            return None
-        return dns.Record_SRV(rdata.priority, rdata.weight, rdata.port, target, ttl)
+        srv = dns.Record_SRV(rdata.priority, rdata.weight, rdata.port, b"", ttl)
+        srv.target = dns_name(srv_target(record))
+        return srv
     if rtype == TYPE_TXT:
         return dns.Record_TXT(*txt_strings(record), ttl=ttl)
     return dns.UnknownRecord(record.data, ttl)
@@ -211,12 +200,10 @@ def to_unicast(
         translated = link.translate(record, ttl)
         if translated is None:
             continue
-        owner = _text(translated.name)
-        payload = _payload(translated, ttl)
-        if owner is None or payload is None:
-            counters["proxy.unrepresentable"] += 1
-            continue
-        out.append(dns.RRHeader(owner, record.rtype, CLASS_IN, ttl, payload, auth=True))
+        header = dns.RRHeader(b"", record.rtype, CLASS_IN, ttl, _payload(translated, ttl), auth=True)
+        # A dot inside a label (an instance "Printer v2.1") stays one label.
+        header.name = dns_name(translated.name)
+        out.append(header)
     return out
 
 

@@ -21,9 +21,9 @@ Chained in a C{twisted.names} server like any resolver::
 
     factory = server.DNSServerFactory(authorities=[ProxyResolver(...)])
 
-Names with a dot inside a label (an instance called C{"My.Web"}) cannot be
-carried by C{twisted.names}, which keeps names as dotted bytes: such records
-are left out and counted (C{proxy.unrepresentable}).
+Names reach L{ProxyResolver} as C{twisted.names} gives them, dotted text;
+a dot or backslash inside a label (an instance called C{"My.Web"}) comes
+escaped, as RFC 1035 §5.1 writes it (L{twisted_mdns.proxy.names}).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from twisted_mdns.message import Name, name_from_text, name_key
 from twisted_mdns.proxy import answers as _answers
 from twisted_mdns.proxy.domains import DomainMap, LinkDomain
 from twisted_mdns.proxy.link import DEFAULT_MAX_WAITING, ProxyLink
+from twisted_mdns.proxy.names import parse_presentation
 from twisted_mdns.proxy.ratelimit import DEFAULT_BURST, DEFAULT_RATE, QuestionRateLimit
 
 log = Logger()
@@ -165,7 +166,7 @@ class ProxyResolver(common.ResolverBase):
         Answer one question (C{ResolverBase} dispatches every type here).
         """
         self.counters["proxy.queries"] += 1
-        labels = tuple(name.rstrip(b".").split(b".")) if name.strip(b".") else ()
+        labels = parse_presentation(name)
         link = self._link_for(labels)
         if link is None:
             self.counters["proxy.refused-zone"] += 1
@@ -268,7 +269,7 @@ class ProxyResolver(common.ResolverBase):
         @raise OutOfZone: C{name} is under none of the proxy's domains.
         @raise LookupError: mDNS does not run on that link now.
         """
-        labels = tuple(name.rstrip(b".").split(b"."))
+        labels = parse_presentation(name)
         link = self._link_for(labels)
         if link is None:
             raise OutOfZone(name)

@@ -48,6 +48,7 @@ from twisted_mdns.constants import (
 from twisted_mdns.clock import default_reactor
 from twisted_mdns.counters import Counters
 from twisted_mdns.message import HEADER
+from twisted_mdns.proxy.names import LabelName, needs_labels, question_labels
 
 log = Logger()
 
@@ -141,6 +142,10 @@ class ProxyServerFactory(server.DNSServerFactory):
         if len(message.queries) != 1 or len(opts) > 1:
             self._formerr(proto, address, ident, flags, f"{len(message.queries)} questions, {len(opts)} OPT")
             return
+        labels = question_labels(data)
+        if labels is not None and needs_labels(labels):
+            # twisted.names read a dot inside a label as two labels.
+            message.queries[0].name = LabelName(labels)
         message.additional = [r for r in message.additional if r.type != TYPE_OPT]
         message.edns = bool(opts)  # type: ignore[attr-defined]
         message.maxSize = (
