@@ -23,6 +23,7 @@ from twisted_mdns.avahi_services import (
     load_avahi_service_file,
     looks_like_avahi_file,
 )
+from twisted_mdns.families import Family
 from twisted_mdns.service_files import load_services_dir
 
 #: Where Debian's avahi-daemon package puts its example files; the daemon's
@@ -72,21 +73,32 @@ class ShippedFilesTests(Files):
         [info] = load_avahi_service_file(avahi_file("sftp-ssh.service"), "lab").services
         self.assertEqual((info.instance, info.type, info.port), ("lab", "_sftp-ssh._tcp", 22))
 
-    def test_example_several_services_subtype_and_ipv6_warning(self) -> None:
+    def test_example_several_services_subtype_and_ipv6_limit(self) -> None:
+        """
+        The third service is C{protocol="ipv6"}: published as asked where
+        mDNS runs IPv6 only, left out (with a warning) where it runs IPv4
+        only, published with a warning where it runs both.
+        """
         path = avahi_file("example.service")
-        loaded = load_avahi_service_file(path, "lab")
-        self.assertEqual(
-            [(s.instance, s.type, s.port, s.subtypes) for s in loaded.services],
-            [("Printer on lab", "_printer._tcp", 515, ()),
-             ("Printer on lab", "_ipp._tcp", 631, ("_colour",))],
-        )
-        # The third service is protocol="ipv6" (line of its <service> tag).
         lines = Path(path).read_text().splitlines()
         line = next(n for n, text in enumerate(lines, 1) if 'protocol="ipv6"' in text)
-        self.assertEqual(len(loaded.warnings), 1, loaded.warnings)
-        self.assertTrue(loaded.warnings[0].startswith(f"{path}:{line}: _uberprinter._tcp: "
-                                                      'protocol="ipv6" is not supported'),
-                        loaded.warnings[0])
+        first_two = [("Printer on lab", "_printer._tcp", 515, ()),
+                     ("Printer on lab", "_ipp._tcp", 631, ("_colour",))]
+        uber = [("Printer on lab", "_uberprinter._tcp", 4711, ())]
+        prefix = f"{path}:{line}: _uberprinter._tcp: protocol=\"ipv6\""
+        for families, services, warning in [
+            (Family.IPV6, first_two + uber, None),
+            (Family.IPV4, first_two, f"{prefix} but mDNS runs IPv4 only; this service is not published"),
+            (Family.BOTH, first_two + uber, f"{prefix}: published on IPv4 and IPv6"),
+        ]:
+            loaded = load_avahi_service_file(path, "lab", families)
+            self.assertEqual([(s.instance, s.type, s.port, s.subtypes) for s in loaded.services],
+                             services, families)
+            if warning is None:
+                self.assertEqual(loaded.warnings, ())
+            else:
+                self.assertEqual(len(loaded.warnings), 1, loaded.warnings)
+                self.assertTrue(loaded.warnings[0].startswith(warning), loaded.warnings[0])
 
     def test_is_recognised_as_xml(self) -> None:
         self.assertTrue(looks_like_avahi_file(avahi_file("ssh.service")))
@@ -113,7 +125,8 @@ class ElementsTests(Files):
   </service>
 </service-group>
 """)
-        loaded = load_avahi_service_file(path, "lab")
+        # protocol="ipv4" where mDNS runs IPv4 only: as asked, no warning.
+        loaded = load_avahi_service_file(path, "lab", Family.IPV4)
         self.assertEqual(loaded.warnings, ())
         [info] = loaded.services
         self.assertEqual(info.instance, "Files on %h", "no wildcards unless asked")
@@ -235,7 +248,8 @@ class DirectoryTests(Files):
         self.write("b-web.service", "[service]\nname = Web\ntype = _http._tcp\nport = 80\n")
         bad = self.write("c-bad.service", "<service-group>\n<name>x</name>\n")
         shutil.copy(avahi_file("example.service"), self.write("d-printer.service", ""))
-        loaded = load_services_dir(self.dir, "lab")
+        # IPv4 only: the example's protocol="ipv6" service is left out.
+        loaded = load_services_dir(self.dir, "lab", Family.IPV4)
         self.assertEqual(
             [(s.instance, s.type) for s in loaded.services],
             [("lab", "_ssh._tcp"), ("Web", "_http._tcp"),
@@ -245,6 +259,7 @@ class DirectoryTests(Files):
         self.assertTrue(loaded.errors[0].startswith(f"{bad}:3: not well-formed"), loaded.errors)
         self.assertEqual(len(loaded.warnings), 1)
         self.assertIn("d-printer.service:", loaded.warnings[0])
+        self.assertIn("runs IPv4 only", loaded.warnings[0])
 
 
 class PublishedTests(TwistdCase):
@@ -266,4 +281,4 @@ class PublishedTests(TwistdCase):
         self.assertEqual(found[0].addresses, (self.topology.links["a"].host_ip,))
         found = yield zeroconf_browse(self.topology.links["a"].client_ns, "_ipp._tcp", timeout=6, expect=1)
         self.assertEqual([(s.instance, s.port) for s in found], [("Printer on h", 631)])
-        self.assertIn("protocol=\"ipv6\" is not supported", self.proc.stdout)
+        self.assertIn("protocol=\"ipv6\": published on IPv4 and IPv6", self.proc.stdout)

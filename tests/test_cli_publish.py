@@ -6,6 +6,7 @@ SIGINT (or SIGTERM) goodbyes (TTL 0) arrive on the links before it exits.
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import sys
 
@@ -24,13 +25,13 @@ from tests.peers import (
     zeroconf_resolve_host,
 )
 from tests.support import wait_until
-from twisted_mdns.message import TYPE_A, TYPE_PTR, name_to_text, parse, ptr_target
+from twisted_mdns.message import TYPE_A, TYPE_AAAA, TYPE_PTR, name_to_text, parse, ptr_target
 
 
 def goodbyes(sock, rtype: int) -> list[str]:
     """
     What the TTL-0 records of type C{rtype} waiting on C{sock} point to
-    (PTR targets, A addresses).
+    (PTR targets, A and AAAA addresses).
     """
     out = []
     for data, _ in drain(sock):
@@ -123,6 +124,27 @@ class PublishAddressTests(PublishCase):
         self.assertEqual(code, 0, proc.describe_output())
 
     @defer.inlineCallbacks
+    def test_ipv6_address_resolves_then_goodbye(self):
+        """
+        An IPv6 address gets an AAAA record (as C{avahi-publish -a} does),
+        answered to dig and said goodbye to on SIGINT.
+        """
+        proc = self.publish("--address", "camera6", "fd00:99::50")
+        yield proc.wait_for(r"^Established under name 'camera6.local' -> fd00:99::50 on lana, lanb$",
+                            timeout=15)
+        dig = yield dig_query(self.b.client_ns, self.b.host_ip, "camera6.local", "AAAA", timeout=2)
+        self.assertEqual([ipaddress.ip_address(a) for a in dig.data("AAAA")],
+                         [ipaddress.ip_address("fd00:99::50")])
+        none = yield dig_query(self.b.client_ns, self.b.host_ip, "camera6.local", "A", timeout=2)
+        self.assertEqual(none.data("A"), [])
+        sock = self.listener("a")
+        proc.send_signal(signal.SIGINT)
+        got = yield wait_until(lambda: goodbyes(sock, TYPE_AAAA), timeout=5, what="AAAA goodbye")
+        self.assertEqual([ipaddress.ip_address(a) for a in got], [ipaddress.ip_address("fd00:99::50")])
+        code = yield proc.wait(timeout=10)
+        self.assertEqual(code, 0, proc.describe_output())
+
+    @defer.inlineCallbacks
     def test_address_conflict_fails(self):
         require_peers("avahi-daemon")
         peer = AvahiDaemon(self.b.client_ns, "taken")
@@ -150,7 +172,7 @@ class PublishArgumentTests(PublishCase):
             (("Web", "_http._tcp", "80", "--iface", "nope0"), "nope0"),
             (("--address", "cam"), "NAME ADDRESS"),
             (("--address", "cam", "10.0.0.300"), "not an IP address"),
-            (("--address", "cam", "fe80::1"), "only IPv4"),
+            (("--address", "cam", "fe80::1%lana"), "without %zone"),
         ]
         argv = [sys.executable, "-m", "twisted_mdns", "publish"]
         results = yield defer.gatherResults([

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_cli_publish -*-
 """
-One extra address record, C{NAME.local A ADDRESS}, published on every
-interface of a transport: what C{avahi-publish -a} does, for a device that
-cannot speak mDNS itself (a printer, a camera).
+One extra address record, C{NAME.local A ADDRESS} (C{AAAA} for an IPv6
+address), published on every interface of a transport: what
+C{avahi-publish -a} does, for a device that cannot speak mDNS itself (a
+printer, a camera).
 
 The record is unique (RFC 6762 §2), so it is probed before use (§8.1: a
 random 0-250 ms delay, three probes 250 ms apart, the first asking for a
@@ -34,10 +35,9 @@ from twisted_mdns.constants import (
     HOST_TTL,
     LEGACY_TTL,
     MDNS_PORT,
-    TYPE_A,
     TYPE_ANY,
 )
-from twisted_mdns.message import Message, Question, Record, a_record, pack, pack_one
+from twisted_mdns.message import Message, Question, Record, a_record, aaaa_record, pack, pack_one
 from twisted_mdns.pktinfo import InterfaceContext
 from twisted_mdns.records import host_name
 from twisted_mdns.responder import compare_probe_records
@@ -64,13 +64,14 @@ class AddressConflictError(Exception):
 
 class AddressPublisher:
     """
-    Publishes C{NAME.local A ADDRESS} on every interface of C{transport}.
+    Publishes C{NAME.local A ADDRESS} (or C{AAAA}) on every interface of
+    C{transport}.
 
     Add it to the protocol's handlers (it has C{query_received} and
     C{response_received}); L{start} probes and announces; L{stop} says
     goodbye.
 
-    @ivar record: the A record published.
+    @ivar record: the A or AAAA record published.
     """
 
     def __init__(
@@ -80,7 +81,8 @@ class AddressPublisher:
         self.transport = transport
         self.reactor = reactor
         self.name = host_name(name)
-        self.record = a_record(self.name, address, HOST_TTL, cache_flush=True)
+        make = aaaa_record if ":" in address else a_record
+        self.record = make(self.name, address, HOST_TTL, cache_flush=True)
         self.random = rng or random.Random()
         self.state = "idle"  # idle | probing | announced | failed | stopped
         self._probes_sent = 0
@@ -236,7 +238,7 @@ class AddressPublisher:
         for record in message.answers + message.additionals:
             if not self._ours(record) or record.ttl == 0:
                 continue
-            if record.rtype == TYPE_A and record == self.record:
+            if record == self.record:
                 continue  # the same data: not a conflict (§9)
             if self.state == "probing":
                 self._fail(f"{self._text()} is already in use on {context.name} "

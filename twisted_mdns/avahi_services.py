@@ -11,8 +11,16 @@ C{<host-name>}, C{<domain-name>} and C{<txt-record>}s.  Every C{<service>}
 becomes one L{ServiceInfo} with the group's name.
 
 What we do not do gets a warning naming the file and line, and that part is
-left out: unknown elements and attributes, C{protocol="ipv6"} services (no
-IPv6 yet), a domain other than C{local}, a host name outside C{.local}.  A
+left out: unknown elements and attributes, a domain other than C{local}, a
+host name outside C{.local}.
+
+C{protocol="ipv4"} or C{"ipv6"} asks avahi to publish a service over one
+address family only.  Here a service's records are published on every
+family mDNS runs (RFC 6762 §6.2 answers each family with the link's
+addresses of both), so: mDNS running that family only, the service is
+published as asked; not running it, the service is left out with a warning
+(avahi would publish it nowhere); running both, it is published on both,
+with a warning that the limit is not applied.  A
 file that is not a well-formed service group is an error naming the file and
 line; the caller skips it and loads the others.
 
@@ -31,6 +39,7 @@ import xml.parsers.expat
 from dataclasses import dataclass, field
 from typing import Callable
 
+from twisted_mdns.families import Family
 from twisted_mdns.records import ServiceInfo, _split_type
 
 #: Service files larger than this are refused unread (avahi's are < 2 KiB).
@@ -163,9 +172,10 @@ class _Reader:
     Turns one parsed file into services and warnings.
     """
 
-    def __init__(self, path: str, hostname: str) -> None:
+    def __init__(self, path: str, hostname: str, families: Family = Family.BOTH) -> None:
         self.path = path
         self.hostname = hostname
+        self.families = families
         self.warnings: list[str] = []
 
     def warn(self, element: _Element, what: str) -> None:
@@ -246,9 +256,7 @@ class _Reader:
         port_text = port_element.text.strip()
         if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
             raise self.error(port_element, f"port {port_text!r} is not a number 0-65535")
-        if protocol == "ipv6":
-            self.warn(element, f"{service_type}: protocol=\"ipv6\" is not supported (IPv4 only); "
-                               "this service is not published")
+        if not self.family_allows(element, service_type, protocol):
             return None
         domain = self.only(element, "domain-name", required=False)
         if domain is not None and domain.text.strip().rstrip(".").lower() not in ("local", ""):
@@ -269,6 +277,23 @@ class _Reader:
             )
         except ValueError as e:
             raise self.error(element, str(e)) from None
+
+    def family_allows(self, element: _Element, service_type: str, protocol: str) -> bool:
+        """
+        Whether a service limited by C{protocol} is published (see the
+        module docstring), with a warning where what avahi would do differs.
+        """
+        if protocol == "any":
+            return True
+        wanted = Family.IPV4 if protocol == "ipv4" else Family.IPV6
+        if wanted not in self.families:
+            self.warn(element, f"{service_type}: protocol=\"{protocol}\" but mDNS runs "
+                               f"{self.families.label} only; this service is not published")
+            return False
+        if self.families != wanted:
+            self.warn(element, f"{service_type}: protocol=\"{protocol}\": published on IPv4 "
+                               "and IPv6 (a service is not limited to one family here)")
+        return True
 
     def host(self, element: _Element, service_type: str) -> str | None | bool:
         """
@@ -320,12 +345,16 @@ class _Reader:
                                   "binary-hex or binary-base64")
 
 
-def load_avahi_service_file(path: str, hostname: str) -> AvahiServiceFile:
+def load_avahi_service_file(
+    path: str, hostname: str, families: Family = Family.BOTH
+) -> AvahiServiceFile:
     """
     Read one avahi service file.
 
     @param hostname: what C{%h} stands for (our host name, without
         C{.local}).
+    @param families: the families mDNS runs, for C{protocol=} (see the
+        module docstring).
     @raise AvahiServiceFileError: C{"PATH:LINE: ..."} when the file cannot
         be used; parts it leaves out are in the result's C{warnings}.
     """
@@ -339,6 +368,6 @@ def load_avahi_service_file(path: str, hostname: str) -> AvahiServiceFile:
             data = f.read(MAX_FILE_SIZE + 1)
     except OSError as e:
         raise AvahiServiceFileError(f"{path}:0: cannot read: {e.strerror or e}") from None
-    reader = _Reader(path, hostname)
+    reader = _Reader(path, hostname, families)
     services = reader.group(_parse(path, data))
     return AvahiServiceFile(path, tuple(services), tuple(reader.warnings))

@@ -567,8 +567,8 @@ def find_interface(
     interfaces: Sequence[NetworkInterface], spec: str | int
 ) -> NetworkInterface | None:
     """
-    Find an interface as a user types it: a name (C{eth0}), an IPv4 address
-    (C{192.168.1.100}) or an index (C{3} or C{"3"}).
+    Find an interface as a user types it: a name (C{eth0}), an IPv4 or IPv6
+    address (C{192.168.1.100}, C{fd00::5}) or an index (C{3} or C{"3"}).
 
     A name wins over an index when an interface is really called C{"3"}.
     """

@@ -511,7 +511,7 @@ class AllInterfacesPolicy(_EachInterfacePolicy):
 class ExcludingPolicy:
     """
     Another policy's selection less the interfaces named here (by name, IPv4
-    address or index): what C{--exclude-iface} builds.
+    or IPv6 address, or index): what C{--exclude-iface} builds.
     """
 
     def __init__(self, base: IInterfacePolicy, specs: Iterable[str | int]) -> None:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from twisted_mdns.avahi_services import load_avahi_service_file, looks_like_avahi_file
+from twisted_mdns.families import Family
 from twisted_mdns.records import ServiceInfo
 
 
@@ -35,8 +36,9 @@ name) or one service in INI format:
 
 A file with an error is reported with its path and line, and skipped; the
 other files still load.  What avahi files ask for that is not supported
-(IPv6-only services, other domains, hosts outside .local, unknown elements)
-is left out with a warning naming the file and line.
+(a family the service is limited to that mDNS does not run, other domains,
+hosts outside .local, unknown elements) is left out with a warning naming
+the file and line.
 """
 
 
@@ -151,7 +153,9 @@ class LoadedServices:
     warnings: tuple[str, ...]
 
 
-def load_services_dir(directory: str, hostname: str | None = None) -> LoadedServices:
+def load_services_dir(
+    directory: str, hostname: str | None = None, families: Family = Family.BOTH
+) -> LoadedServices:
     """
     Load every C{*.service} file of C{directory}, avahi XML or INI (decided
     by the content, as the names are the same); a bad file is an error and
@@ -159,6 +163,7 @@ def load_services_dir(directory: str, hostname: str | None = None) -> LoadedServ
 
     @param hostname: what C{%h} in avahi files stands for; by default this
         machine's short name, as L{twisted_mdns.service.MDNSService} claims.
+    @param families: the families mDNS runs, for avahi's C{protocol=}.
     """
     if hostname is None:
         from twisted_mdns.service import default_hostname
@@ -173,7 +178,7 @@ def load_services_dir(directory: str, hostname: str | None = None) -> LoadedServ
         path = os.path.join(directory, entry)
         try:
             if looks_like_avahi_file(path):
-                loaded = load_avahi_service_file(path, hostname)
+                loaded = load_avahi_service_file(path, hostname, families)
                 services += loaded.services
                 warnings += loaded.warnings
             else:

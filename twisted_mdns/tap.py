@@ -74,7 +74,7 @@ class MDNSOptions(ProxyOptions, usage.Options):
         return str(super().getUsage(width)) + "\n" + SERVICES_DIR_HELP
 
     optFlags = [
-        ["all-ifaces", "a", "Run on every up, multicast, IPv4 interface, virtual ones included."],
+        ["all-ifaces", "a", "Run on every up, multicast interface with an address of the families in use, virtual ones included."],
         ["ipv4-only", "4", "Use IPv4 only (default: IPv4 and IPv6, each on the links that have addresses of it)."],
         ["ipv6-only", "6", "Use IPv6 only."],
     ]
@@ -92,13 +92,13 @@ class MDNSOptions(ProxyOptions, usage.Options):
         self["browse"] = []
 
     def opt_iface(self, value: str) -> None:
-        """Run on this interface: a name (eth0), IPv4 address or index. Repeatable. Default: the safe default policy."""
+        """Run on this interface: a name (eth0), IPv4 or IPv6 address, or index. Repeatable. Default: the safe default policy."""
         self["iface"].append(value)
 
     opt_i = opt_iface
 
     def opt_exclude_iface(self, value: str) -> None:
-        """Never run on this interface (name, IPv4 address or index). Repeatable."""
+        """Never run on this interface (name, IPv4 or IPv6 address, or index). Repeatable."""
         self["exclude-iface"].append(value)
 
     opt_x = opt_exclude_iface
@@ -155,7 +155,7 @@ class MDNSOptions(ProxyOptions, usage.Options):
             directory = self["services-dir"]
             if not os.path.isdir(directory):
                 raise usage.UsageError(f"--services-dir {directory!r}: not a directory")
-            loaded = load_services_dir(directory, self["hostname"])
+            loaded = load_services_dir(directory, self["hostname"], self["families"])
             self["services"] += loaded.services
             self["service-errors"] = list(loaded.errors)
             self["service-warnings"] = list(loaded.warnings)

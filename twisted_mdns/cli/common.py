@@ -91,15 +91,15 @@ def add_iface_options(parser: argparse.ArgumentParser, json_option: bool = True)
     C{--ipv6-only} (and C{--json}).
     """
     parser.add_argument(
-        "--iface", action="append", default=[], metavar="NAME|IPV4|INDEX",
+        "--iface", action="append", default=[], metavar="NAME|ADDRESS|INDEX",
         help="run on this interface (repeatable); default: the safe default policy",
     )
     parser.add_argument(
         "--all", dest="all_ifaces", action="store_true",
-        help="every up, multicast, IPv4 interface, virtual ones included",
+        help="every up, multicast interface with an address of the families in use, virtual ones included",
     )
     parser.add_argument(
-        "--exclude-iface", action="append", default=[], metavar="NAME|IPV4|INDEX",
+        "--exclude-iface", action="append", default=[], metavar="NAME|ADDRESS|INDEX",
         help="never run on this interface (repeatable)",
     )
     family = parser.add_mutually_exclusive_group()

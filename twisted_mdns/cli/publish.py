@@ -61,7 +61,7 @@ def service_from_args(args: argparse.Namespace) -> ServiceInfo:
 def address_from_args(args: argparse.Namespace) -> tuple[str, str]:
     """
     C{--address NAME ADDRESS}: the host name (without C{.local}) and an
-    IPv4 address.
+    IPv4 or IPv6 address (an A or an AAAA record, as C{avahi-publish -a}).
     """
     if len(args.args) != 2:
         raise UsageError("publish --address needs NAME ADDRESS")
@@ -77,8 +77,9 @@ def address_from_args(args: argparse.Namespace) -> tuple[str, str]:
         parsed = ipaddress.ip_address(address)
     except ValueError:
         raise UsageError(f"address {address!r} is not an IP address") from None
-    if parsed.version != 4:
-        raise UsageError(f"address {address!r}: only IPv4 is supported")
+    if getattr(parsed, "scope_id", None):
+        raise UsageError(f"address {address!r}: give it without %zone "
+                         "(it is published on every selected link)")
     return name, str(parsed)
 
 
