@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_responder,tests.test_hostile -*-
+# -*- test-case-name: tests.test_testing,tests.test_responder,tests.test_hostile -*-
 """
 Test doubles for code built on twisted_mdns (public, so applications can
 test their own mDNS logic too).
@@ -17,6 +17,10 @@ from dataclasses import dataclass
 
 from typing import Any, Iterable
 
+
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock
 
 from twisted_mdns.message import Message, parse
 from twisted_mdns.netif import InterfaceFlags, NetworkInterface
@@ -114,3 +118,56 @@ class RecordingTransport:
 
             return InterfaceContext6(index, iface.name, destination, iface)
         return InterfaceContext(index, iface.name, destination, iface)
+
+
+class MulticastMemoryReactor(MemoryReactorClock):
+    """
+    C{MemoryReactorClock} with the C{listenMulticast} that
+    C{twisted.internet.testing.MemoryReactor} lacks, for testing code that
+    opens plain multicast ports: records each call in L{multicast} and
+    returns a port-like object that records what is written to it.
+
+    @ivar multicast: C{(port, protocol, interface, maxPacketSize,
+        listenMultiple)} per call.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.multicast: list[tuple] = []
+
+    def listenMulticast(self, port: int, protocol: Any, interface: str = "",
+                        maxPacketSize: int = 8192, listenMultiple: bool = False) -> "FakeMulticastPort":
+        self.multicast.append((port, protocol, interface, maxPacketSize, listenMultiple))
+        fake = FakeMulticastPort(port)
+        protocol.makeConnection(fake)
+        return fake
+
+
+class FakeMulticastPort:
+    """
+    What L{MulticastMemoryReactor.listenMulticast} returns: the groups
+    joined, the datagrams written, whether it was stopped.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.groups: list[str] = []
+        self.written: list[tuple[bytes, tuple[str, int] | None]] = []
+        self.stopped = False
+
+    def joinGroup(self, addr: str, interface: str = "") -> defer.Deferred[int]:
+        self.groups.append(addr)
+        return defer.succeed(1)
+
+    def leaveGroup(self, addr: str, interface: str = "") -> defer.Deferred[int]:
+        self.groups.remove(addr)
+        return defer.succeed(1)
+
+    def write(self, data: bytes, addr: tuple[str, int] | None = None) -> None:
+        self.written.append((data, addr))
+
+    def stopListening(self) -> None:
+        self.stopped = True
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("UDP", "0.0.0.0", self.port)
