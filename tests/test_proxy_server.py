@@ -18,6 +18,8 @@ from twisted.internet import defer, protocol, reactor
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.names import dns
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
@@ -28,6 +30,7 @@ from twisted_mdns.message import (
     aaaa_record,
     join_name,
     name_from_text,
+    parse,
     ptr_record,
     srv_record,
     txt_record,
@@ -387,6 +390,55 @@ class HostileCorpusTests(TestCase):
         self.assertTrue(sent)
         self.assertLessEqual(max(len(d) for d in sent), 512)
         self.assertLessEqual(len(querier.asked), 20)  # the burst, whatever came in
+
+
+class AnyLabelTests(TestCase):
+    """
+    Instance labels holding any text (dots, backslashes, NULs, spaces: UTF-8,
+    RFC 6763 §4.1.1) go in and out of the proxy intact: a published instance is answered under
+    exactly the labels asked, nothing else is, and nothing raises.
+    """
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.text(min_size=1, max_size=15).map(str.encode), min_size=1, max_size=4,
+                    unique_by=bytes.lower),
+           st.sampled_from([dns.SRV, dns.TXT, dns.ANY]))
+    def test_labels_survive(self, instances, qtype):
+        import dnslib
+
+        clock = Clock()
+        querier = FakeQuerier(clock)
+        resolver = ProxyResolver(DomainMap.parse(["lanb=b.lab.example"]),
+                                 Engines(querier, FakeResponder()), clock, server="proxy.lab.example")
+        factory = ProxyServerFactory(resolver, [ipaddress.ip_network("10.0.0.0/8")], resolver.counters)
+        proto = ProxyDatagramProtocol(factory)
+        sent: list[bytes] = []
+
+        class Transport:
+            def write(self, data, address):
+                sent.append(data)
+
+        proto.transport = Transport()
+        published, asked = instances[0], instances[-1]
+        host = name_from_text("printer.local")
+        querier.caches["lanb"].add_all([
+            srv_record((published,) + HTTP, host, 631, 120),
+            txt_record((published,) + HTTP, [b"k=v"], 4500),
+        ])
+        zone = (b"_http", b"_tcp", b"b", b"lab", b"example")
+        query = dnslib.DNSRecord(dnslib.DNSHeader(id=77), q=dnslib.DNSQuestion(
+            dnslib.DNSLabel((asked,) + zone), qtype)).pack()
+        proto.datagramReceived(query, ("10.1.2.3", 5353))
+        clock.advance(resolver.wait + 0.1)
+        self.assertEqual(factory.counters["proxy.errors"], 0)
+        self.assertEqual(len(sent), 1)
+        reply = parse(sent[0])
+        self.assertEqual((reply.id, reply.questions[0].name), (77, (asked,) + zone))
+        owners = {r.name for r in reply.answers}
+        if asked == published:
+            self.assertEqual(owners, {(asked,) + zone})
+        else:
+            self.assertEqual(reply.answers, [])
 
 
 class FixedEnumerator:
