@@ -100,7 +100,7 @@ class Link:
     @ivar timers: every pending call that belongs to this link.
     """
 
-    __slots__ = ("interface", "index", "view", "published", "families", "held", "timers", "probe_memo")
+    __slots__ = ("interface", "index", "view", "published", "families", "held", "timers")
 
     def __init__(self, interface: NetworkInterface, clock: IReactorTime) -> None:
         self.interface = interface
@@ -110,10 +110,6 @@ class Link:
         self.families: dict[int, LinkFamily] = {socket.AF_INET: LinkFamily(socket.AF_INET)}
         self.held: dict[tuple[str, int], HeldQuery] = {}
         self.timers = Timers(clock)
-        #: Where the last probe batch's datagrams were split (see
-        #: L{twisted_mdns.responder.probing}): the three probes of a batch
-        #: differ only in the QU bit.
-        self.probe_memo: tuple[Any, list[int]] | None = None
 
     def __repr__(self) -> str:
         return f"<Link {self.interface.name} index={self.index} records={len(self.view)}>"

@@ -499,6 +499,19 @@ class InterfaceRecords:
             self.unique_names.discard(key)
         return True
 
+    def publishers(self, record: Record) -> int:
+        """
+        How many claims publish C{record} here (0 when it is not in the
+        view): more than one for a record several claims share, such as
+        the C{_services._dns-sd._udp} PTR of a type.
+        """
+        bucket = self.by_name.get(record.key)
+        if bucket is None:
+            return 0
+        if type(bucket) is tuple:
+            return 1 if record in bucket else 0
+        return bucket.get(record, 0)
+
     def lookup(self, key: Name, qtype: int) -> list[Record]:
         records = self.by_name.get(key, ())
         if qtype == TYPE_ANY:

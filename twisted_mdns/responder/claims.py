@@ -70,7 +70,10 @@ class Conflict(enum.Enum):
 _LINK_SETS: dict[frozenset[int], frozenset[int]] = {}
 
 
-def _shared(members: Iterable[int]) -> frozenset[int]:
+def shared_links(members: Iterable[int]) -> frozenset[int]:
+    """
+    The one frozen set of C{members} (see L{_LINK_SETS}).
+    """
     key = frozenset(members)
     found = _LINK_SETS.get(key)
     if found is None:
@@ -84,14 +87,14 @@ class LinkSet:
     """
     The link indexes a claim is announced on: a mutable set to its users
     (C{in}, iteration, C{add}, C{discard}, C{clear}, C{|=}, C{-}), kept as
-    a shared frozen set (L{_shared}).  A plain C{set} per claim was the
+    a shared frozen set (L{shared_links}).  A plain C{set} per claim was the
     largest single object per registered service (issue 13).
     """
 
     __slots__ = ("_members",)
 
     def __init__(self, members: Iterable[int] = ()) -> None:
-        self._members = _shared(members)
+        self._members = shared_links(members)
 
     def __contains__(self, index: object) -> bool:
         return index in self._members
@@ -116,17 +119,17 @@ class LinkSet:
 
     def add(self, index: int) -> None:
         if index not in self._members:
-            self._members = _shared(self._members | {index})
+            self._members = shared_links(self._members | {index})
 
     def discard(self, index: int) -> None:
         if index in self._members:
-            self._members = _shared(self._members - {index})
+            self._members = shared_links(self._members - {index})
 
     def clear(self) -> None:
-        self._members = _shared(())
+        self._members = shared_links(())
 
     def update(self, indexes: Iterable[int]) -> None:
-        self._members = _shared(self._members.union(indexes))
+        self._members = shared_links(self._members.union(indexes))
 
     def __ior__(self, indexes: Iterable[int]) -> "LinkSet":
         self.update(indexes)

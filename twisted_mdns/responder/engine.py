@@ -387,7 +387,7 @@ class Responder:
     def _backing_off(self) -> bool:
         return self.conflicts.backing_off()
 
-    def _probe_failed(self, claim: Claim, ifaces: set[int]) -> None:
+    def _probe_failed(self, claim: Claim, ifaces: frozenset[int]) -> None:
         self.conflicts.probe_failed(claim, ifaces)
 
     def _probes_won(self, batch: Batch) -> None:
@@ -396,7 +396,7 @@ class Responder:
         link for the whole batch, then each Deferred.
         """
         firsts = []
-        for claim, ifaces in batch:
+        for claim, ifaces in batch.items():
             firsts.append(not claim.announced)
             claim.state = ClaimState.ANNOUNCED
             fresh = ifaces - claim.ready_on
@@ -405,13 +405,13 @@ class Responder:
         # The host's own records (its addresses and their reverse mappings)
         # travel together per link; services that probed together too.
         groups: dict[tuple[bool, int], list[Claim]] = {}
-        for claim, ifaces in batch:
+        for claim, ifaces in batch.items():
             service = claim.kind is ClaimKind.SERVICE
             for index in ifaces:
                 groups.setdefault((service, index), []).append(claim)
         for (_, index), claims in groups.items():
             self.announcer.announce(claims, {index})
-        for (claim, _), first in zip(batch, firsts):
+        for claim, first in zip(batch, firsts):
             if first and claim.done is not None:
                 if claim.kind is ClaimKind.HOST:
                     log.info("host name {name}.local claimed", name=self.hostname)
