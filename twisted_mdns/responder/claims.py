@@ -15,7 +15,7 @@ any unique record but never renamed for: another responder on this host
 from __future__ import annotations
 
 import enum
-from typing import Collection, Iterable, Iterator, Sequence
+from typing import Any, Collection, Iterable, Iterator, Sequence
 
 from twisted.internet import defer
 
@@ -155,7 +155,7 @@ class Claim:
         IPv6, as C{str(ipaddress.ip_address(...))} writes it).
     """
 
-    __slots__ = ("kind", "service", "state", "ready_on", "conflict", "done", "requested", "address", "_records")
+    __slots__ = ("kind", "_service", "state", "ready_on", "conflict", "done", "requested", "address", "_records")
 
     def __init__(
         self,
@@ -165,21 +165,41 @@ class Claim:
         address: str | None = None,
     ) -> None:
         self.kind = kind
-        self.service = service
+        #: A service's records (unique ones first) or a reverse mapping's
+        #: PTR, as last built: they change only when the service value or
+        #: the host name does, and both forget them (L{service},
+        #: L{forget_records}).  The records alone, not a tuple saying what
+        #: they were built from: that tuple was 72 bytes per service.
+        self._records: Any = None
+        self._service = service
         self.state = ClaimState.PROBING
         self.ready_on = LinkSet()
         self.conflict: Conflict | None = None
         self.done: defer.Deferred | None = None
         self.requested = requested
         self.address = address
-        #: A service's (service, host name, its records, how many of them
-        #: are unique (they come first)) or a reverse
-        #: mapping's (host name, PTR) as last computed: they change only
-        #: when the service value or the host name does.
-        self._records: tuple | None = None
 
     def __repr__(self) -> str:
         return f"<Claim {self.label()} {self.state.value}>"
+
+    @property
+    def service(self) -> ServiceInfo | None:
+        """
+        The service claimed (renamed, or with a new TXT, by replacing it).
+        """
+        return self._service
+
+    @service.setter
+    def service(self, service: ServiceInfo | None) -> None:
+        self._service = service
+        self._records = None
+
+    def forget_records(self) -> None:
+        """
+        The host name changed: the records are built again on next use
+        (a service's SRV and a reverse mapping's PTR point to it).
+        """
+        self._records = None
 
     def label(self) -> str:
         if self.address is not None:
@@ -244,6 +264,8 @@ class Claims:
     def rename_host(self, hostname: str) -> None:
         self.hostname = hostname
         self.host = host_name(hostname)
+        for claim in self:
+            claim.forget_records()
 
     # -- services ------------------------------------------------------------
 
@@ -359,21 +381,20 @@ class Claims:
         if claim.kind is ClaimKind.REVERSE:
             if claim.address not in published_addresses(iface):
                 return []
-            cached = claim._records
-            if cached is None or cached[0] != self.host:
-                assert claim.address is not None
-                ptr = ptr_record(claim.requested, self.host, HOST_TTL, cache_flush=True)
-                cached = claim._records = (self.host, ptr)
-            return [cached[1]]
+            ptr = claim._records
+            if ptr is None:
+                ptr = claim._records = ptr_record(claim.requested, self.host, HOST_TTL, cache_flush=True)
+            return [ptr]
         service = claim.service
         assert service is not None
         if not service.on_interface(iface):
             return []
-        cached = claim._records
-        if cached is None or cached[0] is not service or cached[1] != self.host:
+        records = claim._records
+        if records is None:
             unique, shared_records = service_records(service, self.host)
-            cached = claim._records = (service, self.host, (*unique, *shared_records), len(unique))
-        return cached[2] if shared else list(cached[2][: cached[3]])
+            records = claim._records = (*unique, *shared_records)
+        # The unique records (SRV, TXT) are those with the cache-flush bit.
+        return records if shared else [r for r in records if r.cache_flush]
 
     def probe_records(self, claim: Claim, iface: NetworkInterface | None) -> list[Record]:
         """
