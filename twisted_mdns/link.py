@@ -158,19 +158,26 @@ class Link:
     @ivar index: the OS interface index, the link's key.
     @ivar view: our records on this link.
     @ivar published: claim -> the records it published into L{view}.
-    @ivar multicast_times: when each record was last multicast here, per
-        family (L{MulticastTimes}).
+    @ivar announced: claim -> when its own records (those it owns, see
+        L{twisted_mdns.responder.claims.Claims.owner}) were last announced
+        here, over every family: one entry per claim rather than one per
+        record in L{multicast_times} (issue 13).  Kept while the claim
+        publishes the same records, forgotten when they change.
+    @ivar multicast_times: when each other record (answers, records
+        shared by several claims) was last multicast here, per family
+        (L{MulticastTimes}).
     @ivar held: source address -> a L{HeldQuery} (RFC 6762 §7.2).
     @ivar timers: every pending call that belongs to this link.
     """
 
-    __slots__ = ("interface", "index", "view", "published", "families", "multicast_times", "held", "timers")
+    __slots__ = ("interface", "index", "view", "published", "announced", "families", "multicast_times", "held", "timers")
 
     def __init__(self, interface: NetworkInterface, clock: IReactorTime) -> None:
         self.interface = interface
         self.index = interface.index
         self.view = InterfaceRecords(interface)
         self.published: dict["Claim", tuple[Record, ...]] = {}
+        self.announced: dict["Claim", float] = {}
         self.families: dict[int, LinkFamily] = {socket.AF_INET: LinkFamily(socket.AF_INET)}
         self.multicast_times = MulticastTimes()
         self.held: dict[tuple[str, int], HeldQuery] = {}
@@ -199,11 +206,15 @@ class Link:
 
         @return: records that left the view (published by nobody now).
         """
+        announced = self.announced.get(claim)
+        before = self.published.get(claim)
         gone = self.withdraw(claim)
         view = self.view
         for record in records:
             view.add(record)
         self.published[claim] = records
+        if announced is not None and (before is records or before == records):
+            self.announced[claim] = announced  # the very records announced then
         return [r for r in gone if r not in view]
 
     def withdraw(self, claim: "Claim") -> list[Record]:
@@ -214,11 +225,26 @@ class Link:
             get goodbyes; a shared PTR another claim still publishes
             stays).
         """
+        self.announced.pop(claim, None)
         records = self.published.pop(claim, None)
         if not records:
             return []
         view = self.view
         return [r for r in records if view.remove(r)]
+
+    def last_multicast(self, record: Record, family: int, owner: "Claim | None") -> float | None:
+        """
+        When C{record} was last multicast here over C{family} (RFC 6762
+        §6 rate limit, §5.4 QU routing): the later of its own entry in
+        L{multicast_times} and the last announcement of C{owner}, the
+        claim it belongs to (if any, and if announced here).
+        """
+        last = self.multicast_times.get(record.identity, family)
+        if owner is not None:
+            announced = self.announced.get(owner)
+            if announced is not None and (last is None or announced > last):
+                return announced
+        return last
 
     def readdressed(self, interface: NetworkInterface) -> None:
         """
@@ -242,6 +268,7 @@ class Link:
         self.multicast_times.clear()
         self.held.clear()
         self.published.clear()
+        self.announced.clear()
         self.view = InterfaceRecords(self.interface)
 
 

@@ -53,6 +53,7 @@ class Announcer(Phase):
         addresses go with every slice of services, as additionals.
         """
         host = self.claims.host_claim
+        owner = self.claims.owner
         step = self.slice
         for index in indexes:
             link = self.links.get(index)
@@ -62,8 +63,10 @@ class Announcer(Phase):
             view = link.view
             extra: list[Record] | None = None
             shared: set[Record] = set()  # records of several claims, sent already
+            now = self.clock.seconds()
             for start in range(0, len(claims), step):
                 records: dict[Record, None] = {}
+                others: list[Record] = []  # records no claim of the slice owns
                 services = False
                 for claim in claims[start:start + step]:
                     if index not in claim.ready_on:
@@ -77,6 +80,11 @@ class Announcer(Phase):
                                 continue
                             shared.add(record)
                         records[record] = None
+                        if owner(record) is not claim:
+                            others.append(record)
+                    # §6, §5.4: when the claim's own records went, one
+                    # entry for all of them.
+                    link.announced[claim] = now
                 if not records:
                     continue
                 if services and host.announced:
@@ -85,7 +93,7 @@ class Announcer(Phase):
                     additionals = [r for r in extra if r not in records]
                 else:
                     additionals = []
-                self.sender.multicast(link, list(records), additionals)
+                self.sender.multicast(link, list(records), additionals, remember=others)
         if count > 1:
             self.timers.later(ANNOUNCE_INTERVAL, self._again, claims, indexes, count - 1)
         self.counters["announcements"] += 1

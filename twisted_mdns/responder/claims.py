@@ -19,7 +19,8 @@ from typing import Any, Collection, Iterable, Iterator, Sequence
 
 from twisted.internet import defer
 
-from twisted_mdns.constants import HOST_TTL
+from twisted_mdns.constants import HOST_TTL, TYPE_PTR
+from twisted_mdns.dnsvalues import wire_name
 from twisted_mdns.message import Name, Record, name_key, ptr_record
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.records import (
@@ -185,6 +186,7 @@ class Claims:
     def __init__(self, hostname: str) -> None:
         self.hostname = hostname
         self.host: Name = host_name(hostname)
+        self._host_key = name_key(self.host)
         self.host_claim = Claim(ClaimKind.HOST)
         self.services: dict[Name, Claim] = {}
         #: The reverse mappings by address and by case-folded name.
@@ -213,6 +215,7 @@ class Claims:
     def rename_host(self, hostname: str) -> None:
         self.hostname = hostname
         self.host = host_name(hostname)
+        self._host_key = name_key(self.host)
         for claim in self:
             claim.forget_records()
 
@@ -271,6 +274,24 @@ class Claims:
             assert claim.service is not None
             return claim.service.key
         return name_key(self.name(claim))
+
+    def owner(self, record: Record) -> Claim | None:
+        """
+        The claim C{record} is one of the own records of: a service's SRV
+        and TXT (by name) and its type and subtype PTRs (by target), the
+        host's addresses, a reverse mapping's PTR.  C{None} for a record
+        no single claim owns (the C{_services._dns-sd._udp} PTR of a type,
+        which every service of the type publishes) or none of ours.
+        """
+        key = record.key
+        claim = self.services.get(key) or self.reverse_keys.get(key)
+        if claim is not None:
+            return claim
+        if key == self._host_key:
+            return self.host_claim
+        if record.rtype == TYPE_PTR:
+            return self.services.get(name_key(wire_name(record.data, 0)))
+        return None
 
     def named(self, keys: Collection[Name]) -> list[Claim]:
         """

@@ -84,13 +84,23 @@ class Sender:
                 self.counters["errors.send"] += 1
 
     def multicast(
-        self, link: Link, answers: Sequence[Record], additionals: Sequence[Record], family: int | None = None
+        self,
+        link: Link,
+        answers: Sequence[Record],
+        additionals: Sequence[Record],
+        family: int | None = None,
+        remember: Iterable[Record] | None = None,
     ) -> None:
         """
         Multicast a response on C{link}, over C{family} only or (C{None})
-        every family the link runs, remembering when each answer went.
+        every family the link runs, remembering when each answer went
+        (L{twisted_mdns.link.Link.multicast_times}), or only those of
+        C{remember} (an announcement remembers its claims' own records as
+        one time per claim, L{twisted_mdns.link.Link.announced}).
         """
-        link.multicast_times.sent((r.identity for r in answers), self.clock.seconds(), family)
+        link.multicast_times.sent(
+            (r.identity for r in (answers if remember is None else remember)), self.clock.seconds(), family
+        )
         self.send(link.index, self.pack_response(answers, additionals, link, family), family=family)
 
     def goodbyes(self, link: Link | None, records: Iterable[Record]) -> None:
