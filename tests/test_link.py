@@ -103,6 +103,43 @@ class LinkTests(unittest.TestCase):
         self.assertEqual((times.get(("x",), socket.AF_INET), times.get(("x",), socket.AF_INET6)), (1.0, None))
 
 
+class AnnouncedTests(unittest.TestCase):
+    """
+    L{Link.announced}: one time per claim for its own records, kept while
+    it publishes the same records, and the later of that and the record's
+    own entry is its last multicast.
+    """
+
+    def setUp(self) -> None:
+        self.link = Link(ETH0, Clock())
+
+    def test_kept_for_the_same_records_only(self) -> None:
+        web = object()
+        mine = records(WEB)
+        self.link.publish(web, mine)
+        self.link.announced[web] = 10.0
+        self.link.publish(web, tuple(mine))
+        self.assertEqual(self.link.announced.get(web), 10.0, "the same records: still announced then")
+        self.link.publish(web, records(WEB.with_txt({"v": "2"})))
+        self.assertIsNone(self.link.announced.get(web), "new records: never announced")
+        self.link.announced[web] = 11.0
+        self.link.withdraw(web)
+        self.assertEqual(self.link.announced, {})
+
+    def test_last_multicast_is_the_later(self) -> None:
+        web = object()
+        srv = records(WEB)[0]
+        self.assertIsNone(self.link.last_multicast(srv, socket.AF_INET, web))
+        self.link.announced[web] = 10.0
+        self.assertEqual(self.link.last_multicast(srv, socket.AF_INET, web), 10.0)
+        self.assertIsNone(self.link.last_multicast(srv, socket.AF_INET, None), "not its owner's time")
+        self.link.multicast_times.sent([srv.identity], 12.0, socket.AF_INET6)
+        self.assertEqual(self.link.last_multicast(srv, socket.AF_INET6, web), 12.0)
+        self.assertEqual(self.link.last_multicast(srv, socket.AF_INET, web), 10.0)
+        self.link.close()
+        self.assertIsNone(self.link.last_multicast(srv, socket.AF_INET6, web))
+
+
 class MulticastTimesTests(unittest.TestCase):
     """
     One table for both families: one time while they agree, a pair once
