@@ -105,14 +105,19 @@ class Claim:
         IPv6, as C{str(ipaddress.ip_address(...))} writes it).
     """
 
-    __slots__ = ("kind", "_service", "state", "ready_on", "conflict", "done", "requested", "address", "_records")
+    # Eight slots (96 bytes): a reverse mapping's address is in its own
+    # class (L{ReverseClaim}), a ninth slot for every service was 16 bytes
+    # more per service once rounded (issue 13).
+    __slots__ = ("kind", "_service", "state", "ready_on", "conflict", "done", "requested", "_records")
+
+    #: Only a L{ReverseClaim} has one.
+    address: str | None = None
 
     def __init__(
         self,
         kind: ClaimKind,
         service: ServiceInfo | None = None,
         requested: Name = (),
-        address: str | None = None,
     ) -> None:
         self.kind = kind
         #: A service's records (unique ones first) or a reverse mapping's
@@ -127,7 +132,6 @@ class Claim:
         self.conflict: Conflict | None = None
         self.done: defer.Deferred | None = None
         self.requested = requested
-        self.address = address
 
     def __repr__(self) -> str:
         return f"<Claim {self.label()} {self.state.value}>"
@@ -172,6 +176,18 @@ class Claim:
             done.errback(result)
         else:
             done.callback(result)
+
+
+class ReverseClaim(Claim):
+    """
+    The claim of the reverse mapping of one of our addresses.
+    """
+
+    __slots__ = ("address",)
+
+    def __init__(self, address: str) -> None:
+        super().__init__(ClaimKind.REVERSE, requested=reverse_name(address))
+        self.address = address
 
 
 class Claims:
@@ -249,7 +265,7 @@ class Claims:
     # -- reverse mappings ----------------------------------------------------
 
     def add_reverse(self, address: str) -> Claim:
-        claim = Claim(ClaimKind.REVERSE, requested=reverse_name(address), address=address)
+        claim = ReverseClaim(address)
         self.reverse[address] = claim
         self.reverse_keys[self.key(claim)] = claim
         return claim

@@ -20,6 +20,7 @@ then decides between renaming, waiting and yielding).
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from typing import Callable, Iterable
 
 from twisted.internet.interfaces import IDelayedCall
@@ -253,8 +254,7 @@ class Prober(Phase):
         for index in indexes:
             link = links[index]
             iface = link.interface
-            packets = ProbePackets(limit_for(iface), lambda packet, index=index: self.sender.send(index, (packet,)),
-                                   self.counters)
+            packets = ProbePackets(limit_for(iface), partial(self._send, index), self.counters)
             for claim, ifaces in batch.items():
                 if index not in ifaces:
                     continue
@@ -265,6 +265,9 @@ class Prober(Phase):
             if packets.sent:
                 self.counters["probes.sent"] += 1
         self.timers.later(PROBE_INTERVAL, self._round, batch, n + 1)
+
+    def _send(self, index: int, packet: bytes) -> None:
+        self.sender.send(index, (packet,))
 
     def check_simultaneous(self, claim: Claim, ours: list[Record], theirs: list[Record]) -> None:
         """
