@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_responder_announcing -*-
+# -*- test-case-name: tests.test_responder_announcing,tests.test_responder_batches -*-
 """
 Announcements (RFC 6762 §8.3) and goodbyes (§10.1).
 

@@ -101,8 +101,9 @@ class Claim:
     @ivar requested: the name first asked for, so the caller's own
         L{ServiceInfo} still finds the registration after a rename (for a
         reverse mapping, its name: never renamed).
-    @ivar address: for a reverse mapping, the address it maps (IPv4 or
-        IPv6, as C{str(ipaddress.ip_address(...))} writes it).
+    @cvar address: for a reverse mapping (L{ReverseClaim}), the address it
+        maps (IPv4 or IPv6, as C{str(ipaddress.ip_address(...))} writes
+        it); C{None} for every other claim.
     """
 
     # Eight slots (96 bytes): a reverse mapping's address is in its own
@@ -110,7 +111,6 @@ class Claim:
     # more per service once rounded (issue 13).
     __slots__ = ("kind", "_service", "state", "ready_on", "conflict", "done", "requested", "_records")
 
-    #: Only a L{ReverseClaim} has one.
     address: str | None = None
 
     def __init__(

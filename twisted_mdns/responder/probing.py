@@ -1,11 +1,13 @@
-# -*- test-case-name: tests.test_responder_probing -*-
+# -*- test-case-name: tests.test_responder_probing,tests.test_responder_batches -*-
 """
 Probing (RFC 6762 §8.1) and the simultaneous-probe tie-break (§8.2).
 
 §8.1: a random 0-250 ms wait, three probes 250 ms apart (the first asks for
 a unicast reply), the proposed records in the authority section.  Claims
 that start together probe together, in as few packets as fit (many
-services registered at once cost three packets per link, not three each).
+services registered at once cost three packets per link, not three each);
+each datagram is filled and sent as the questions come (L{ProbePackets}),
+so probing 10,000 claims holds one datagram's worth at a time (issue 13).
 15 conflicts within 10 s slow probing to one attempt per 5 s.
 
 §8.2: when another host probes for a name we are probing, the
