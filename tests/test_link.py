@@ -10,7 +10,7 @@ import socket
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from twisted_mdns.link import Link
+from twisted_mdns.link import Link, MulticastTimes
 from twisted_mdns.message import TYPE_A, TYPE_NSEC, TYPE_PTR, a_record, name_from_text, ptr_record
 from twisted_mdns.records import SERVICES_META, InterfaceRecords, ServiceInfo, service_records
 from twisted_mdns.testing import make_interface
@@ -81,13 +81,13 @@ class LinkTests(unittest.TestCase):
         fired = []
         self.link.timers.later(1, fired.append, 1)
         self.link.timers.later(2, fired.append, 2)
-        self.link.family(socket.AF_INET).last_multicast[("x",)] = 1.0
+        self.link.multicast_times.sent([("x",)], 1.0)
         self.link.publish(object(), records(WEB))
         self.link.close()
         self.clock.advance(5)
         self.assertEqual(fired, [])
         self.assertEqual(self.clock.getDelayedCalls(), [])
-        self.assertEqual((len(self.link.view), self.link.family().last_multicast), (0, {}))
+        self.assertEqual((len(self.link.view), len(self.link.multicast_times)), (0, 0))
 
     def test_families_apart(self) -> None:
         """
@@ -97,6 +97,75 @@ class LinkTests(unittest.TestCase):
         v4 = self.link.family(socket.AF_INET)
         v6 = self.link.family(socket.AF_INET6)
         self.assertIsNot(v4, v6)
-        v4.last_multicast[("x",)] = 1.0
-        self.assertEqual(v6.last_multicast, {})
         self.assertIs(self.link.family(socket.AF_INET6), v6)
+        times = self.link.multicast_times
+        times.sent([("x",)], 1.0, socket.AF_INET)
+        self.assertEqual((times.get(("x",), socket.AF_INET), times.get(("x",), socket.AF_INET6)), (1.0, None))
+
+
+class AnnouncedTests(unittest.TestCase):
+    """
+    L{Link.announced}: one time per claim for its own records, kept while
+    it publishes the same records, and the later of that and the record's
+    own entry is its last multicast.
+    """
+
+    def setUp(self) -> None:
+        self.link = Link(ETH0, Clock())
+
+    def test_kept_for_the_same_records_only(self) -> None:
+        web = object()
+        mine = records(WEB)
+        self.link.publish(web, mine)
+        self.link.announced[web] = 10.0
+        self.link.publish(web, tuple(mine))
+        self.assertEqual(self.link.announced.get(web), 10.0, "the same records: still announced then")
+        self.link.publish(web, records(WEB.with_txt({"v": "2"})))
+        self.assertIsNone(self.link.announced.get(web), "new records: never announced")
+        self.link.announced[web] = 11.0
+        self.link.withdraw(web)
+        self.assertEqual(self.link.announced, {})
+
+    def test_last_multicast_is_the_later(self) -> None:
+        web = object()
+        srv = records(WEB)[0]
+        self.assertIsNone(self.link.last_multicast(srv, socket.AF_INET, web))
+        self.link.announced[web] = 10.0
+        self.assertEqual(self.link.last_multicast(srv, socket.AF_INET, web), 10.0)
+        self.assertIsNone(self.link.last_multicast(srv, socket.AF_INET, None), "not its owner's time")
+        self.link.multicast_times.sent([srv.identity], 12.0, socket.AF_INET6)
+        self.assertEqual(self.link.last_multicast(srv, socket.AF_INET6, web), 12.0)
+        self.assertEqual(self.link.last_multicast(srv, socket.AF_INET, web), 10.0)
+        self.link.close()
+        self.assertIsNone(self.link.last_multicast(srv, socket.AF_INET6, web))
+
+
+class MulticastTimesTests(unittest.TestCase):
+    """
+    One table for both families: one time while they agree, a pair once
+    they differ (RFC 6762 §6 rate limit and §5.4 per family).
+    """
+
+    V4, V6 = socket.AF_INET, socket.AF_INET6
+
+    def both(self, times: MulticastTimes, identity: tuple) -> tuple:
+        return (times.get(identity, self.V4), times.get(identity, self.V6))
+
+    def test_every_family_then_one(self) -> None:
+        times = MulticastTimes()
+        times.sent([("a",), ("b",)], 5.0)
+        self.assertEqual(self.both(times, ("a",)), (5.0, 5.0))
+        self.assertEqual(times._times[("a",)], 5.0, "one float while the families agree")
+        times.sent([("a",)], 6.5, self.V6)
+        self.assertEqual(self.both(times, ("a",)), (5.0, 6.5))
+        times.sent([("a",)], 7.0, self.V4)
+        self.assertEqual(self.both(times, ("a",)), (7.0, 6.5))
+        times.sent([("a",)], 7.0, self.V6)
+        self.assertEqual(times._times[("a",)], 7.0, "agreeing again: one float")
+        self.assertEqual(self.both(times, ("b",)), (5.0, 5.0))
+        self.assertEqual(self.both(times, ("c",)), (None, None))
+        times.sent([("c",)], 8.0, self.V4)
+        self.assertEqual(self.both(times, ("c",)), (8.0, None))
+        self.assertEqual(len(times), 3)
+        times.clear()
+        self.assertEqual((len(times), self.both(times, ("a",))), (0, (None, None)))

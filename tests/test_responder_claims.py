@@ -82,3 +82,46 @@ class ClaimsTests(unittest.TestCase):
         self.assertEqual(self.claims.named(keys), [self.claims.host_claim, web, docs])
         self.assertEqual(self.claims.host_claim.kind, ClaimKind.HOST)
         self.assertEqual([r.rtype for r in self.claims.records(self.claims.host_claim, ETH0)], [TYPE_A, TYPE_A])
+
+
+class OwnerAndRecordsTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.claims = Claims("lab")
+
+    def test_owner_of_each_record(self) -> None:
+        """
+        A service owns its SRV, TXT and type and subtype PTRs; the host its
+        addresses; a reverse mapping its PTR; nobody the enumeration PTR
+        every service of a type shares.
+        """
+        printer = ServiceInfo("Printer", "_ipp._tcp", 631, subtypes=("_color",))
+        claim = self.claims.add_service(printer)
+        reverse = self.claims.add_reverse("10.0.0.5")
+        records = self.claims.records(claim, ETH0, shared=True)
+        owners = {(r.rtype, r.key): self.claims.owner(r) for r in records}
+        self.assertEqual(len(records), 5)  # SRV, TXT, type PTR, subtype PTR, enumeration PTR
+        enumeration = [r for r in records if r.key == name_key(name_from_text("_services._dns-sd._udp.local"))]
+        self.assertEqual([owners[(r.rtype, r.key)] for r in enumeration], [None])
+        self.assertEqual(sum(1 for o in owners.values() if o is claim), 4)
+        for r in self.claims.records(self.claims.host_claim, ETH0):
+            self.assertIs(self.claims.owner(r), self.claims.host_claim)
+        (ptr,) = self.claims.records(reverse, ETH0)
+        self.assertIs(self.claims.owner(ptr), reverse)
+
+    def test_records_follow_service_and_host(self) -> None:
+        """
+        A claim keeps its records alone; a new service value (TXT update)
+        or host name builds them again.
+        """
+        claim = self.claims.add_service(WEB)
+        first = self.claims.records(claim, ETH0, shared=True)
+        self.assertIs(self.claims.records(claim, WLAN0, shared=True), first, "one tuple for every link")
+        self.assertEqual([r.rtype for r in self.claims.records(claim, ETH0)], [TYPE_SRV, 16])
+        claim.service = WEB.with_txt({"v": "2"})
+        second = self.claims.records(claim, ETH0, shared=True)
+        self.assertIsNot(second, first)
+        self.claims.rename_host("lab-2")
+        third = self.claims.records(claim, ETH0, shared=True)
+        srv = [r for r in third if r.rtype == TYPE_SRV][0]
+        self.assertEqual(srv.rdata.target.label, (b"lab-2", b"local"))
+        self.assertIs(self.claims.owner(srv), claim)

@@ -11,12 +11,13 @@ L{Link} per interface index, holding:
  - the L{twisted_mdns.records.InterfaceRecords} view of our records on the
    link, and which claim published which of them (so a claim's records are
    added and withdrawn one by one, never by rebuilding every view);
- - per address family (L{LinkFamily}): when each record was last
-   multicast (§6 rate limit, §5.4 QU routing) and the shared answers
-   waiting for their 20-120 ms delay (§6, §7.4).  A link's IPv4 and IPv6
-   halves share the link (one name, one view, one set of claims: RFC 6762
-   §6.2 asks for both families' addresses on either) but multicast
-   separately, so this is the state keyed by family;
+ - when each record was last multicast, per family (L{MulticastTimes}:
+   §6 rate limit, §5.4 QU routing), in one table for both families;
+ - per address family (L{LinkFamily}): the shared answers waiting for
+   their 20-120 ms delay (§6, §7.4).  A link's IPv4 and IPv6 halves share
+   the link (one name, one view, one set of claims: RFC 6762 §6.2 asks
+   for both families' addresses on either) but multicast separately, so
+   their send times and pending answers are kept per family;
  - the truncated queries held for their remaining known answers (§7.2);
  - one L{twisted_mdns.timers.Timers} registry: dropping the link is one
    L{Link.close}, which cancels every timer of the link.
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -58,18 +59,79 @@ class Pending:
         self.call: IDelayedCall | None = None
 
 
-class LinkFamily:
+class MulticastTimes:
     """
-    The per-address-family half of a L{Link}: what was multicast when, and
-    what waits to be.
+    When each record was last multicast on one link, per address family
+    (RFC 6762 §6: a record is multicast at most once a second on a link;
+    §5.4: a QU question is answered by unicast only when the record was
+    multicast within a quarter of its TTL).
+
+    The two families are kept apart (a response sent over IPv6 only has
+    not reached a querier listening over IPv4), but in one table: most
+    records are multicast over every family at once (probes,
+    announcements, goodbyes, and answers go back over the family asked),
+    so an entry is one time for both families, and a pair
+    C{(IPv4 time, IPv6 time)} (C{None} for never) only once the two
+    differ.  At 10,000 services a table per family cost about 260 bytes
+    per service; this one half of it (issue 13).
     """
 
-    __slots__ = ("family", "last_multicast", "pending")
+    __slots__ = ("_times",)
+
+    def __init__(self) -> None:
+        #: Record identity -> reactor time of its last multicast over
+        #: both families, or (IPv4 time, IPv6 time).
+        self._times: dict[tuple, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def get(self, identity: tuple, family: int) -> float | None:
+        """
+        When the record of C{identity} was last multicast over C{family}
+        (C{None}: never, or forgotten with the link).
+        """
+        when = self._times.get(identity)
+        if type(when) is tuple:
+            return when[1] if family == socket.AF_INET6 else when[0]
+        return when
+
+    def sent(self, identities: Iterable[tuple], now: float, family: int | None = None) -> None:
+        """
+        The records of C{identities} were multicast at C{now}, over
+        C{family} only or (C{None}) every family.
+        """
+        times = self._times
+        if family is None:
+            for identity in identities:
+                times[identity] = now
+            return
+        v6 = family == socket.AF_INET6
+        for identity in identities:
+            old = times.get(identity)
+            if type(old) is tuple:
+                other = old[0] if v6 else old[1]
+            else:
+                other = old
+            if other == now:
+                times[identity] = now
+            else:
+                times[identity] = (other, now) if v6 else (now, other)
+
+    def clear(self) -> None:
+        self._times.clear()
+
+
+class LinkFamily:
+    """
+    The per-address-family half of a L{Link}: the shared answers waiting
+    for their delay.
+    """
+
+    __slots__ = ("family", "pending")
 
     def __init__(self, family: int) -> None:
         self.family = family
-        #: Record identity -> reactor time of its last multicast here.
-        self.last_multicast: dict[tuple, float] = {}
         self.pending: Pending | None = None
 
 
@@ -96,24 +158,30 @@ class Link:
     @ivar index: the OS interface index, the link's key.
     @ivar view: our records on this link.
     @ivar published: claim -> the records it published into L{view}.
+    @ivar announced: claim -> when its own records (those it owns, see
+        L{twisted_mdns.responder.claims.Claims.owner}) were last announced
+        here, over every family: one entry per claim rather than one per
+        record in L{multicast_times} (issue 13).  Kept while the claim
+        publishes the same records, forgotten when they change.
+    @ivar multicast_times: when each other record (answers, records
+        shared by several claims) was last multicast here, per family
+        (L{MulticastTimes}).
     @ivar held: source address -> a L{HeldQuery} (RFC 6762 §7.2).
     @ivar timers: every pending call that belongs to this link.
     """
 
-    __slots__ = ("interface", "index", "view", "published", "families", "held", "timers", "probe_memo")
+    __slots__ = ("interface", "index", "view", "published", "announced", "families", "multicast_times", "held", "timers")
 
     def __init__(self, interface: NetworkInterface, clock: IReactorTime) -> None:
         self.interface = interface
         self.index = interface.index
         self.view = InterfaceRecords(interface)
         self.published: dict["Claim", tuple[Record, ...]] = {}
+        self.announced: dict["Claim", float] = {}
         self.families: dict[int, LinkFamily] = {socket.AF_INET: LinkFamily(socket.AF_INET)}
+        self.multicast_times = MulticastTimes()
         self.held: dict[tuple[str, int], HeldQuery] = {}
         self.timers = Timers(clock)
-        #: Where the last probe batch's datagrams were split (see
-        #: L{twisted_mdns.responder.probing}): the three probes of a batch
-        #: differ only in the QU bit.
-        self.probe_memo: tuple[Any, list[int]] | None = None
 
     def __repr__(self) -> str:
         return f"<Link {self.interface.name} index={self.index} records={len(self.view)}>"
@@ -138,11 +206,15 @@ class Link:
 
         @return: records that left the view (published by nobody now).
         """
+        announced = self.announced.get(claim)
+        before = self.published.get(claim)
         gone = self.withdraw(claim)
         view = self.view
         for record in records:
             view.add(record)
         self.published[claim] = records
+        if announced is not None and (before is records or before == records):
+            self.announced[claim] = announced  # the very records announced then
         return [r for r in gone if r not in view]
 
     def withdraw(self, claim: "Claim") -> list[Record]:
@@ -153,11 +225,26 @@ class Link:
             get goodbyes; a shared PTR another claim still publishes
             stays).
         """
+        self.announced.pop(claim, None)
         records = self.published.pop(claim, None)
         if not records:
             return []
         view = self.view
         return [r for r in records if view.remove(r)]
+
+    def last_multicast(self, record: Record, family: int, owner: "Claim | None") -> float | None:
+        """
+        When C{record} was last multicast here over C{family} (RFC 6762
+        §6 rate limit, §5.4 QU routing): the later of its own entry in
+        L{multicast_times} and the last announcement of C{owner}, the
+        claim it belongs to (if any, and if announced here).
+        """
+        last = self.multicast_times.get(record.identity, family)
+        if owner is not None:
+            announced = self.announced.get(owner)
+            if announced is not None and (last is None or announced > last):
+                return announced
+        return last
 
     def readdressed(self, interface: NetworkInterface) -> None:
         """
@@ -178,9 +265,10 @@ class Link:
         self.timers.cancel_all()
         for fam in self.families.values():
             fam.pending = None
-            fam.last_multicast.clear()
+        self.multicast_times.clear()
         self.held.clear()
         self.published.clear()
+        self.announced.clear()
         self.view = InterfaceRecords(self.interface)
 
 

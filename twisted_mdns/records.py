@@ -409,14 +409,14 @@ class InterfaceRecords:
     (shared with every other link's view).
 
     @ivar by_name: case-folded name -> its bucket, records in the order
-        first added.
-    @ivar unique_names: names we own (§6.1: NSEC for absent types).
+        first added.  A name we own (§6.1: NSEC for absent types) is one
+        whose bucket holds a unique (cache-flush) record; no set of them
+        is kept (it was 50 bytes per service).
     """
 
     def __init__(self, iface: NetworkInterface) -> None:
         self.interface = iface
         self.by_name: dict[Name, Any] = {}
-        self.unique_names: set[Name] = set()
         self._size = 0
         self._nsec: dict[Name, Record | None] = {}
 
@@ -457,8 +457,6 @@ class InterfaceRecords:
                 return False
         self._size += 1
         self._nsec.pop(key, None)
-        if record.cache_flush:
-            self.unique_names.add(key)
         return True
 
     def remove(self, record: Record) -> bool:
@@ -493,11 +491,20 @@ class InterfaceRecords:
             rest = bucket
         self._size -= 1
         self._nsec.pop(key, None)
-        if not rest:
-            self.unique_names.discard(key)
-        elif record.cache_flush and not any(r.cache_flush for r in rest):
-            self.unique_names.discard(key)
         return True
+
+    def publishers(self, record: Record) -> int:
+        """
+        How many claims publish C{record} here (0 when it is not in the
+        view): more than one for a record several claims share, such as
+        the C{_services._dns-sd._udp} PTR of a type.
+        """
+        bucket = self.by_name.get(record.key)
+        if bucket is None:
+            return 0
+        if type(bucket) is tuple:
+            return 1 if record in bucket else 0
+        return bucket.get(record, 0)
 
     def lookup(self, key: Name, qtype: int) -> list[Record]:
         records = self.by_name.get(key, ())
@@ -509,17 +516,18 @@ class InterfaceRecords:
         """
         The NSEC record for a name we own, listing the types it has.
         """
-        if key not in self.unique_names:
-            return None
-        # Built once per name and view (every PTR answer of a browse asks
-        # for the host's NSEC among its additionals); add() and remove()
-        # forget the name's.
-        if key in self._nsec:
-            return self._nsec[key]
-        records = self.by_name.get(key, ())
-        types = {r.rtype for r in records if r.rtype != TYPE_NSEC}
+        records = self.by_name.get(key)
         if not records:
             return None
+        # Built once per name and view (every PTR answer of a browse asks
+        # for the host's NSEC among its additionals), C{None} kept for a
+        # name we do not own; add() and remove() forget the name's.
+        if key in self._nsec:
+            return self._nsec[key]
+        if not any(r.cache_flush for r in records):
+            self._nsec[key] = None
+            return None
+        types = {r.rtype for r in records if r.rtype != TYPE_NSEC}
         first = next(iter(records))
         ttl = HOST_TTL if types & {TYPE_A, TYPE_AAAA, TYPE_SRV} else OTHER_TTL
         nsec = self._nsec[key] = nsec_record(first.name, types, ttl)

@@ -122,12 +122,12 @@ class Answerer(Phase):
             counters["answered"] += 1
             return
         is_probe = bool(message.authorities)
-        family = link.family(context.family)
-        last_multicast = family.last_multicast
+        family = context.family
+        owner = self.claims.owner
         now = self.clock.seconds()
         unicast, multicast = [], []
         for record, qu in answers.items():
-            last = last_multicast.get(record.identity)
+            last = link.last_multicast(record, family, owner(record))
             recently = last is not None and now - last < record.ttl / 4
             if qu and recently and not is_probe:
                 unicast.append(record)
@@ -142,7 +142,7 @@ class Answerer(Phase):
         if multicast:
             limit = PROBE_DEFENSE_RATE_LIMIT if is_probe else RATE_LIMIT
             for record in multicast:
-                last = last_multicast.get(record.identity)
+                last = link.last_multicast(record, family, owner(record))
                 if last is not None and now - last < limit:
                     counters["suppressed.rate-limit"] += 1
                     continue

@@ -15,11 +15,12 @@ any unique record but never renamed for: another responder on this host
 from __future__ import annotations
 
 import enum
-from typing import Collection, Iterable, Iterator, Sequence
+from typing import Any, Collection, Iterable, Iterator, Sequence
 
 from twisted.internet import defer
 
-from twisted_mdns.constants import HOST_TTL
+from twisted_mdns.constants import HOST_TTL, TYPE_PTR
+from twisted_mdns.dnsvalues import wire_name
 from twisted_mdns.message import Name, Record, name_key, ptr_record
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.records import (
@@ -70,7 +71,13 @@ class Conflict(enum.Enum):
 _LINK_SETS: dict[frozenset[int], frozenset[int]] = {}
 
 
-def _shared(members: Iterable[int]) -> frozenset[int]:
+def shared_links(members: Iterable[int]) -> frozenset[int]:
+    """
+    The one frozen set of C{members} (see L{_LINK_SETS}): what a claim's
+    L{Claim.ready_on} and a probe batch hold, so that 10,000 claims on
+    the same links hold one set (a C{set} per claim was 216 bytes, the
+    largest single object per registered service; issue 13).
+    """
     key = frozenset(members)
     found = _LINK_SETS.get(key)
     if found is None:
@@ -80,63 +87,8 @@ def _shared(members: Iterable[int]) -> frozenset[int]:
     return found
 
 
-class LinkSet:
-    """
-    The link indexes a claim is announced on: a mutable set to its users
-    (C{in}, iteration, C{add}, C{discard}, C{clear}, C{|=}, C{-}), kept as
-    a shared frozen set (L{_shared}).  A plain C{set} per claim was the
-    largest single object per registered service (issue 13).
-    """
-
-    __slots__ = ("_members",)
-
-    def __init__(self, members: Iterable[int] = ()) -> None:
-        self._members = _shared(members)
-
-    def __contains__(self, index: object) -> bool:
-        return index in self._members
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._members)
-
-    def __len__(self) -> int:
-        return len(self._members)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, LinkSet):
-            return self._members == other._members
-        if isinstance(other, (set, frozenset)):
-            return self._members == other
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __repr__(self) -> str:
-        return f"LinkSet({set(self._members)!r})"
-
-    def add(self, index: int) -> None:
-        if index not in self._members:
-            self._members = _shared(self._members | {index})
-
-    def discard(self, index: int) -> None:
-        if index in self._members:
-            self._members = _shared(self._members - {index})
-
-    def clear(self) -> None:
-        self._members = _shared(())
-
-    def update(self, indexes: Iterable[int]) -> None:
-        self._members = _shared(self._members.union(indexes))
-
-    def __ior__(self, indexes: Iterable[int]) -> "LinkSet":
-        self.update(indexes)
-        return self
-
-    def __sub__(self, other: Iterable[int]) -> set[int]:
-        return set(self._members.difference(other))
-
-    def __rsub__(self, other: Iterable[int]) -> set[int]:
-        return set(other).difference(self._members)
+#: No link at all.
+NO_LINKS = shared_links(())
 
 
 class Claim:
@@ -144,39 +96,64 @@ class Claim:
     One thing we claim a unique name for.
 
     @ivar ready_on: indexes of the links where the claim is announced; the
-        claim's records are in exactly those links' views.
+        claim's records are in exactly those links' views.  A shared
+        frozen set (L{shared_links}), replaced, never changed in place.
     @ivar requested: the name first asked for, so the caller's own
         L{ServiceInfo} still finds the registration after a rename (for a
         reverse mapping, its name: never renamed).
-    @ivar address: for a reverse mapping, the address it maps (IPv4 or
-        IPv6, as C{str(ipaddress.ip_address(...))} writes it).
+    @cvar address: for a reverse mapping (L{ReverseClaim}), the address it
+        maps (IPv4 or IPv6, as C{str(ipaddress.ip_address(...))} writes
+        it); C{None} for every other claim.
     """
 
-    __slots__ = ("kind", "service", "state", "ready_on", "conflict", "done", "requested", "address", "_records")
+    # Eight slots (96 bytes): a reverse mapping's address is in its own
+    # class (L{ReverseClaim}), a ninth slot for every service was 16 bytes
+    # more per service once rounded (issue 13).
+    __slots__ = ("kind", "_service", "state", "ready_on", "conflict", "done", "requested", "_records")
+
+    address: str | None = None
 
     def __init__(
         self,
         kind: ClaimKind,
         service: ServiceInfo | None = None,
         requested: Name = (),
-        address: str | None = None,
     ) -> None:
         self.kind = kind
-        self.service = service
+        #: A service's records (unique ones first) or a reverse mapping's
+        #: PTR, as last built: they change only when the service value or
+        #: the host name does, and both forget them (L{service},
+        #: L{forget_records}).  The records alone, not a tuple saying what
+        #: they were built from: that tuple was 72 bytes per service.
+        self._records: Any = None
+        self._service = service
         self.state = ClaimState.PROBING
-        self.ready_on = LinkSet()
+        self.ready_on: frozenset[int] = NO_LINKS
         self.conflict: Conflict | None = None
         self.done: defer.Deferred | None = None
         self.requested = requested
-        self.address = address
-        #: A service's (service, host name, its records, how many of them
-        #: are unique (they come first)) or a reverse
-        #: mapping's (host name, PTR) as last computed: they change only
-        #: when the service value or the host name does.
-        self._records: tuple | None = None
 
     def __repr__(self) -> str:
         return f"<Claim {self.label()} {self.state.value}>"
+
+    @property
+    def service(self) -> ServiceInfo | None:
+        """
+        The service claimed (renamed, or with a new TXT, by replacing it).
+        """
+        return self._service
+
+    @service.setter
+    def service(self, service: ServiceInfo | None) -> None:
+        self._service = service
+        self._records = None
+
+    def forget_records(self) -> None:
+        """
+        The host name changed: the records are built again on next use
+        (a service's SRV and a reverse mapping's PTR point to it).
+        """
+        self._records = None
 
     def label(self) -> str:
         if self.address is not None:
@@ -201,6 +178,18 @@ class Claim:
             done.callback(result)
 
 
+class ReverseClaim(Claim):
+    """
+    The claim of the reverse mapping of one of our addresses.
+    """
+
+    __slots__ = ("address",)
+
+    def __init__(self, address: str) -> None:
+        super().__init__(ClaimKind.REVERSE, requested=reverse_name(address))
+        self.address = address
+
+
 class Claims:
     """
     Every claim of one responder, indexed by name, with the records each
@@ -213,6 +202,7 @@ class Claims:
     def __init__(self, hostname: str) -> None:
         self.hostname = hostname
         self.host: Name = host_name(hostname)
+        self._host_key = name_key(self.host)
         self.host_claim = Claim(ClaimKind.HOST)
         self.services: dict[Name, Claim] = {}
         #: The reverse mappings by address and by case-folded name.
@@ -241,6 +231,9 @@ class Claims:
     def rename_host(self, hostname: str) -> None:
         self.hostname = hostname
         self.host = host_name(hostname)
+        self._host_key = name_key(self.host)
+        for claim in self:
+            claim.forget_records()
 
     # -- services ------------------------------------------------------------
 
@@ -272,7 +265,7 @@ class Claims:
     # -- reverse mappings ----------------------------------------------------
 
     def add_reverse(self, address: str) -> Claim:
-        claim = Claim(ClaimKind.REVERSE, requested=reverse_name(address), address=address)
+        claim = ReverseClaim(address)
         self.reverse[address] = claim
         self.reverse_keys[self.key(claim)] = claim
         return claim
@@ -297,6 +290,24 @@ class Claims:
             assert claim.service is not None
             return claim.service.key
         return name_key(self.name(claim))
+
+    def owner(self, record: Record) -> Claim | None:
+        """
+        The claim C{record} is one of the own records of: a service's SRV
+        and TXT (by name) and its type and subtype PTRs (by target), the
+        host's addresses, a reverse mapping's PTR.  C{None} for a record
+        no single claim owns (the C{_services._dns-sd._udp} PTR of a type,
+        which every service of the type publishes) or none of ours.
+        """
+        key = record.key
+        claim = self.services.get(key) or self.reverse_keys.get(key)
+        if claim is not None:
+            return claim
+        if key == self._host_key:
+            return self.host_claim
+        if record.rtype == TYPE_PTR:
+            return self.services.get(name_key(wire_name(record.data, 0)))
+        return None
 
     def named(self, keys: Collection[Name]) -> list[Claim]:
         """
@@ -356,21 +367,20 @@ class Claims:
         if claim.kind is ClaimKind.REVERSE:
             if claim.address not in published_addresses(iface):
                 return []
-            cached = claim._records
-            if cached is None or cached[0] != self.host:
-                assert claim.address is not None
-                ptr = ptr_record(claim.requested, self.host, HOST_TTL, cache_flush=True)
-                cached = claim._records = (self.host, ptr)
-            return [cached[1]]
+            ptr = claim._records
+            if ptr is None:
+                ptr = claim._records = ptr_record(claim.requested, self.host, HOST_TTL, cache_flush=True)
+            return [ptr]
         service = claim.service
         assert service is not None
         if not service.on_interface(iface):
             return []
-        cached = claim._records
-        if cached is None or cached[0] is not service or cached[1] != self.host:
+        records = claim._records
+        if records is None:
             unique, shared_records = service_records(service, self.host)
-            cached = claim._records = (service, self.host, (*unique, *shared_records), len(unique))
-        return cached[2] if shared else list(cached[2][: cached[3]])
+            records = claim._records = (*unique, *shared_records)
+        # The unique records (SRV, TXT) are those with the cache-flush bit.
+        return records if shared else [r for r in records if r.cache_flush]
 
     def probe_records(self, claim: Claim, iface: NetworkInterface | None) -> list[Record]:
         """

@@ -162,7 +162,7 @@ class Conflicts(Phase):
         log.info("{name} is held by another responder ({why}); not publishing it",
                  name=claim.label(), why=why)
 
-    def probe_failed(self, claim: Claim, ifaces: set[int]) -> None:
+    def probe_failed(self, claim: Claim, ifaces: frozenset[int]) -> None:
         """
         The prober's C{failed}: wait after a lost tie-break (§8.2), yield a
         reverse mapping (§15), else rename and probe again (§8.1, §9).

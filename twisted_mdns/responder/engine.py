@@ -32,7 +32,7 @@ from twisted_mdns.pktinfo import InterfaceContext
 from twisted_mdns.records import ServiceInfo, published_addresses
 from twisted_mdns.responder.announcing import Announcer
 from twisted_mdns.responder.answering import Answerer
-from twisted_mdns.responder.claims import Claim, ClaimKind, ClaimState, Claims
+from twisted_mdns.responder.claims import NO_LINKS, Claim, ClaimKind, ClaimState, Claims, shared_links
 from twisted_mdns.responder.conflicts import Conflicts
 from twisted_mdns.responder.legacy import LegacyReplies, LegacyResponder
 from twisted_mdns.responder.probing import Batch, Prober
@@ -218,7 +218,7 @@ class Responder:
         self.links.take_touched()
         for claim in self.claims:
             claim.state = ClaimState.WITHDRAWN
-            claim.ready_on.clear()
+            claim.ready_on = NO_LINKS
             claim.finish(RegistrationError("responder stopped"))
         self.claims.clear()
         self.legacy_replies.forget()
@@ -268,7 +268,7 @@ class Responder:
 
     def _drop_link(self, index: int) -> None:
         for claim in self.links[index].published:
-            claim.ready_on.discard(index)
+            claim.ready_on = shared_links(claim.ready_on - {index})
         self.links.drop(index)
         self.legacy_replies.forget()
 
@@ -370,7 +370,7 @@ class Responder:
                 self.sender.goodbyes(link, gone)
         if claim.ready_on:
             self.legacy_replies.forget_replies()
-        claim.ready_on.clear()
+        claim.ready_on = NO_LINKS
 
     def _host_renamed(self) -> None:
         """
@@ -387,7 +387,7 @@ class Responder:
     def _backing_off(self) -> bool:
         return self.conflicts.backing_off()
 
-    def _probe_failed(self, claim: Claim, ifaces: set[int]) -> None:
+    def _probe_failed(self, claim: Claim, ifaces: frozenset[int]) -> None:
         self.conflicts.probe_failed(claim, ifaces)
 
     def _probes_won(self, batch: Batch) -> None:
@@ -396,22 +396,22 @@ class Responder:
         link for the whole batch, then each Deferred.
         """
         firsts = []
-        for claim, ifaces in batch:
+        for claim, ifaces in batch.items():
             firsts.append(not claim.announced)
             claim.state = ClaimState.ANNOUNCED
             fresh = ifaces - claim.ready_on
-            claim.ready_on |= ifaces
+            claim.ready_on = shared_links(claim.ready_on | ifaces)
             self._publish(claim, fresh)
         # The host's own records (its addresses and their reverse mappings)
         # travel together per link; services that probed together too.
         groups: dict[tuple[bool, int], list[Claim]] = {}
-        for claim, ifaces in batch:
+        for claim, ifaces in batch.items():
             service = claim.kind is ClaimKind.SERVICE
             for index in ifaces:
                 groups.setdefault((service, index), []).append(claim)
         for (_, index), claims in groups.items():
             self.announcer.announce(claims, {index})
-        for (claim, _), first in zip(batch, firsts):
+        for claim, first in zip(batch, firsts):
             if first and claim.done is not None:
                 if claim.kind is ClaimKind.HOST:
                     log.info("host name {name}.local claimed", name=self.hostname)

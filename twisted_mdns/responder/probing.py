@@ -1,11 +1,13 @@
-# -*- test-case-name: tests.test_responder_probing -*-
+# -*- test-case-name: tests.test_responder_probing,tests.test_responder_batches -*-
 """
 Probing (RFC 6762 §8.1) and the simultaneous-probe tie-break (§8.2).
 
 §8.1: a random 0-250 ms wait, three probes 250 ms apart (the first asks for
 a unicast reply), the proposed records in the authority section.  Claims
 that start together probe together, in as few packets as fit (many
-services registered at once cost three packets per link, not three each).
+services registered at once cost three packets per link, not three each);
+each datagram is filled and sent as the questions come (L{ProbePackets}),
+so probing 10,000 claims holds one datagram's worth at a time (issue 13).
 15 conflicts within 10 s slow probing to one attempt per 5 s.
 
 §8.2: when another host probes for a name we are probing, the
@@ -19,18 +21,23 @@ then decides between renaming, waiting and yielding).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections import Counter
+from functools import partial
+from typing import Callable, Iterable
 
 from twisted.internet.interfaces import IDelayedCall
 
-from twisted_mdns.constants import CONFLICT_BACKOFF, PROBE_COUNT, PROBE_INTERVAL, TYPE_ANY
-from twisted_mdns.link import Link
+from twisted_mdns.constants import CONFLICT_BACKOFF, MAX_PACKET, PROBE_COUNT, PROBE_INTERVAL, TYPE_ANY, TYPE_PTR, TYPE_SRV
+from twisted_mdns.dnsvalues import wire_name
 from twisted_mdns.message import Name, Question, Record, pack
 from twisted_mdns.responder.sending import limit_for
-from twisted_mdns.responder.claims import Claim, ClaimState, Conflict
+from twisted_mdns.responder.claims import Claim, ClaimState, Conflict, shared_links
 from twisted_mdns.responder.shared import Phase, Shared
 
-Batch = list[tuple[Claim, set[int]]]
+#: A probe batch: each claim and the links it is probed on (a shared
+#: frozen set, L{shared_links}: at 10,000 claims on the same links, one
+#: set rather than one each).
+Batch = dict[Claim, frozenset[int]]
 
 
 def _sort_key(record: Record) -> tuple:
@@ -56,45 +63,120 @@ def compare_probe_records(ours: list[Record], theirs: list[Record]) -> int:
     return 0
 
 
-def chunk_ends(limit: int, questions: list[Question], by_key: dict[Name, list[Record]]) -> list[int]:
+def _name_cost(name: Name, known: tuple[set[Name], ...], fresh: set[Name]) -> int:
     """
-    Where each probe datagram ends: as many questions (with their records)
-    as fit under C{limit} (RFC 6762 §17), at least one.
+    The bytes C{name} takes written after names whose suffixes are in
+    C{known} (RFC 1035 §4.1.4 compression, as the packer writes it: its
+    labels up to the longest suffix already written, then a 2-byte
+    pointer, or the root byte).  The suffixes it writes go into C{fresh}
+    (which should be one of C{known}).
     """
-    ends: list[int] = []
-    chunk_q: list[Question] = []
-    chunk_a: list[Record] = []
-    size = 0  # at least the chunk's packed size
-    for i, q in enumerate(questions):
-        mine = by_key.get(q.key, [])
-        # More names in a packet only help compression, so what q and its
-        # records take packed alone bounds what they add to the chunk; the
-        # chunk is packed again only when that bound is over the limit
-        # (repacking it for every question made probing n services
-        # O(n * chunk) encodings).
-        alone = len(pack(questions=[q], authorities=mine, limit=9000)[0]) - 12
-        if chunk_q and size + alone > limit:
-            trial = len(pack(questions=chunk_q + [q], authorities=chunk_a + mine, limit=9000)[0])
-            if trial > limit:
-                ends.append(i)
-                chunk_q, chunk_a = [], []
-                size = 12 + alone
+    cost = 0
+    for i in range(len(name)):
+        suffix = name[i:]
+        for names in known:
+            if suffix in names:
+                return cost + 2
+        fresh.add(suffix)
+        cost += 1 + len(name[i])
+    return cost + 1
+
+
+class ProbePackets:
+    """
+    Probe datagrams filled as the questions come, each question with its
+    proposed records (RFC 6762 §8.1: in the same datagram), as many as fit
+    under C{limit} (§17), at least one; each datagram is sent as soon as
+    it is full.  So probing n claims holds one datagram's questions at a
+    time, not n (issue 13: 10,000 services registered at once), and packs
+    each question once.
+
+    What a question adds is estimated without packing: its name and its
+    records' names compressed against the suffixes already written
+    (L{_name_cost}), fixed fields, and rdata (PTR and SRV targets
+    compressed too, other rdata at its canonical length).  The packer
+    writes the questions first, so a name can only compress better than
+    estimated: the estimate is an upper bound and the datagram fits.  A
+    datagram found over the limit anyway (a record whose target the
+    packer does not compress) is split in two and counted
+    (C{probes.resplit}).
+
+    @param send: called with each datagram.
+    @param counters: where C{probes.resplit} is counted.
+    """
+
+    def __init__(self, limit: int, send: Callable[[bytes], None], counters: Counter[str]) -> None:
+        self.limit = limit
+        self._send = send
+        self._counters = counters
+        self.sent = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._groups: list[tuple[Question, list[Record]]] = []
+        self._size = 12  # the header
+        self._asked: set[Name] = set()  # suffixes written by the questions
+        self._written: set[Name] = set()  # ... and by the records
+
+    def _cost(self, question: Question, records: list[Record]) -> tuple[int, set[Name], set[Name]]:
+        asked, written = self._asked, self._written
+        fresh_q: set[Name] = set()
+        size = _name_cost(question.name, (asked, fresh_q), fresh_q) + 4
+        fresh_r: set[Name] = set()
+        known = (asked, fresh_q, written, fresh_r)
+        for r in records:
+            size += _name_cost(r.name, known, fresh_r) + 10
+            rtype = r.rtype
+            if rtype == TYPE_SRV:
+                size += _name_cost(wire_name(r.data, 6), known, fresh_r) + 6
+            elif rtype == TYPE_PTR:
+                size += _name_cost(wire_name(r.data, 0), known, fresh_r)
             else:
-                size = trial
-        else:
-            size = (size or 12) + alone
-        chunk_q.append(q)
-        chunk_a.extend(mine)
-    if chunk_q:
-        ends.append(len(questions))
-    return ends
+                size += len(r.data)
+        return size, fresh_q, fresh_r
+
+    def add(self, question: Question, records: list[Record]) -> None:
+        """
+        Add C{question} and its proposed C{records}, sending the datagram
+        so far first if they would not fit in it.
+        """
+        size, fresh_q, fresh_r = self._cost(question, records)
+        if self._groups and self._size + size > self.limit:
+            self.flush()
+            size, fresh_q, fresh_r = self._cost(question, records)
+        self._groups.append((question, records))
+        self._size += size
+        self._asked |= fresh_q
+        self._written |= fresh_r
+
+    def flush(self) -> None:
+        """
+        Send what is waiting.
+        """
+        groups = self._groups
+        self._reset()
+        if groups:
+            for packet in self._packed(groups):
+                self._send(packet)
+                self.sent += 1
+
+    def _packed(self, groups: list[tuple[Question, list[Record]]]) -> list[bytes]:
+        packet = pack(
+            questions=[q for q, _ in groups], authorities=[r for _, records in groups for r in records],
+            limit=MAX_PACKET,
+        )[0]
+        if len(packet) <= self.limit or len(groups) == 1:
+            return [packet]
+        self._counters["probes.resplit"] += 1
+        half = len(groups) // 2
+        return self._packed(groups[:half]) + self._packed(groups[half:])
 
 
 class Prober(Phase):
     """
     Probes claims in batches on the links given.
 
-    @param won: called with a batch (claim, link indexes) whose three
+    @param won: called with a batch (claim -> link indexes) whose three
         probes went unchallenged.
     @param failed: called with a claim (and its link indexes) whose probe
         met a conflict or lost a tie-break (its C{conflict} says which).
@@ -105,29 +187,31 @@ class Prober(Phase):
         self,
         shared: Shared,
         won: Callable[[Batch], None],
-        failed: Callable[[Claim, set[int]], None],
+        failed: Callable[[Claim, frozenset[int]], None],
         backing_off: Callable[[], bool],
     ) -> None:
         super().__init__(shared)
         self.won = won
         self.failed = failed
         self.backing_off = backing_off
-        self._batch: dict[Claim, set[int]] = {}
+        self._batch: Batch = {}
         self._batch_call: IDelayedCall | None = None
 
-    def enqueue(self, claim: Claim, interfaces: set[int], keep_state: bool = False) -> None:
+    def enqueue(self, claim: Claim, interfaces: Iterable[int], keep_state: bool = False) -> None:
         """
         Probe C{claim} on C{interfaces} with the next batch.  With no link
         at all the name is ours at once (there is nobody to ask).
         """
+        interfaces = shared_links(interfaces)
         if not interfaces:
             if not keep_state:
-                self.won([(claim, set())])
+                self.won({claim: interfaces})
             return
         if not keep_state:
             claim.state = ClaimState.PROBING
         claim.conflict = None
-        self._batch.setdefault(claim, set()).update(interfaces)
+        already = self._batch.get(claim)
+        self._batch[claim] = interfaces if already is None else shared_links(already | interfaces)
         if self._batch_call is None or not self._batch_call.active():
             delay = self.random.uniform(0, PROBE_INTERVAL)
             if self.backing_off():
@@ -136,62 +220,56 @@ class Prober(Phase):
 
     def _start_batch(self) -> None:
         self._batch_call = None
-        batch, self._batch = list(self._batch.items()), {}
+        batch, self._batch = self._batch, {}
         self._round(batch, 0)
 
     def _round(self, batch: Batch, n: int) -> None:
+        """
+        Probe round C{n} of C{batch} (three, L{PROBE_INTERVAL} apart; the
+        first asks for unicast replies), then the next; after the last,
+        the claims still standing are won.  Claims withdrawn meanwhile
+        leave the batch, those that met a conflict go to C{failed}, links
+        that went away are dropped.
+        """
         if not self.running():
             return
-        alive: Batch = []
         links = self.links
-        for claim, ifaces in batch:
+        gone: list[Claim] = []
+        for claim, ifaces in batch.items():
             if claim.state is ClaimState.WITHDRAWN:
-                continue
-            if claim.conflict is not None:
+                gone.append(claim)
+            elif claim.conflict is not None:
+                gone.append(claim)
                 self.failed(claim, ifaces)
-                continue
-            alive.append((claim, {ix for ix in ifaces if ix in links}))
-        if not alive:
+            elif not all(ix in links for ix in ifaces):
+                batch[claim] = shared_links(ix for ix in ifaces if ix in links)
+        for claim in gone:
+            del batch[claim]
+        if not batch:
             return
         if n == PROBE_COUNT:
-            self.won(alive)
+            self.won(batch)
             return
-        by_link: dict[int, list[tuple[Claim, list[Record]]]] = {}
-        for claim, ifaces in alive:
-            for index in ifaces:
-                proposed = self.claims.probe_records(claim, links[index].interface)
+        # Link by link, claims in batch order, each probe datagram sent as
+        # soon as it is full (L{ProbePackets}).
+        indexes = dict.fromkeys(ix for ifaces in dict.fromkeys(batch.values()) for ix in ifaces)
+        for index in indexes:
+            link = links[index]
+            iface = link.interface
+            packets = ProbePackets(limit_for(iface), partial(self._send, index), self.counters)
+            for claim, ifaces in batch.items():
+                if index not in ifaces:
+                    continue
+                proposed = self.claims.probe_records(claim, iface)
                 if proposed:  # a service limited elsewhere is not probed here
-                    by_link.setdefault(index, []).append((claim, proposed))
-        for index, claims in by_link.items():
-            questions, authorities = [], []
-            for claim, proposed in claims:
-                questions.append(Question(self.claims.name(claim), TYPE_ANY, unicast=(n == 0)))
-                authorities.extend(proposed)
-            self._send_chunked(links[index], questions, authorities)
-            self.counters["probes.sent"] += 1
-        self.timers.later(PROBE_INTERVAL, self._round, alive, n + 1)
+                    packets.add(Question(self.claims.name(claim), TYPE_ANY, unicast=(n == 0)), proposed)
+            packets.flush()
+            if packets.sent:
+                self.counters["probes.sent"] += 1
+        self.timers.later(PROBE_INTERVAL, self._round, batch, n + 1)
 
-    def _send_chunked(self, link: Link, questions: list[Question], authorities: list[Record]) -> None:
-        """
-        Send probe questions with their authority records, splitting across
-        datagrams by question so each probe stays with its own records.
-        """
-        limit = limit_for(link.interface)  # probes go out on every family
-        by_key: dict[Name, list[Record]] = {}
-        for r in authorities:
-            by_key.setdefault(r.key, []).append(r)
-        # The three probes of a batch differ only in the QU bit, which does
-        # not change sizes: split once, reuse the split for the next two.
-        signature = (limit, tuple((q.name, q.qtype, q.qclass) for q in questions), tuple(authorities))
-        memo = link.probe_memo
-        if memo is None or memo[0] != signature:
-            memo = link.probe_memo = (signature, chunk_ends(limit, questions, by_key))
-        start = 0
-        for end in memo[1]:
-            chunk_q = questions[start:end]
-            chunk_a = [r for q in chunk_q for r in by_key.get(q.key, [])]
-            self.sender.send(link.index, pack(questions=chunk_q, authorities=chunk_a, limit=9000))
-            start = end
+    def _send(self, index: int, packet: bytes) -> None:
+        self.sender.send(index, (packet,))
 
     def check_simultaneous(self, claim: Claim, ours: list[Record], theirs: list[Record]) -> None:
         """

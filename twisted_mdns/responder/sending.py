@@ -11,8 +11,8 @@ A link runs one or both families; the transport multicasts on every family
 port the link has unless told one.  Announcements, probes and goodbyes go
 out on every family (a querier on the link may listen on either); an
 answer to a query goes back over the family the query came over, and its
-send time is remembered per family (L{twisted_mdns.link.LinkFamily}), for
-the §6 rate limit and §5.4 QU routing.
+send time is remembered per family (L{twisted_mdns.link.MulticastTimes}),
+for the §6 rate limit and §5.4 QU routing.
 """
 
 from __future__ import annotations
@@ -28,10 +28,6 @@ from twisted_mdns.link import Link
 from twisted_mdns.message import Record, pack, packet_limit
 from twisted_mdns.netif import NetworkInterface
 from twisted_mdns.pktinfo6 import max_payload6
-
-#: The families a multicast to every family is remembered under.
-_BOTH = (socket.AF_INET, socket.AF_INET6)
-
 
 def limit_for(iface: NetworkInterface | None, family: int | None = None) -> int:
     """
@@ -88,17 +84,23 @@ class Sender:
                 self.counters["errors.send"] += 1
 
     def multicast(
-        self, link: Link, answers: Sequence[Record], additionals: Sequence[Record], family: int | None = None
+        self,
+        link: Link,
+        answers: Sequence[Record],
+        additionals: Sequence[Record],
+        family: int | None = None,
+        remember: Iterable[Record] | None = None,
     ) -> None:
         """
         Multicast a response on C{link}, over C{family} only or (C{None})
-        every family the link runs, remembering when each answer went.
+        every family the link runs, remembering when each answer went
+        (L{twisted_mdns.link.Link.multicast_times}), or only those of
+        C{remember} (an announcement remembers its claims' own records as
+        one time per claim, L{twisted_mdns.link.Link.announced}).
         """
-        now = self.clock.seconds()
-        for fam in (family,) if family is not None else _BOTH:
-            last = link.family(fam).last_multicast
-            for record in answers:
-                last[record.identity] = now
+        link.multicast_times.sent(
+            (r.identity for r in (answers if remember is None else remember)), self.clock.seconds(), family
+        )
         self.send(link.index, self.pack_response(answers, additionals, link, family), family=family)
 
     def goodbyes(self, link: Link | None, records: Iterable[Record]) -> None:
