@@ -30,6 +30,7 @@ from twisted_mdns.message import (
     nsec_record,
     nsec_types,
     pack,
+    pack_one,
     parse,
     ptr_record,
     ptr_target,
@@ -139,6 +140,23 @@ def _packet(rtype: int, rdata: bytes) -> bytes:
     owner = b"\x04host\x05local\x00"
     return (struct.pack("!HHHHHH", 0, FLAG_QR, 0, 1, 0, 0) + owner
             + struct.pack("!HHIH", rtype, 1, 120, len(rdata)) + rdata)
+
+
+class InternTests(unittest.TestCase):
+    def test_same_message_either_way(self) -> None:
+        """
+        C{intern=False} parses to the same message and leaves the shared
+        tables as they were.
+        """
+        from twisted_mdns import decoding
+
+        data = pack_one(flags=FLAG_QR, answers=[a_record(name_from_text("only-here.local"), "10.0.0.1", 120)])
+        decoding._NAMES.clear()
+        decoding._RUNS.clear()
+        quiet = parse(data, intern=False)
+        self.assertEqual((len(decoding._NAMES), len(decoding._RUNS)), (0, 0))
+        self.assertEqual(parse(data), quiet)
+        self.assertIn(name_from_text("only-here.local"), decoding._NAMES)
 
 
 class RefusedTests(unittest.TestCase):

@@ -134,6 +134,22 @@ class InterfaceTests(unittest.TestCase):
         self.assertNotEqual(done, self.eth0)
         self.assertIn(v6("2001:db8::6/64"), done.publishable_ipv6)
 
+    def test_sent_from_here(self) -> None:
+        """
+        A source as the socket reports it: canonical text, an IPv6 zone
+        allowed; every address of the interface counts, published or not.
+        """
+        both = NetworkInterface("eth1", 5, ipv4=(ipaddress.ip_interface("10.0.0.5/24"),),
+                                ipv6=(v6("fd00::5/64"), v6("fe80::1/64")))
+        self.assertTrue(both.sent_from_here("10.0.0.5"))
+        self.assertTrue(both.sent_from_here("fd00::5"))
+        self.assertTrue(both.sent_from_here("fe80::1%eth1"))
+        self.assertFalse(both.sent_from_here("10.0.0.6"))
+        self.assertFalse(both.sent_from_here("fe80::2%eth1"))
+        self.assertTrue(self.eth0.sent_from_here("2001:db8::6"))  # tentative, still ours
+        for source in ("10.0.0.5", "fd00::5", "fe80::1%eth1", "10.0.0.6", "fe80::2"):
+            self.assertEqual(both.sent_from_here(source), both.has_address(source), source)
+
     def test_describe_and_json(self) -> None:
         text = self.eth0.describe()
         self.assertIn("2001:db8::6/64 (tentative, not published)", text)

@@ -56,6 +56,33 @@ class Failing(Handler):
     response_received = query_received
 
 
+class InterningTests(unittest.TestCase):
+    """
+    Names of other hosts' datagrams are kept in the parser's shared tables;
+    those of our own, looped back, are not (L{twisted_mdns.decoding.parse}).
+    """
+
+    def setUp(self) -> None:
+        from twisted_mdns import decoding
+
+        self.tables = (decoding._NAMES, decoding._RUNS)
+        for table in self.tables:
+            table.clear()
+        self.log: list = []
+        self.protocol = MDNSProtocol([Handler("h", self.log)], Counters())
+
+    def test_own_datagram_not_interned(self) -> None:
+        self.protocol.datagramReceivedOn(RESPONSE, ("10.0.0.5", 5353), CONTEXT)
+        self.assertEqual([len(t) for t in self.tables], [0, 0])
+        [(_, kind, message, _, _)] = self.log
+        self.assertEqual((kind, message.answers[0].name), ("response", HOST))
+
+    def test_other_hosts_datagram_interned(self) -> None:
+        self.protocol.datagramReceivedOn(RESPONSE, ON_LINK, CONTEXT)
+        self.assertIn(HOST, self.tables[0])
+        self.assertEqual(len(self.log), 1)
+
+
 class DispatchTests(unittest.TestCase):
     def setUp(self) -> None:
         self.log: list = []

@@ -14,6 +14,7 @@ built only when something reads L{Record.rdata}.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from dnslib import QTYPE, RD, DNSError
 from dnslib.dns import RDMAP
@@ -54,8 +55,8 @@ _MAX_INTERNED = 8192
 _LENGTH_BYTE = [bytes((n,)) for n in range(64)]
 
 
-def _intern(name: Name) -> tuple[Name, Name, bytes]:
-    found = _NAMES.get(name)
+def _intern(name: Name, names: dict[Name, tuple[Name, Name, bytes]] = _NAMES) -> tuple[Name, Name, bytes]:
+    found = names.get(name)
     if found is None:
         # The folded labels, sharing every label folding leaves alone
         # (bytes.lower always makes a new object).
@@ -66,9 +67,9 @@ def _intern(name: Name) -> tuple[Name, Name, bytes]:
         length = _LENGTH_BYTE
         wire = b"".join([length[len(label)] + label for label in name]) + b"\0"
         found = (name, key, wire)
-        if len(_NAMES) >= _MAX_INTERNED:
-            _NAMES.clear()
-        _NAMES[name] = found
+        if len(names) >= _MAX_INTERNED:
+            names.clear()
+        names[name] = found
     return found
 
 
@@ -93,7 +94,10 @@ def _split_run(run: bytes) -> Name:
     return tuple(labels)
 
 
-def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Name, int, int, Name, bytes]:
+def _read_name(
+    data: bytes, offset: int, memo: dict, hops: int = 0,
+    runs: dict[bytes, Name] = _RUNS, names: dict[Name, tuple[Name, Name, bytes]] = _NAMES,
+) -> tuple[Name, int, int, Name, bytes]:
     """
     The name at C{offset}: (labels, offset after it, wire length, folded
     key, uncompressed wire form), interned (L{_intern}).
@@ -103,7 +107,8 @@ def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Nam
     L{_MAX_POINTER_HOPS} of them, labels of at most 63 bytes (the length
     bytes 0x40-0xBF are refused), names of at most 255, UTF-8 labels.
     Each name start is decoded once per message (C{memo}), so the suffixes
-    that compression shares are shared tuples too.
+    that compression shares are shared tuples too.  C{runs} and C{names}
+    are the tables it interns into (see L{parse}'s C{intern}).
     """
     found = memo.get(offset)
     if found is not None:
@@ -121,12 +126,12 @@ def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Nam
         if offset >= size:
             raise MessageError("name runs past the end of the packet")
     run = data[start:offset]
-    labels = _RUNS.get(run)
+    labels = runs.get(run)
     if labels is None:
         labels = _split_run(run)
-        if len(_RUNS) >= _MAX_INTERNED:
-            _RUNS.clear()
-        _RUNS[run] = labels
+        if len(runs) >= _MAX_INTERNED:
+            runs.clear()
+        runs[run] = labels
     length = offset - start + 1
     if n == 0:
         end = offset + 1
@@ -139,15 +144,15 @@ def _read_name(data: bytes, offset: int, memo: dict, hops: int = 0) -> tuple[Nam
             raise MessageError(f"compression pointer at {offset} to {target} does not point backwards")
         found = memo.get(target)
         if found is None:
-            found = _read_name(data, target, memo, hops + 1)
+            found = _read_name(data, target, memo, hops + 1, runs, names)
         length += found[2] - 1
         name = labels + found[0] if labels else found[0]
         end = offset + 2
     if length > 255:
         raise MessageError("name longer than 255 bytes")
-    interned = _NAMES.get(name)
+    interned = names.get(name)
     if interned is None:
-        interned = _intern(name)
+        interned = _intern(name, names)
     found = (interned[0], end, length, interned[1], interned[2])
     memo[start] = found
     return found
@@ -159,7 +164,7 @@ _RR_UNPACK = _RR_FIXED.unpack_from
 _SRV_FIXED = struct.Struct("!HHH")
 
 
-def _flat_rdata(data: bytes, rtype: int, offset: int, end: int, memo: dict) -> bytes:
+def _flat_rdata(data: bytes, rtype: int, offset: int, end: int, memo: dict, read_name: Any) -> bytes:
     """
     The canonical rdata of a record, checked as dnslib would have parsed it.
     """
@@ -179,14 +184,14 @@ def _flat_rdata(data: bytes, rtype: int, offset: int, end: int, memo: dict) -> b
             raise MessageError("TXT record data length mismatch")
         return data[offset:end]
     if rtype == TYPE_PTR or rtype == 5 or rtype == 2:  # PTR, CNAME, NS
-        found = memo.get(offset) or _read_name(data, offset, memo)
+        found = memo.get(offset) or read_name(data, offset, memo)
         if found[1] != end:
             raise MessageError(f"{type_name(rtype)} record data length mismatch")
         return found[4]
     if rtype == TYPE_SRV:
         if end - offset < 7:
             raise MessageError("SRV record data length mismatch")
-        found = memo.get(offset + 6) or _read_name(data, offset + 6, memo)
+        found = memo.get(offset + 6) or read_name(data, offset + 6, memo)
         if found[1] != end:
             raise MessageError("SRV record data length mismatch")
         return data[offset : offset + 6] + found[4]
@@ -228,13 +233,20 @@ _NAME_TYPES = frozenset({TYPE_PTR, 5, 2, TYPE_SRV})
 _FAST_TYPES = frozenset({TYPE_A, TYPE_AAAA, TYPE_TXT, TYPE_PTR, 5, 2, TYPE_SRV})
 
 
-def parse(data: bytes) -> Message:
+def parse(data: bytes, intern: bool = True) -> Message:
     """
     Parse a datagram.
 
     Received records keep their rdata as canonical bytes; the dnslib
     objects are made only when read (L{Record.rdata}).  Names are decoded
     once per message and interned.
+
+    @param intern: keep this message's names in the shared tables, for the
+        messages to come to share.  Off for our own datagrams looped back
+        to us (the protocol knows them by their source): their names are
+        ours already, and 10,000 services' announcements would otherwise
+        fill the tables with copies of them and push out the names of the
+        hosts whose traffic the tables are for.
 
     @raise MessageError: for anything malformed (short, truncated names,
         compression loops, counts larger than the packet, bad rdata).
@@ -251,7 +263,14 @@ def parse(data: bytes) -> Message:
     memo: dict = {}
     offset = 12
     questions = []
-    read_name = _read_name
+    if intern:
+        read_name: Any = _read_name
+    else:
+        runs: dict[bytes, Name] = {}
+        names: dict[Name, tuple[Name, Name, bytes]] = {}
+
+        def read_name(data: bytes, offset: int, memo: dict) -> tuple[Name, int, int, Name, bytes]:
+            return _read_name(data, offset, memo, 0, runs, names)
     ttls = _TTLS
     try:
         for _ in range(qd):
@@ -294,7 +313,7 @@ def parse(data: bytes) -> Message:
                 elif rtype == TYPE_A and rdlength == 4:
                     wire = data[offset:end]
                 elif rtype in fast:
-                    wire = _flat_rdata(data, rtype, offset, end, memo)
+                    wire = _flat_rdata(data, rtype, offset, end, memo, read_name)
                 elif rtype in QTYPE.forward:
                     rdata = _slow_rdata(data, rtype, offset, end)
                     wire = rdata_bytes(rtype, rdata)

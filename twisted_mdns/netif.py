@@ -278,6 +278,19 @@ class NetworkInterface:
             return False
         return any(a.ip == ip for a in self.ipv4) or any(a.ip == ip for a in self.ipv6)
 
+    @cached_property
+    def _source_texts(self) -> frozenset[str]:
+        return frozenset([str(a.ip) for a in self.ipv4] + [str(a.ip) for a in self.ipv6])
+
+    def sent_from_here(self, source: str) -> bool:
+        """
+        Is C{source}, a datagram's source address as the socket reports it
+        (canonical text, an IPv6 zone allowed), one of this interface's own
+        addresses?  A set lookup: asked for every datagram received, where
+        L{has_address} would parse IPv6 text.
+        """
+        return source.split("%", 1)[0] in self._source_texts
+
     def on_link(self, address: str) -> bool:
         """
         Is C{address} on one of this interface's directly connected subnets?

@@ -86,8 +86,11 @@ class MDNSProtocol:
         fast = self.fast_path
         if fast is not None and fast(datagram, address, context):
             return
+        # Our own datagrams, looped back, are parsed without interning
+        # their names (see decoding.parse).
+        iface = context.interface
         try:
-            message = parse(datagram)
+            message = parse(datagram, iface is None or not iface.sent_from_here(address[0]))
         except MessageError as e:
             counters["dropped.malformed"] += 1
             log.debug(
