@@ -345,6 +345,9 @@ def measure(args, log=lambda s: print(s, file=sys.stderr, flush=True)) -> dict:
     kinds.append("zeroconf")
     if shutil.which("avahi-daemon") or os.path.exists("/usr/sbin/avahi-daemon"):
         kinds.append("avahi")
+    wanted = getattr(args, "stacks", None)
+    if wanted:
+        kinds = [k for k in kinds if k.split("@")[0] in wanted.split(",")]
     runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
     for round_, kind in ((r, k) for r in range(args.rounds) for k in kinds):
         topo = Topology.build(clients=("a",), virtual=False)
@@ -453,6 +456,8 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--no-pin", dest="pin", action="store_false")
     p.add_argument("--rounds", type=int, default=3, help="every stack once per round; the median is reported")
+    p.add_argument("--stacks", default=None,
+                   help="comma-separated subset of twisted_mdns,zeroconf,avahi (default: all there are)")
     p.add_argument("--baseline", default=None, metavar="DIR")
     p.add_argument("--profile", default=None, help="cProfile twisted_mdns's measured part to FILE")
     p.add_argument("--json", default=None)

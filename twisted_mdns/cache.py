@@ -348,7 +348,16 @@ class RecordCache(CacheClock):
             counts["cache.added"] += 1
             event = CacheEvent.ADDED
         else:
-            entry.record = record
+            old = entry.record
+            if old.ttl != ttl or old.cache_flush != record.cache_flush or old.name != record.name:
+                entry.record = record
+            else:
+                # Heard again as it was: the entry keeps the record it has,
+                # and the new one dies young.  Swapping every refreshed
+                # record for its twin scattered long-lived objects over
+                # memory freed behind them (RSS per cached record on a busy
+                # LAN, issue 13).
+                record = old
             entry.received = now
             entry.expires = now + ttl
             # Young again: the eviction order is fixed up lazily (L{_evict}),

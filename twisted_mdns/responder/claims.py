@@ -309,6 +309,14 @@ class Claims:
             return self.services.get(name_key(wire_name(record.data, 0)))
         return None
 
+    def is_claimed(self, key: Name) -> bool:
+        """
+        Is C{key} (a case-folded name) the name of one of our claims?  One
+        look-up per record of every response heard (L{named} then sorts
+        out which).
+        """
+        return key in self.services or key in self.reverse_keys or key == self._host_key
+
     def named(self, keys: Collection[Name]) -> list[Claim]:
         """
         The claims whose names are among C{keys} (case-folded names), host
@@ -317,7 +325,7 @@ class Claims:
         announcements of n services cost O(n^2)).
         """
         out = []
-        if name_key(self.host) in keys:
+        if self._host_key in keys:
             out.append(self.host_claim)
         for key in keys:
             claim = self.services.get(key)

@@ -103,9 +103,14 @@ class Conflicts(Phase):
         """
         index = context.index
         by_key: dict[Name, list[Record]] = {}
-        for r in message.answers + message.additionals:
-            if r.ttl > 0:
-                by_key.setdefault(r.key, []).append(r)
+        claimed = self.claims.is_claimed
+        # Almost every response on a busy LAN names nothing of ours: one
+        # look-up per record, and nothing built for the others.
+        for section in (message.answers, message.additionals):
+            for r in section:
+                key = r.key
+                if r.ttl > 0 and claimed(key):
+                    by_key.setdefault(key, []).append(r)
         if not by_key:
             return
         claims = self.claims.named(by_key)
