@@ -20,6 +20,7 @@ from twisted_mdns.message import (
     TYPE_PTR,
     TYPE_SRV,
     TYPE_TXT,
+    Message,
     MessageError,
     Question,
     Record,
@@ -59,6 +60,9 @@ def records() -> list[Record]:
 def one_packet() -> bytes:
     (data,) = pack(flags=FLAG_QR | FLAG_AA, answers=records())
     return data
+
+
+WEB_TYPE = name_from_text("_http._tcp.local")
 
 
 class ParseTests(unittest.TestCase):
@@ -157,6 +161,64 @@ class InternTests(unittest.TestCase):
         self.assertEqual((len(decoding._NAMES), len(decoding._RUNS)), (0, 0))
         self.assertEqual(parse(data), quiet)
         self.assertIn(name_from_text("only-here.local"), decoding._NAMES)
+
+
+class LazyKnownAnswerTests(unittest.TestCase):
+    """
+    A query's known answers are decoded when first read (issue 13): the
+    message equals the eagerly decoded one, shape errors still refuse the
+    datagram at once, and what only decoding finds makes them absent,
+    reported.
+    """
+
+    def query(self, *known: Record) -> bytes:
+        return pack_one(questions=[Question(WEB_TYPE, TYPE_PTR)], answers=list(known))
+
+    def test_same_as_eager(self) -> None:
+        known = [ptr_record(WEB_TYPE, join_name(f"Web {n}", WEB_TYPE), 4500) for n in range(5)]
+        lazy = parse(self.query(*known))
+        self.assertNotIn("answers", vars(lazy))  # not decoded yet
+        self.assertFalse(lazy.is_probe)
+        self.assertEqual(lazy.authorities, [])
+        eager = Message(lazy.id, lazy.flags, lazy.questions, known, [], [])
+        self.assertEqual(lazy, eager)
+        self.assertEqual(eager, lazy)
+        self.assertEqual([ptr_target(r) for r in lazy.answers], [ptr_target(r) for r in known])
+
+    def test_shape_errors_refused_at_once(self) -> None:
+        data = self.query(ptr_record(WEB_TYPE, join_name("Web", WEB_TYPE), 4500))
+        for cut in (1, 5, 11):
+            self.assertRaises(MessageError, parse, data[:-cut])
+        inflated = data[:6] + struct.pack("!H", 3) + data[8:]  # ANCOUNT 3, one record
+        self.assertRaises(MessageError, parse, inflated)
+
+    def test_bad_name_found_when_read(self) -> None:
+        """
+        A known answer whose PTR target is not UTF-8: the query parses, its
+        questions are there; reading the known answers finds them absent
+        and reports why.
+        """
+        data = bytearray(self.query(ptr_record(WEB_TYPE, join_name("Web", WEB_TYPE), 4500)))
+        at = data.index(b"\x03Web")
+        data[at + 1 : at + 4] = b"\xff\xfe\xfd"
+        reported: list[str] = []
+        message = parse(bytes(data), on_malformed=reported.append)
+        self.assertEqual(message.questions[0].name, WEB_TYPE)
+        self.assertEqual(reported, [])
+        self.assertEqual((message.answers, message.additionals), ([], []))
+        self.assertEqual(len(reported), 1)
+        self.assertIn("UTF-8", reported[0])
+        self.assertEqual(message.answers, [])  # reported once
+        self.assertEqual(len(reported), 1)
+
+    def test_responses_and_probes_decoded_at_once(self) -> None:
+        record = ptr_record(WEB_TYPE, join_name("Web", WEB_TYPE), 4500)
+        response = parse(pack_one(flags=FLAG_QR | FLAG_AA, answers=[record]))
+        self.assertIn("answers", vars(response))
+        probe = parse(pack_one(questions=[Question(WEB_TYPE, TYPE_PTR)],
+                               authorities=[record], answers=[record]))
+        self.assertIn("answers", vars(probe))
+        self.assertTrue(probe.is_probe)
 
 
 class RefusedTests(unittest.TestCase):

@@ -148,6 +148,32 @@ class AnsweringTests(SettledCase):
         self.clock.advance(0.2)
         self.assertEqual([s.index for s in self.transport.take()], [3])
 
+    def test_known_answers_read_only_when_needed(self) -> None:
+        """
+        A query's known answers are decoded only when they matter (issue 13):
+        malformed ones in a query for someone else's name are never looked
+        at; in a query we answer they count as absent, once, and the answer
+        goes out as to a query without them.
+        """
+        other = name_from_text("_ipp._tcp.local")
+        bad = a_record(name_from_text("x.local"), "10.0.0.1", 120)
+
+        def with_bad_label(question: Question) -> bytes:
+            data = bytearray(pack_one(questions=[question], answers=[bad]))
+            at = data.index(b"\x01x")
+            data[at + 1] = 0xFF  # a label that is not UTF-8
+            return bytes(data)
+
+        self.receive(with_bad_label(Question(other, TYPE_PTR)), PEER_A, 2)
+        self.clock.advance(0.2)
+        self.assertEqual(self.transport.take(), [])
+        self.assertEqual(self.protocol.counters["known-answers.malformed"], 0)
+        self.receive(with_bad_label(Question(LAB, TYPE_A)), PEER_A, 2)
+        self.clock.advance(0.2)
+        self.assertEqual(len(self.transport.take()), 1)
+        self.assertEqual(self.protocol.counters["known-answers.malformed"], 1)
+        self.assertEqual(self.protocol.counters["dropped.malformed"], 0)
+
     def test_malformed_packets_counted(self) -> None:
         for bad in (b"", b"\x00" * 5, b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c"):
             self.receive(bad, PEER_A, 2)

@@ -14,13 +14,14 @@ built only when something reads L{Record.rdata}.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Callable
 
 from dnslib import QTYPE, RD, DNSError
 from dnslib.dns import RDMAP
 
 from twisted_mdns.constants import (
     CLASS_MASK,
+    FLAG_QR,
     TOP_BIT,
     TYPE_A,
     TYPE_AAAA,
@@ -233,7 +234,23 @@ _NAME_TYPES = frozenset({TYPE_PTR, 5, 2, TYPE_SRV})
 _FAST_TYPES = frozenset({TYPE_A, TYPE_AAAA, TYPE_TXT, TYPE_PTR, 5, 2, TYPE_SRV})
 
 
-def parse(data: bytes, intern: bool = True) -> Message:
+def _name_reader(intern: bool) -> Any:
+    """
+    L{_read_name} over the shared tables, or over tables of this message
+    only (see L{parse}'s C{intern}).
+    """
+    if intern:
+        return _read_name
+    runs: dict[bytes, Name] = {}
+    names: dict[Name, tuple[Name, Name, bytes]] = {}
+
+    def read_name(data: bytes, offset: int, memo: dict) -> tuple[Name, int, int, Name, bytes]:
+        return _read_name(data, offset, memo, 0, runs, names)
+
+    return read_name
+
+
+def parse(data: bytes, intern: bool = True, on_malformed: Callable[[str], None] | None = None) -> Message:
     """
     Parse a datagram.
 
@@ -241,15 +258,29 @@ def parse(data: bytes, intern: bool = True) -> Message:
     objects are made only when read (L{Record.rdata}).  Names are decoded
     once per message and interned.
 
+    A query's known answers (RFC 6762 §7.1) are decoded when first read:
+    on a busy LAN most queries are other hosts' browses carrying dozens of
+    them, and most of those queries ask nothing this host answers or asks
+    itself, so nothing ever reads them (measured: decoding them was a
+    third of the CPU a busy LAN cost; issue 13).  Their records are
+    checked for shape here (every record inside the datagram, counts
+    honest); what only decoding finds (a bad name, bad rdata) makes them
+    count as absent when read, reported to C{on_malformed}.  Responses and
+    probes are decoded whole, at once.
+
     @param intern: keep this message's names in the shared tables, for the
         messages to come to share.  Off for our own datagrams looped back
         to us (the protocol knows them by their source): their names are
         ours already, and 10,000 services' announcements would otherwise
         fill the tables with copies of them and push out the names of the
         hosts whose traffic the tables are for.
+    @param on_malformed: told why, when a query's known answers turn out
+        malformed as they are read.
 
     @raise MessageError: for anything malformed (short, truncated names,
-        compression loops, counts larger than the packet, bad rdata).
+        compression loops, counts larger than the packet, bad rdata) in the
+        header, the questions and, but for a query's known answers, the
+        records.
     """
     size = len(data)
     if size < 12:
@@ -263,81 +294,161 @@ def parse(data: bytes, intern: bool = True) -> Message:
     memo: dict = {}
     offset = 12
     questions = []
-    if intern:
-        read_name: Any = _read_name
-    else:
-        runs: dict[bytes, Name] = {}
-        names: dict[Name, tuple[Name, Name, bytes]] = {}
-
-        def read_name(data: bytes, offset: int, memo: dict) -> tuple[Name, int, int, Name, bytes]:
-            return _read_name(data, offset, memo, 0, runs, names)
-    ttls = _TTLS
+    read_name = _name_reader(intern)
     try:
         for _ in range(qd):
             name, offset, _, key, _ = read_name(data, offset, memo)
             qtype, qclass = _QUESTION_UNPACK(data, offset)
             offset += 4
             questions.append(Question(name, qtype, qclass >= TOP_BIT, qclass & CLASS_MASK, key))
-        sections: list[list[Record]] = [[], [], []]
-        new = _new_record
-        fast = _FAST_TYPES
-        for index, count in ((0, an), (1, ns), (2, ar)):
-            section = sections[index]
-            for _ in range(count):
-                first = data[offset]
-                found = None
-                if first >= 0xC0 and offset + 1 < size:
-                    # The usual owner name: one compression pointer to a
-                    # name this message already decoded.
-                    target = ((first & 0x3F) << 8) | data[offset + 1]
-                    if target < offset:
-                        found = memo.get(target)
-                if found is not None:
-                    offset += 2
-                else:
-                    found = read_name(data, offset, memo)
-                    offset = found[1]
-                rtype, rclass, ttl, rdlength = _RR_UNPACK(data, offset)
-                offset += 10
-                end = offset + rdlength
-                if end > size:
-                    raise MessageError("record data runs past the end of the packet")
-                if rtype == TYPE_OPT:
-                    offset = end
-                    continue
-                rdata = None
-                if rdlength == 0:
-                    if rtype in _NAME_TYPES:
-                        raise MessageError(f"empty {type_name(rtype)} record data")
-                    wire = b""
-                elif rtype == TYPE_A and rdlength == 4:
-                    wire = data[offset:end]
-                elif rtype in fast:
-                    wire = _flat_rdata(data, rtype, offset, end, memo, read_name)
-                elif rtype in QTYPE.forward:
-                    rdata = _slow_rdata(data, rtype, offset, end)
-                    wire = rdata_bytes(rtype, rdata)
-                else:
-                    wire = data[offset:end]
-                offset = end
-                record = new(Record)
-                record.name = found[0]
-                record.rtype = rtype
-                # RFC 2181 s8: treat a TTL with the top bit set as zero.
-                if ttl & 0x80000000:
-                    ttl = 0
-                elif ttl > 256:
-                    # One int object per TTL value (a cached record keeps it).
-                    ttl = ttls.get(ttl) or _intern_ttl(ttl)
-                record.ttl = ttl
-                record.cache_flush = rclass >= TOP_BIT
-                record._rdata = rdata
-                record._identity = (found[3], rtype, rclass & CLASS_MASK, wire)
-                section.append(record)
+        if not flags & FLAG_QR and not ns and (an or ar):
+            _skim(data, offset, an + ar, size)
+            return _LazyQuery(ident, flags, questions, (data, offset, an, ar, memo, read_name, on_malformed))
+        answers, authorities, additionals = _records(data, offset, (an, ns, ar), memo, read_name)
     except MessageError:
         raise
     except Exception as e:  # struct.error, IndexError, whatever dnslib raises
         raise MessageError(f"malformed message: {e}") from None
-    return Message(ident, flags, questions, sections[0], sections[1], sections[2])
+    return Message(ident, flags, questions, answers, authorities, additionals)
 
 
+def _skim(data: bytes, offset: int, count: int, size: int) -> None:
+    """
+    Check that C{count} records from C{offset} lie inside the datagram,
+    without decoding them: each name's labels or pointer, the fixed
+    fields, the rdata length.
+
+    @raise MessageError: a record runs past the end, or a name has a
+        label length byte of 0x40-0xBF.
+    """
+    for _ in range(count):
+        while True:
+            n = data[offset]  # IndexError past the end: MessageError
+            if n == 0:
+                offset += 1
+                break
+            if n >= 0xC0:
+                offset += 2
+                break
+            if n > 63:
+                raise MessageError(f"label length byte {n:#04x} at {offset}")
+            offset += n + 1
+        if offset + 10 > size:
+            raise MessageError("record runs past the end of the packet")
+        offset += 10 + ((data[offset + 8] << 8) | data[offset + 9])
+        if offset > size:
+            raise MessageError("record data runs past the end of the packet")
+
+
+def _records(
+    data: bytes, offset: int, counts: tuple[int, int, int], memo: dict, read_name: Any
+) -> tuple[list[Record], list[Record], list[Record]]:
+    """
+    Decode the records of the answer, authority and additional sections
+    (C{counts} of each) from C{offset}.
+
+    @raise MessageError: anything malformed (other exceptions too, for
+        the caller to turn into one).
+    """
+    size = len(data)
+    ttls = _TTLS
+    sections: list[list[Record]] = [[], [], []]
+    new = _new_record
+    fast = _FAST_TYPES
+    for index in (0, 1, 2):
+        section = sections[index]
+        for _ in range(counts[index]):
+            first = data[offset]
+            found = None
+            if first >= 0xC0 and offset + 1 < size:
+                # The usual owner name: one compression pointer to a
+                # name this message already decoded.
+                target = ((first & 0x3F) << 8) | data[offset + 1]
+                if target < offset:
+                    found = memo.get(target)
+            if found is not None:
+                offset += 2
+            else:
+                found = read_name(data, offset, memo)
+                offset = found[1]
+            rtype, rclass, ttl, rdlength = _RR_UNPACK(data, offset)
+            offset += 10
+            end = offset + rdlength
+            if end > size:
+                raise MessageError("record data runs past the end of the packet")
+            if rtype == TYPE_OPT:
+                offset = end
+                continue
+            rdata = None
+            if rdlength == 0:
+                if rtype in _NAME_TYPES:
+                    raise MessageError(f"empty {type_name(rtype)} record data")
+                wire = b""
+            elif rtype == TYPE_A and rdlength == 4:
+                wire = data[offset:end]
+            elif rtype in fast:
+                wire = _flat_rdata(data, rtype, offset, end, memo, read_name)
+            elif rtype in QTYPE.forward:
+                rdata = _slow_rdata(data, rtype, offset, end)
+                wire = rdata_bytes(rtype, rdata)
+            else:
+                wire = data[offset:end]
+            offset = end
+            record = new(Record)
+            record.name = found[0]
+            record.rtype = rtype
+            # RFC 2181 s8: treat a TTL with the top bit set as zero.
+            if ttl & 0x80000000:
+                ttl = 0
+            elif ttl > 256:
+                # One int object per TTL value (a cached record keeps it).
+                ttl = ttls.get(ttl) or _intern_ttl(ttl)
+            record.ttl = ttl
+            record.cache_flush = rclass >= TOP_BIT
+            record._rdata = rdata
+            record._identity = (found[3], rtype, rclass & CLASS_MASK, wire)
+            section.append(record)
+    return sections[0], sections[1], sections[2]
+
+
+class _LazyQuery(Message):
+    """
+    A query whose answer and additional sections (its known answers) are
+    decoded on first read (see L{parse}); equal to the L{Message} of the
+    same content.
+    """
+
+    def __init__(self, ident: int, flags: int, questions: list[Question], pending: tuple) -> None:
+        self.id = ident
+        self.flags = flags
+        self.questions = questions
+        self.authorities = []
+        self._pending = pending
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for what the instance does not hold yet: the two sections.
+        if name not in ("answers", "additionals") or "_pending" not in self.__dict__:
+            raise AttributeError(name)
+        data, offset, an, ar, memo, read_name, on_malformed = self.__dict__.pop("_pending")
+        try:
+            try:
+                answers, _, additionals = _records(data, offset, (an, 0, ar), memo, read_name)
+            except MessageError:
+                raise
+            except Exception as e:
+                raise MessageError(f"malformed message: {e}") from None
+        except MessageError as e:
+            answers, additionals = [], []
+            if on_malformed is not None:
+                on_malformed(str(e))
+        self.answers = answers
+        self.additionals = additionals
+        return answers if name == "answers" else additionals
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (self.id, self.flags, self.questions, self.answers, self.authorities, self.additionals) == (
+            other.id, other.flags, other.questions, other.answers, other.authorities, other.additionals)
+
+    __hash__ = None  # type: ignore[assignment]

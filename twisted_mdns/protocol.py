@@ -90,7 +90,8 @@ class MDNSProtocol:
         # their names (see decoding.parse).
         iface = context.interface
         try:
-            message = parse(datagram, iface is None or not iface.sent_from_here(address[0]))
+            message = parse(datagram, iface is None or not iface.sent_from_here(address[0]),
+                            self._malformed_known_answers)
         except MessageError as e:
             counters["dropped.malformed"] += 1
             log.debug(
@@ -99,6 +100,15 @@ class MDNSProtocol:
             )
             return
         self.dispatch(message, address, context)
+
+    def _malformed_known_answers(self, why: str) -> None:
+        """
+        A query's known answers, decoded when first read (see
+        L{twisted_mdns.decoding.parse}), were malformed: they count as
+        absent, and are counted here.
+        """
+        self.counters["known-answers.malformed"] += 1
+        log.debug("malformed known answers in a query: {error}", error=why)
 
     def dispatch(self, message: Message, address: Any, context: InterfaceContext) -> None:
         counters = self.counters
