@@ -317,7 +317,19 @@ class RecordCache(CacheClock):
         return changes
 
     def _add(self, record: Record, now: float, changes: list[CacheChange], counts: dict) -> None:
-        entry = self._find(record)
+        # One bucket look-up serves the find, the flush and the watch check
+        # (this runs for every record heard on the link).
+        identity = record._identity
+        bucket_key = (identity[0], identity[1])
+        bucket = self._buckets.get(bucket_key)
+        entry: CacheEntry | None = None
+        if bucket is not None:
+            if type(bucket) is CacheEntry:
+                theirs = bucket.record._identity
+                if theirs[3] == identity[3] and theirs[2] == identity[2]:
+                    entry = bucket
+            else:
+                entry = bucket.get(_inner(identity))  # type: ignore[union-attr]
         ttl = record.ttl
         if ttl == 0:
             # s10.1: a goodbye keeps the record for one more second.
@@ -328,16 +340,15 @@ class RecordCache(CacheClock):
             counts["cache.goodbyes"] += 1
             changes.append(_change(CacheChange, (CacheEvent.GOODBYE, entry.record)))
             return
-        if record.cache_flush:
-            self._flush(record, entry, now)
+        if record.cache_flush and bucket is not None and bucket is not entry:
+            self._flush(record, bucket, entry, now)
         if entry is None:
             while self._count >= self.max_records:
                 self._evict(changes)
             entry = CacheEntry(record, now)
             self._count += 1
             self._order.append(entry)
-            identity = record._identity
-            bucket_key = (identity[0], identity[1])
+            # Again: eviction may have emptied or removed the bucket.
             bucket = self._buckets.get(bucket_key)
             if bucket is None:
                 self._buckets[bucket_key] = entry
@@ -365,23 +376,20 @@ class RecordCache(CacheClock):
             entry._state = _TOUCHED
             counts["cache.updated"] += 1
             event = CacheEvent.UPDATED
-        if self._watched and self._watched.get((record.key, record.rtype), 0) > 0:
+        if self._watched and self._watched.get(bucket_key, 0) > 0:
             entry.refresh = self._refresh_points(now, ttl)
         else:
             entry.refresh = None
         self._schedule(entry)
         changes.append(_change(CacheChange, (event, record)))
 
-    def _flush(self, record: Record, entry: CacheEntry | None, now: float) -> None:
+    def _flush(self, record: Record, bucket: CacheEntry | dict, entry: CacheEntry | None, now: float) -> None:
         """
         s10.2: "Rather than immediately deleting the records, the host
         should ... set [them] to expire in one second ... for records
         [of the same name, rrtype and rrclass] that were received more
         than one second ago."
         """
-        bucket = self._buckets.get((record.key, record.rtype))
-        if bucket is None or bucket is entry:
-            return
         for other in list(_members(bucket)):
             if other is entry or other.record.rclass != record.rclass:
                 continue

@@ -289,7 +289,10 @@ class NetworkInterface:
         addresses?  A set lookup: asked for every datagram received, where
         L{has_address} would parse IPv6 text.
         """
-        return source.split("%", 1)[0] in self._source_texts
+        texts = self._source_texts
+        if source in texts:
+            return True
+        return "%" in source and source.split("%", 1)[0] in texts
 
     def on_link(self, address: str) -> bool:
         """

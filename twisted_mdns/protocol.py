@@ -124,18 +124,23 @@ class MDNSProtocol:
                 return
             counters["responses"] += 1
             for handler in self.handlers:
-                self._call(handler.response_received, message, address, context)
+                # One handler's failure is logged and counted; the others
+                # still get the message (inline: this runs per datagram).
+                try:
+                    handler.response_received(message, address, context)
+                except Exception:
+                    self._failed(address, context)
         else:
             counters["queries"] += 1
             for handler in self.handlers:
-                self._call(handler.query_received, message, address, context)
+                try:
+                    handler.query_received(message, address, context)
+                except Exception:
+                    self._failed(address, context)
 
-    def _call(self, method: Callable[..., None], message: Message, address: Any, context: InterfaceContext) -> None:
-        try:
-            method(message, address, context)
-        except Exception:
-            self.counters["errors.handler"] += 1
-            log.failure(
-                "handling a message from {source} on {iface} failed",
-                source=address, iface=context.name,
-            )
+    def _failed(self, address: Any, context: InterfaceContext) -> None:
+        self.counters["errors.handler"] += 1
+        log.failure(
+            "handling a message from {source} on {iface} failed",
+            source=address, iface=context.name,
+        )
