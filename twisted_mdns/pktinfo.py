@@ -260,6 +260,8 @@ class PktInfoPortBase(udp.MulticastPort, Generic[_Context]):
         self._contexts: dict[tuple[int, bytes], _Context] = {}
         self._ancillary: dict[tuple[int, str], Any] = {}
         self._pktinfo_protocol = IPktInfoDatagramProtocol.providedBy(proto)
+        self._buffer = bytearray(maxPacketSize)
+        self._view = memoryview(self._buffer)
 
     def _datagrams(self) -> Iterator[tuple[bytes, list[tuple[int, int, bytes]], Any]]:
         """
@@ -268,25 +270,32 @@ class PktInfoPortBase(udp.MulticastPort, Generic[_Context]):
         share.  A truncated datagram is counted and skipped (a prefix of a
         message is not the message, RFC 6762 §17); a refused send reported
         on a connected port goes to the protocol.
+
+        Each datagram is read into the port's one buffer and copied out at
+        its size: C{recvmsg} would allocate C{maxPacketSize} bytes per
+        datagram and shrink them, which on a busy LAN left the heap
+        fragmented (about 130 bytes of RSS per cached record, measured;
+        issue 13).
         """
         read = 0
-        recvmsg = self.socket.recvmsg
-        size = self.maxPacketSize
+        recvmsg_into = self.socket.recvmsg_into
+        buffers = [self._buffer]
+        view = self._view
         while read < self.maxThroughput:
             try:
-                data, ancdata, flags, addr = recvmsg(size, _ANCILLARY_SPACE)
+                size, ancdata, flags, addr = recvmsg_into(buffers, _ANCILLARY_SPACE)
             except OSError as se:
                 if se.errno in _READ_REFUSE and self._connectedAddr:
                     self.protocol.connectionRefused()
                 elif se.errno not in _READ_IGNORE and se.errno not in _READ_REFUSE:
                     raise
                 return
-            read += len(data)
+            read += size
             if flags & _MSG_TRUNC:
                 # Larger than maxPacketSize (9000, RFC 6762 §17).
                 self.counters["dropped.oversized"] += 1
                 continue
-            yield data, ancdata, addr
+            yield view[:size].tobytes(), ancdata, addr
 
     def refresh(self) -> None:
         """
