@@ -12,7 +12,7 @@ from collections import Counter
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from twisted_mdns.cache import CacheEvent, RecordCache
+from twisted_mdns.cache import CacheChange, CacheEvent, RecordCache
 from twisted_mdns.message import (
     TYPE_A,
     TYPE_ANY,
@@ -81,6 +81,21 @@ class ExpiryTests(CacheTestCase):
         self.assertEqual(len(self.cache), 0)
         self.assertEqual(self.changes.events(), [("added", "10.0.0.1"), ("expired", "10.0.0.1")])
         self.assertEqual(self.counters["cache.expired"], 1)
+
+    def test_unreported_batch_still_reaches_listeners(self) -> None:
+        """
+        C{report=False} (the querier's way): nothing returned, the same
+        cache, the listeners told as ever; with no listener, no change is
+        made at all.
+        """
+        self.assertEqual(self.cache.add_all([a("10.0.0.1"), a("10.0.0.2")], report=False), [])
+        self.assertEqual(self.addresses(), ["10.0.0.1", "10.0.0.2"])
+        self.assertEqual(self.changes.events(), [("added", "10.0.0.1"), ("added", "10.0.0.2")])
+        quiet = RecordCache(self.clock, counters=Counter(), random=random.Random(7))
+        self.addCleanup(quiet.close)
+        self.assertEqual(quiet.add_all([a("10.0.0.1", ttl=0), a("10.0.0.3")], report=False), [])
+        self.assertEqual(len(quiet), 1)
+        self.assertEqual(quiet.add_all([a("10.0.0.3")]), [CacheChange(CacheEvent.UPDATED, a("10.0.0.3"))])
 
     def test_received_again_renews_ttl(self) -> None:
         self.cache.add(a("10.0.0.1", ttl=10))

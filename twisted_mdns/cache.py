@@ -294,16 +294,21 @@ class RecordCache(CacheClock):
         """
         return self.add_all([record])
 
-    def add_all(self, records: Iterable[Record]) -> list[CacheChange]:
+    def add_all(self, records: Iterable[Record], report: bool = True) -> list[CacheChange]:
         """
         Cache the records of one received message, as one batch.
 
-        @return: the changes made (also reported to the listeners).
+        @param report: return the changes; without it, and with no
+            listener, none are made (the querier caches every response of
+            a busy LAN and reads no changes but its listeners').
+        @return: the changes made (also reported to the listeners); empty
+            when not C{report}.
         """
         if self._closed:
             return []
         now = self.reactor.seconds()
-        changes: list[CacheChange] = []
+        listeners = self._listeners
+        changes: list[CacheChange] | None = [] if report or listeners else None
         counts = {"cache.added": 0, "cache.updated": 0, "cache.goodbyes": 0, "cache.goodbye-unknown": 0}
         for record in records:
             self._add(record, now, changes, counts)
@@ -312,11 +317,13 @@ class RecordCache(CacheClock):
             if count:
                 counters[name] += count
         self._arm()
-        if self._listeners:
+        if changes is None:
+            return []
+        if listeners:
             self._notify(changes)
-        return changes
+        return changes if report else []
 
-    def _add(self, record: Record, now: float, changes: list[CacheChange], counts: dict) -> None:
+    def _add(self, record: Record, now: float, changes: list[CacheChange] | None, counts: dict) -> None:
         # One bucket look-up serves the find, the flush and the watch check
         # (this runs for every record heard on the link).
         identity = record._identity
@@ -338,7 +345,8 @@ class RecordCache(CacheClock):
                 return
             self._doom(entry, now, goodbye=True)
             counts["cache.goodbyes"] += 1
-            changes.append(_change(CacheChange, (CacheEvent.GOODBYE, entry.record)))
+            if changes is not None:
+                changes.append(_change(CacheChange, (CacheEvent.GOODBYE, entry.record)))
             return
         if record.cache_flush and bucket is not None and bucket is not entry:
             self._flush(record, bucket, entry, now)
@@ -381,7 +389,8 @@ class RecordCache(CacheClock):
         else:
             entry.refresh = None
         self._schedule(entry)
-        changes.append(_change(CacheChange, (event, record)))
+        if changes is not None:
+            changes.append(_change(CacheChange, (event, record)))
 
     def _flush(self, record: Record, bucket: CacheEntry | dict, entry: CacheEntry | None, now: float) -> None:
         """
@@ -403,7 +412,7 @@ class RecordCache(CacheClock):
         entry.refresh = ()
         self._schedule(entry)
 
-    def _evict(self, changes: list[CacheChange]) -> None:
+    def _evict(self, changes: list[CacheChange] | None) -> None:
         order = self._order
         while True:
             oldest = order.popleft()
@@ -421,7 +430,8 @@ class RecordCache(CacheClock):
         # Counted, not logged one by one: on a link with more records than
         # the bound, evictions are steady (the changes carry them).
         self.counters["cache.evicted"] += 1
-        changes.append(CacheChange(CacheEvent.EVICTED, oldest.record))
+        if changes is not None:
+            changes.append(CacheChange(CacheEvent.EVICTED, oldest.record))
 
     def remove(self, record: Record) -> bool:
         """

@@ -175,7 +175,7 @@ class QuerierLink:
             return
         self.counters["responses.cached"] += 1
         self.counters["records.cached"] += len(records)
-        self.cache.add_all(records)
+        self.cache.add_all(records, report=False)
 
     def _wanted_from_us(self, records: list[Record]) -> list[Record]:
         """
