@@ -345,6 +345,28 @@ class EdgeUnitTests(TestCase):
         self.assertFalse(factory.allowed("not an address"))
 
 
+def udp_edge():
+    """
+    The proxy's UDP edge on a Clock for link B (10.0.0.0/8 allowed), with
+    what it sends collected: C{(clock, querier, resolver, factory,
+    protocol, sent)}.
+    """
+    clock = Clock()
+    querier = FakeQuerier(clock)
+    resolver = ProxyResolver(DomainMap.parse(["lanb=b.lab.example"]),
+                             Engines(querier, FakeResponder()), clock, server="proxy.lab.example")
+    factory = ProxyServerFactory(resolver, [ipaddress.ip_network("10.0.0.0/8")], resolver.counters)
+    proto = ProxyDatagramProtocol(factory)
+    sent: list[bytes] = []
+
+    class Transport:
+        def write(self, data, address):
+            sent.append(data)
+
+    proto.transport = Transport()
+    return clock, querier, resolver, factory, proto, sent
+
+
 class HostileCorpusTests(TestCase):
     """
     The mDNS hostile corpus (L{tests.hostile_corpus}), every datagram fed to
@@ -356,19 +378,7 @@ class HostileCorpusTests(TestCase):
     def test_corpus(self):
         from tests import hostile_corpus
 
-        clock = Clock()
-        querier = FakeQuerier(clock)
-        resolver = ProxyResolver(DomainMap.parse(["lanb=b.lab.example"]),
-                                 Engines(querier, FakeResponder()), clock, server="proxy.lab.example")
-        factory = ProxyServerFactory(resolver, [ipaddress.ip_network("10.0.0.0/8")], resolver.counters)
-        proto = ProxyDatagramProtocol(factory)
-        sent: list[bytes] = []
-
-        class Transport:
-            def write(self, data, address):
-                sent.append(data)
-
-        proto.transport = Transport()
+        clock, querier, resolver, factory, proto, sent = udp_edge()
         corpus = hostile_corpus.malformed() + hostile_corpus.anything() + hostile_corpus.valid()
         # Mutations of a proxy query too, from an allowed and a refused source.
         query = query_bytes(b"_http._tcp.b.lab.example", dns.PTR, edns=1232)
@@ -406,19 +416,7 @@ class AnyLabelTests(TestCase):
     def test_labels_survive(self, instances, qtype):
         import dnslib
 
-        clock = Clock()
-        querier = FakeQuerier(clock)
-        resolver = ProxyResolver(DomainMap.parse(["lanb=b.lab.example"]),
-                                 Engines(querier, FakeResponder()), clock, server="proxy.lab.example")
-        factory = ProxyServerFactory(resolver, [ipaddress.ip_network("10.0.0.0/8")], resolver.counters)
-        proto = ProxyDatagramProtocol(factory)
-        sent: list[bytes] = []
-
-        class Transport:
-            def write(self, data, address):
-                sent.append(data)
-
-        proto.transport = Transport()
+        clock, querier, resolver, factory, proto, sent = udp_edge()
         published, asked = instances[0], instances[-1]
         host = name_from_text("printer.local")
         querier.caches["lanb"].add_all([

@@ -123,20 +123,17 @@ class MDNSProtocol:
                 counters["dropped.response-not-from-5353"] += 1
                 return
             counters["responses"] += 1
-            for handler in self.handlers:
-                # One handler's failure is logged and counted; the others
-                # still get the message (inline: this runs per datagram).
-                try:
-                    handler.response_received(message, address, context)
-                except Exception:
-                    self._failed(address, context)
+            method = "response_received"
         else:
             counters["queries"] += 1
-            for handler in self.handlers:
-                try:
-                    handler.query_received(message, address, context)
-                except Exception:
-                    self._failed(address, context)
+            method = "query_received"
+        for handler in self.handlers:
+            # One handler's failure is logged and counted; the others still
+            # get the message (inline: this runs per datagram).
+            try:
+                getattr(handler, method)(message, address, context)
+            except Exception:
+                self._failed(address, context)
 
     def _failed(self, address: Any, context: InterfaceContext) -> None:
         self.counters["errors.handler"] += 1
