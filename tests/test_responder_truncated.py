@@ -67,6 +67,27 @@ class TruncatedTests(SettledCase):
         self.assertEqual(len(self.transport.take()), 1, "answered by the first packet's deadline")
         self.assertEqual(self.responder.truncated.holding(self.responder.link(2)), {})
 
+    def test_truncated_query_for_others_not_held(self) -> None:
+        """
+        A TC browse for a type we do not publish is not held (there is no
+        answer to wait for), nor are its known answers read; one for ours
+        from the same source still is.
+        """
+        theirs = name_from_text("_ipp._tcp.local")
+        known = [ptr_record(theirs, name_from_text(f"P{n}._ipp._tcp.local"), 4500) for n in range(30)]
+        first = pack(questions=[Question(theirs, TYPE_PTR)], answers=known, limit=512)[0]
+        first = first[:2] + (FLAG_TC).to_bytes(2, "big") + first[4:]
+        self.receive(first, PEER_A, 2)
+        link = self.responder.link(2)
+        self.assertEqual(self.responder.truncated.holding(link), {})
+        self.assertEqual(self.responder.counters["truncated.not-ours"], 1)
+        self.receive(pack_one(answers=known[:3]), PEER_A, 2)  # its continuation
+        self.run_for(0.7)
+        self.assertEqual(self.transport.take(), [])
+        ours = pack(questions=[Question(WEB.type_name, TYPE_PTR)], limit=512)[0]
+        self.receive(ours[:2] + (FLAG_TC).to_bytes(2, "big") + ours[4:], PEER_A, 2)
+        self.assertEqual(list(self.responder.truncated.holding(link)), [PEER_A])
+
     def test_truncated_sources_bounded(self) -> None:
         self.responder.truncated.max_sources = 100
         first = pack(questions=[Question(WEB.type_name, TYPE_PTR)], limit=512)[0]

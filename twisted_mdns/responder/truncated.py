@@ -4,7 +4,8 @@ Truncated queries (RFC 6762 §7.2).
 
 A query with the TC bit set has more known answers to come in the
 following packets: hold it 400-500 ms, merge what follows from the same
-source, then answer.  The deadline is the first packet's (more TC packets
+source, then answer.  Only a query asking for something we hold is held:
+for any other there is no answer to wait for.  The deadline is the first packet's (more TC packets
 do not extend it), and what is held is bounded: a querier that keeps
 sending TC packets cannot make us hold its records, or wait, for ever.
 """
@@ -50,6 +51,12 @@ class TruncatedQueries(Phase):
         """
         key = (source[0], source[1])
         if message.truncated and source[1] == MDNS_PORT:
+            if key not in link.held and not self._answerable(message, link):
+                # Nothing of ours is asked: no answer to hold back, and its
+                # known answers (this packet's and the next ones') need
+                # never be read.  On a busy LAN most long browses are so.
+                self.counters["truncated.not-ours"] += 1
+                return None
             self._hold(message, key, context, link)
             return None
         earlier = link.held.pop(key, None)
@@ -62,6 +69,19 @@ class TruncatedQueries(Phase):
             first.id, first.flags & ~FLAG_TC, first.questions,
             first.answers + message.answers, first.authorities, first.additionals,
         )
+
+    @staticmethod
+    def _answerable(message: Message, link: Link) -> bool:
+        """
+        Does one of C{message}'s questions name something this link's view
+        holds (a record, or an NSEC for a name we own)?  The known answers
+        are not read for it.
+        """
+        view = link.view
+        for q in message.questions:
+            if view.lookup(q.key, q.qtype) or view.nsec_for(q.key) is not None:
+                return True
+        return False
 
     def _hold(self, message: Message, key: tuple[str, int], context: InterfaceContext, link: Link) -> None:
         earlier = link.held.get(key)
