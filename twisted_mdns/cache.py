@@ -75,6 +75,21 @@ from twisted_mdns.netif import NetworkInterface
 
 log = Logger()
 
+
+def _in_bucket(bucket: CacheEntry | dict | None, identity: tuple) -> CacheEntry | None:
+    """
+    The entry of C{bucket} (one entry, or a dict of them by rdata) holding
+    the record of C{identity}.
+    """
+    if bucket is None:
+        return None
+    if type(bucket) is CacheEntry:
+        theirs = bucket.record._identity
+        if theirs[3] == identity[3] and theirs[2] == identity[2]:
+            return bucket
+        return None
+    return bucket.get(_inner(identity))  # type: ignore[union-attr]
+
 #: The default bound on the number of records per interface.
 DEFAULT_MAX_RECORDS = 4096
 
@@ -155,15 +170,7 @@ class RecordCache(CacheClock):
 
     def _find(self, record: Record) -> CacheEntry | None:
         identity = record._identity
-        bucket = self._buckets.get((identity[0], identity[1]))
-        if bucket is None:
-            return None
-        if type(bucket) is CacheEntry:
-            theirs = bucket.record._identity
-            if theirs[3] == identity[3] and theirs[2] == identity[2]:
-                return bucket
-            return None
-        return bucket.get(_inner(identity))  # type: ignore[union-attr]
+        return _in_bucket(self._buckets.get((identity[0], identity[1])), identity)
 
     def entries(self, name: Name, rtype: int) -> list[CacheEntry]:
         """
@@ -329,14 +336,7 @@ class RecordCache(CacheClock):
         identity = record._identity
         bucket_key = (identity[0], identity[1])
         bucket = self._buckets.get(bucket_key)
-        entry: CacheEntry | None = None
-        if bucket is not None:
-            if type(bucket) is CacheEntry:
-                theirs = bucket.record._identity
-                if theirs[3] == identity[3] and theirs[2] == identity[2]:
-                    entry = bucket
-            else:
-                entry = bucket.get(_inner(identity))  # type: ignore[union-attr]
+        entry = _in_bucket(bucket, identity)
         ttl = record.ttl
         if ttl == 0:
             # s10.1: a goodbye keeps the record for one more second.

@@ -431,16 +431,11 @@ class _LazyQuery(Message):
             raise AttributeError(name)
         data, offset, an, ar, memo, read_name, on_malformed = self.__dict__.pop("_pending")
         try:
-            try:
-                answers, _, additionals = _records(data, offset, (an, 0, ar), memo, read_name)
-            except MessageError:
-                raise
-            except Exception as e:
-                raise MessageError(f"malformed message: {e}") from None
-        except MessageError as e:
+            answers, _, additionals = _records(data, offset, (an, 0, ar), memo, read_name)
+        except Exception as e:  # MessageError, IndexError, whatever dnslib raises
             answers, additionals = [], []
             if on_malformed is not None:
-                on_malformed(str(e))
+                on_malformed(str(e) if isinstance(e, MessageError) else f"malformed message: {e}")
         self.answers = answers
         self.additionals = additionals
         return answers if name == "answers" else additionals
