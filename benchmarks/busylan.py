@@ -275,19 +275,11 @@ class _Stack:
         return self.proc.pid
 
     def wait_for(self, pattern: str, timeout: float) -> re.Match:
-        deadline = time.monotonic() + timeout
-        out = self.proc.stdout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([out], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                break
-            line = out.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            m = re.search(pattern, line)
-            if m:
-                return m
+        from benchmarks.run import read_until
+
+        m = read_until(self.proc, self.lines, lambda line: re.search(pattern, line), timeout)
+        if m is not None:
+            return m
         raise RuntimeError(f"{self.kind}: no {pattern!r} within {timeout} s:\n{''.join(self.lines)[-3000:]}")
 
     def ready(self) -> None:

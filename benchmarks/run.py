@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any, Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script: python3 benchmarks/run.py
@@ -58,6 +59,29 @@ def _env(tree: str | None = None) -> dict:
     return env
 
 
+def read_until(proc: subprocess.Popen, lines: list[str], found: Callable[[str], Any], timeout: float) -> Any:
+    """
+    Read C{proc}'s output a line at a time (each kept in C{lines}) until
+    C{found(line)} is not C{None}, and return that; C{None} at the end of
+    the output or after C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    out = proc.stdout
+    assert out is not None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([out], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        line = out.readline()
+        if not line:
+            break
+        lines.append(line)
+        result = found(line)
+        if result is not None:
+            return result
+    return None
+
+
 class Process:
     """
     A benchmark process under C{ip netns exec}: C{ip} execs the command, so
@@ -78,18 +102,12 @@ class Process:
         return self.proc.pid
 
     def wait_for_line(self, prefix: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        out = self.proc.stdout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([out], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                break
-            line = out.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            if line.startswith(prefix):
-                return line[len(prefix):].strip()
+        found = read_until(
+            self.proc, self.lines,
+            lambda line: line[len(prefix):].strip() if line.startswith(prefix) else None, timeout,
+        )
+        if found is not None:
+            return found
         self.stop()
         raise RuntimeError(
             f"{' '.join(self.argv[4:])}: no {prefix.strip()} line within {timeout}s\n"
