@@ -439,18 +439,18 @@ class HeardAgainTests(CacheTestCase):
     that must cost no reordering, no new timer entry and no second copy.
     """
 
-    def test_heard_again_pushes_no_heap_item(self) -> None:
+    def test_heard_again_files_nothing(self) -> None:
         """
-        A record heard again only moves its deadline later: its heap item
-        stays (it will fire early once and go back), and expiry still
-        follows the last reception.
+        A record heard again only moves its deadline later: its filing in
+        the calendar stays (it will come early once and be filed again),
+        and expiry still follows the last reception.
         """
         self.cache.add(a("10.0.0.1", ttl=10))
-        heap = len(self.cache._heap)
+        filed = (self.cache._filed, len(self.cache._heap))
         for _ in range(50):
             self.clock.advance(0.1)
             self.cache.add(a("10.0.0.1", ttl=10))
-        self.assertEqual(len(self.cache._heap), heap)
+        self.assertEqual((self.cache._filed, len(self.cache._heap)), filed)
         self.clock.advance(9.8)
         self.assertEqual(self.addresses(), ["10.0.0.1"])
         self.clock.advance(0.3)
@@ -513,3 +513,87 @@ class HeardAgainTests(CacheTestCase):
             self.assertTrue(self.cache.remove(ptr(f"Instance {n}")))
         self.assertEqual(self.cache.records(), [other_class])
         self.assertNotIn(ptr("Instance 0"), self.cache)
+
+
+class CalendarTests(CacheTestCase):
+    """
+    The deadlines are filed by whole second and only the second that has
+    begun is ordered exactly (L{twisted_mdns.cachetime}): expiry must
+    still come at each record's own deadline, in order, and what left
+    the cache must not stay filed.
+    """
+
+    def expiry_times(self) -> list[tuple[float, str]]:
+        times: list[tuple[float, str]] = []
+        self.cache.add_listener(
+            lambda changes: times.extend((self.clock.seconds(), str(c.record.rdata))
+                                         for c in changes if c.event is CacheEvent.EXPIRED))
+        return times
+
+    def test_each_record_expires_at_its_own_deadline(self) -> None:
+        """
+        Records received at odd fractions of a second, whose deadlines
+        share seconds and straddle them, expire in deadline order, each
+        within a millisecond of received + TTL, never before.
+        """
+        times = self.expiry_times()
+        rng = random.Random(3)
+        expected = []
+        for i in range(300):
+            self.clock.advance(rng.uniform(0, 0.003))  # all in before the first deadline
+            ttl = rng.choice((1, 2, 3, 10))
+            address = f"10.0.{i // 250}.{i % 250}"
+            self.cache.add(a(address, ttl=ttl, name=(f"h{i}".encode(), b"local")))
+            expected.append((self.clock.seconds() + ttl, address))
+        expected.sort()
+        while self.clock.getDelayedCalls():
+            self.clock.advance(self.clock.getDelayedCalls()[0].getTime() - self.clock.seconds())
+        self.assertEqual([address for _, address in times], [address for _, address in expected])
+        for (when, _), (deadline, _) in zip(times, expected):
+            self.assertGreaterEqual(when, deadline - 1e-6)
+            self.assertLess(when, deadline + 1e-3)
+
+    def test_goodbye_comes_before_its_filed_second(self) -> None:
+        """
+        A record filed an hour ahead, then said goodbye to, leaves one
+        second later (s10.1), not when its old second comes.
+        """
+        self.cache.add(a("10.0.0.1", ttl=3600))
+        self.clock.advance(5.5)
+        self.cache.add(a("10.0.0.1", ttl=0))
+        self.clock.advance(0.9)
+        self.assertEqual(self.addresses(), ["10.0.0.1"])
+        self.clock.advance(0.2)
+        self.assertEqual(self.addresses(), [])
+        self.assertEqual(self.changes.events()[-1], ("removed", "10.0.0.1"))
+
+    def test_gone_entries_do_not_stay_filed(self) -> None:
+        """
+        A bounded cache on a link with more records than the bound evicts
+        steadily, and goodbyes remove records a second later; the entries
+        gone (and their records) must not pile up in the calendar or the
+        eviction order.
+        """
+        cache = RecordCache(self.clock, max_records=100)
+        self.addCleanup(cache.close)
+        for i in range(5000):
+            record = a(f"10.{i // 62500}.{i // 250 % 250}.{i % 250}", ttl=4500,
+                       name=(f"h{i % 700}".encode(), b"local"))
+            cache.add(record)
+            if i % 3 == 0:
+                cache.add(record.with_ttl(0))
+            if i % 50 == 0:
+                self.clock.advance(0.3)
+            self.assertLessEqual(cache._filed, 100 + (100 >> 3) + 64 + 1)
+            self.assertLessEqual(len(cache._heap), 100 + (100 >> 3) + 64 + 1)
+            self.assertLessEqual(len(cache._order), 100 + (100 >> 3) + 64 + 1)
+        self.assertEqual(len(cache), 100)
+        # Below the bound, nothing is evicted: the goodbyes alone.
+        roomy = RecordCache(self.clock)
+        self.addCleanup(roomy.close)
+        records = [a(f"10.1.{i // 250}.{i % 250}", name=(f"r{i}".encode(), b"local")) for i in range(1000)]
+        roomy.add_all(records)
+        roomy.add_all(r.with_ttl(0) for r in records[100:])
+        self.clock.advance(1.5)
+        self.assertEqual(len(roomy), 100)
+        self.assertLessEqual(len(roomy._order), 100 + (100 >> 3) + 64 + 1)

@@ -30,14 +30,14 @@ What the cache does with time, all through an injected C{IReactorTime}:
    reordering (it may then outlive one heard once, just after it).
 
 One timer (C{callLater}) serves the next deadline of all records, expiry
-and refresh alike; a heap with lazy invalidation holds the deadlines (that
-half, and the entries and change types, are in L{twisted_mdns.cachetime},
-re-exported here).
+and refresh alike; a calendar of seconds with lazy invalidation holds the
+deadlines (that half, and the entries and change types, are in
+L{twisted_mdns.cachetime}, re-exported here).
 
 Most of what a busy LAN sends is records this cache already holds, heard
 again.  That path must stay cheap: a record received again only moves its
-deadline later, which needs no new heap item (the old one fires early, sees
-the later deadline and goes back in the heap once); refresh points are only
+deadline later, which needs no new filing (the old one comes early, sees
+the later deadline and files the entry again, once); refresh points are only
 drawn for records someone watches; and an entry is a few slots, its record
 sharing its (interned) names with every other record of the same name.
 """
@@ -48,7 +48,7 @@ import random as _random
 from collections import Counter, deque
 from typing import Callable, Iterable, Iterator, Sequence
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from twisted_mdns.cachetime import (  # noqa: F401  (re-exported)
@@ -76,19 +76,19 @@ from twisted_mdns.netif import NetworkInterface
 log = Logger()
 
 
-def _in_bucket(bucket: CacheEntry | dict | None, identity: tuple) -> CacheEntry | None:
+def _in_bucket(bucket: CacheEntry | dict | None, record: Record) -> CacheEntry | None:
     """
     The entry of C{bucket} (one entry, or a dict of them by rdata) holding
-    the record of C{identity}.
+    C{record} (or the same record: name, type, class, rdata).
     """
     if bucket is None:
         return None
     if type(bucket) is CacheEntry:
-        theirs = bucket.record._identity
-        if theirs[3] == identity[3] and theirs[2] == identity[2]:
+        theirs = bucket.record
+        if theirs.data == record.data and theirs.rclass == record.rclass:
             return bucket
         return None
-    return bucket.get(_inner(identity))  # type: ignore[union-attr]
+    return bucket.get(_inner(record))  # type: ignore[union-attr]
 
 #: The default bound on the number of records per interface.
 DEFAULT_MAX_RECORDS = 4096
@@ -138,10 +138,7 @@ class RecordCache(CacheClock):
         self._count = 0
         self._watched: Counter[tuple[Name, int]] = Counter()
         self._listeners: list[CacheListener] = []
-        # (deadline, entry); an item is live while entry.due is its deadline.
-        self._heap: list[tuple[float, CacheEntry]] = []
-        self._timer: IDelayedCall | None = None
-        self._timer_at = 0.0
+        self._init_clock()
         self._closed = False
 
     # -- inspection ----------------------------------------------------------
@@ -169,8 +166,7 @@ class RecordCache(CacheClock):
         return self._find(record)
 
     def _find(self, record: Record) -> CacheEntry | None:
-        identity = record._identity
-        return _in_bucket(self._buckets.get((identity[0], identity[1])), identity)
+        return _in_bucket(self._buckets.get((record.key, record.rtype)), record)
 
     def entries(self, name: Name, rtype: int) -> list[CacheEntry]:
         """
@@ -333,10 +329,9 @@ class RecordCache(CacheClock):
     def _add(self, record: Record, now: float, changes: list[CacheChange] | None, counts: dict) -> None:
         # One bucket look-up serves the find, the flush and the watch check
         # (this runs for every record heard on the link).
-        identity = record._identity
-        bucket_key = (identity[0], identity[1])
+        bucket_key = (record.key, record.rtype)
         bucket = self._buckets.get(bucket_key)
-        entry = _in_bucket(bucket, identity)
+        entry = _in_bucket(bucket, record)
         ttl = record.ttl
         if ttl == 0:
             # s10.1: a goodbye keeps the record for one more second.
@@ -361,9 +356,9 @@ class RecordCache(CacheClock):
             if bucket is None:
                 self._buckets[bucket_key] = entry
             elif type(bucket) is CacheEntry:
-                self._buckets[bucket_key] = {_inner(bucket.record._identity): bucket, _inner(identity): entry}
+                self._buckets[bucket_key] = {_inner(bucket.record): bucket, _inner(record): entry}
             else:
-                bucket[_inner(identity)] = entry  # type: ignore[index]
+                bucket[_inner(record)] = entry  # type: ignore[index]
             counts["cache.added"] += 1
             event = CacheEvent.ADDED
         else:
@@ -456,7 +451,7 @@ class RecordCache(CacheClock):
         self._order.clear()
         self._count = 0
         self._buckets.clear()
-        self._heap.clear()
+        self._clear_clock()
         self._arm()
 
     def close(self) -> None:
@@ -475,17 +470,16 @@ class RecordCache(CacheClock):
             return
         entry._state |= _GONE
         self._count -= 1
-        identity = record._identity
-        key = (identity[0], identity[1])
+        key = (record.key, record.rtype)
         bucket = self._buckets.get(key)
         if bucket is entry:
             del self._buckets[key]
         elif type(bucket) is dict:
-            bucket.pop(_inner(identity), None)
+            bucket.pop(_inner(record), None)
             if len(bucket) == 1:
                 self._buckets[key] = next(iter(bucket.values()))
         order = self._order
-        if len(order) > 2 * self._count + 64:
+        if len(order) > self._count + (self._count >> 3) + 64:
             self._order = deque(e for e in order if not e._state & _GONE)
         entry.due = None  # its heap item is stale now
 

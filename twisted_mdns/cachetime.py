@@ -5,10 +5,12 @@ timer that serves every entry's next deadline (RFC 6762 s5.2 refresh
 points, s10 expiry, s10.1/s10.2 the last second of a goodbye or a flush).
 
 L{twisted_mdns.cache.RecordCache} is built on L{CacheClock}; the names here
-are re-exported from L{twisted_mdns.cache}.  A heap with lazy invalidation
-holds the deadlines: an entry's live heap item is the one whose deadline is
-the entry's C{due}; a record heard again only moves its deadline later,
-which needs no new item (the old one fires early once and goes back).
+are re-exported from L{twisted_mdns.cache}.  A calendar of whole seconds
+holds the deadlines, with lazy invalidation: an entry is live where its
+C{due} files it (under the second of C{due}, or, once that second is
+opened, as the heap item of deadline C{due}); a record heard again only
+moves its deadline later, which needs no new filing (the old one comes
+early once and files the entry again).
 """
 
 from __future__ import annotations
@@ -90,8 +92,9 @@ class CacheEntry:
         second after a goodbye or a cache flush.
     @ivar refresh: the s5.2 refresh points still ahead; C{None} until
         someone watches the record (drawn then).
-    @ivar due: the deadline of this entry's live heap item (C{None}: none);
-        a heap item whose deadline is not this one is stale.
+    @ivar due: the deadline the entry is filed under in the cache's
+        calendar (C{None}: none); a filing under another deadline is
+        stale.
     """
 
     __slots__ = ("record", "received", "expires", "refresh", "_state", "due")
@@ -137,18 +140,15 @@ class CacheClock:
     The time half of a L{twisted_mdns.cache.RecordCache}: the deadline
     heap, the one timer, expiry and refresh points.
 
-    The cache provides C{reactor}, C{counters}, C{on_refresh}, C{_heap},
-    C{_timer}, C{_timer_at}, C{_closed}, C{_count}, C{_watched},
-    C{_random}, and the methods C{_drop} (an entry leaves) and C{_notify}
-    (report a batch of changes).
+    The cache calls L{_init_clock} and provides C{reactor}, C{counters},
+    C{on_refresh}, C{_closed}, C{_count}, C{_watched}, C{_random}, and the
+    methods C{_drop} (an entry leaves) and C{_notify} (report a batch of
+    changes).
     """
 
     reactor: IReactorTime
     counters: Counter[str]
     on_refresh: "Callable[[Sequence[Record]], None] | None"
-    _heap: list[tuple[float, CacheEntry]]
-    _timer: IDelayedCall | None
-    _timer_at: float
     _closed: bool
     _count: int
     _watched: Counter[tuple[Name, int]]
@@ -178,44 +178,123 @@ class CacheClock:
             deadline = min(deadline, refresh[0])
         return deadline
 
+    def _init_clock(self) -> None:
+        """
+        The deadline calendar, empty, and no timer.
+        """
+        # Whole second -> the entries filed under it (unordered); a heap of
+        # those seconds.  An entry is filed once per deadline it was given
+        # and is live in the second of its C{due} only.
+        self._slots: dict[int, list[CacheEntry]] = {}
+        self._seconds: list[int] = []
+        self._filed = 0
+        # The seconds up to C{_current} are opened: their entries are in
+        # C{_heap} as (deadline, entry), exactly ordered; an item is live
+        # while the entry's C{due} is its deadline.
+        self._heap: list[tuple[float, CacheEntry]] = []
+        self._current = -(2**62)
+        self._timer: IDelayedCall | None = None
+        self._timer_at = 0.0
+
+    def _clear_clock(self) -> None:
+        self._slots.clear()
+        self._seconds.clear()
+        self._filed = 0
+        self._heap.clear()
+        self._current = -(2**62)
+
     def _schedule(self, entry: CacheEntry, earlier_only: bool = True) -> None:
         """
-        Make sure a heap item fires no later than C{entry}'s deadline.  A
-        live item that fires earlier is kept (when it fires it finds the
-        later deadline and puts the entry back once): a record heard again
-        costs no heap push.
+        Make sure the entry is looked at no later than its deadline.  A
+        deadline already set that comes earlier is kept (when it comes, it
+        finds the later deadline and files the entry again, once): a record
+        heard again costs nothing here.
+
+        Why a calendar of seconds and not one heap of (deadline, entry)
+        items: a heap item is a tuple per cached record, 64 bytes of the
+        1 KiB a record may cost on a busy LAN (issue 13); a second's list
+        costs a pointer per record, and only the second that comes next is
+        ordered exactly, in a heap of its own.
         """
         deadline = self._deadline(entry)
         due = entry.due
         if due is not None and due <= deadline + _EPSILON and earlier_only:
             return
         entry.due = deadline
-        heapq.heappush(self._heap, (deadline, entry))
-        if len(self._heap) > self._count + (self._count >> 2) + 64:
+        second = int(deadline)
+        if second <= self._current:
+            heapq.heappush(self._heap, (deadline, entry))
+            if len(self._heap) > self._count + (self._count >> 3) + 64:
+                self._compact()
+            return
+        slot = self._slots.get(second)
+        if slot is None:
+            self._slots[second] = [entry]
+            heapq.heappush(self._seconds, second)
+        else:
+            slot.append(entry)
+        self._filed += 1
+        if self._filed > self._count + (self._count >> 3) + 64:
+            # Gone entries (and their records) stay filed until reached:
+            # kept to an eighth of the live ones.
             self._compact()
 
     def _compact(self) -> None:
-        self._heap = [item for item in self._heap if not self._stale(item)]
+        """
+        Drop what is no longer live from the calendar: entries gone, or
+        filed again under another deadline.
+        """
+        slots = {}
+        for second, slot in self._slots.items():
+            live = [e for e in slot if _filed_under(e, second)]
+            if live:
+                slots[second] = live
+        self._slots = slots
+        self._seconds = list(slots)
+        heapq.heapify(self._seconds)
+        self._filed = sum(map(len, slots.values()))
+        self._heap = [item for item in self._heap if not _stale(item)]
         heapq.heapify(self._heap)
 
-    def _stale(self, item: tuple[float, CacheEntry]) -> bool:
-        entry = item[1]
-        return entry.due != item[0] or bool(entry._state & _GONE)
+    def _next(self, now: float) -> tuple[float, CacheEntry | None] | None:
+        """
+        The earliest live (deadline, entry), opening the seconds of the
+        calendar that have begun by C{now}; or, when those hold nothing
+        live, (start of the next filed second, C{None}): the time to come
+        back and open it.  A second is opened no earlier than its start,
+        so that the exact heap holds one second's deadlines at most.
+        """
+        heap = self._heap
+        seconds = self._seconds
+        while True:
+            while heap and _stale(heap[0]):
+                heapq.heappop(heap)
+            if heap:
+                return heap[0]
+            if not seconds:
+                return None
+            second = seconds[0]
+            if second > now:
+                return (float(second), None)
+            heapq.heappop(seconds)
+            slot = self._slots.pop(second)
+            self._filed -= len(slot)
+            self._current = second
+            heap.extend([(e.due, e) for e in slot if _filed_under(e, second)])  # type: ignore[misc]
+            heapq.heapify(heap)
 
     def _arm(self) -> None:
         """
         Keep exactly one timer, set for the earliest deadline.
         """
-        heap = self._heap
-        while heap and self._stale(heap[0]):
-            heapq.heappop(heap)
+        first = self._next(self.reactor.seconds())
         timer = self._timer
-        if not heap or self._closed:
+        if first is None or self._closed:
             if timer is not None and timer.active():
                 timer.cancel()
             self._timer = None
             return
-        when = heap[0][0]
+        when = first[0]
         if timer is not None and timer.active():
             if abs(self._timer_at - when) < _EPSILON:
                 return
@@ -230,12 +309,14 @@ class CacheClock:
         now = self.reactor.seconds()
         changes: list[CacheChange] = []
         refresh: list[Record] = []
-        heap = self._heap
-        while heap and heap[0][0] <= now + _EPSILON:
-            item = heapq.heappop(heap)
-            if self._stale(item):
-                continue
-            entry = item[1]
+        while True:
+            first = self._next(now)
+            if first is None:
+                break
+            deadline, entry = first
+            if entry is None or deadline > now + _EPSILON:
+                break
+            heapq.heappop(self._heap)
             entry.due = None
             if entry.expires <= now + _EPSILON:
                 self._drop(entry)
@@ -268,12 +349,25 @@ class CacheClock:
 _change = tuple.__new__
 
 
-def _inner(identity: tuple) -> object:
+def _stale(item: tuple[float, CacheEntry]) -> bool:
+    entry = item[1]
+    return entry.due != item[0] or bool(entry._state & _GONE)
+
+
+def _filed_under(entry: CacheEntry, second: int) -> bool:
+    """
+    Is C{entry} live in the calendar's C{second}?
+    """
+    due = entry.due
+    return due is not None and int(due) == second and not entry._state & _GONE
+
+
+def _inner(record: Record) -> object:
     """
     A record's key in a bucket of several: its rdata bytes (class IN), or
     class and rdata (anything else).
     """
-    return identity[3] if identity[2] == 1 else (identity[2], identity[3])
+    return record.data if record.rclass == 1 else (record.rclass, record.data)
 
 
 def _members(bucket: CacheEntry | dict | None) -> Sequence[CacheEntry]:

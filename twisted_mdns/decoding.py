@@ -45,71 +45,72 @@ from twisted_mdns.dnsvalues import (
     type_name,
 )
 
-#: Interned names: received name -> (name, folded key, uncompressed wire
-#: form).  Every record of a service repeats its instance, type and host
-#: names, packet after packet; one shared tuple per name keeps the cache
-#: small and spares the folding, and the wire form is what a PTR or SRV
-#: target is compared by.  Bounded: cleared when full (interning only
-#: saves memory and time; two equal names compare equal either way).
-_NAMES: dict[Name, tuple[Name, Name, bytes]] = {}
+#: Interned names: uncompressed wire form -> (name, folded key, wire form).
+#: Every record of a service repeats its instance, type and host names,
+#: packet after packet; one shared tuple per name keeps the cache small and
+#: spares the splitting and folding, and the wire form is what a PTR or SRV
+#: target is compared by.  Keyed by the wire form, which the parser builds
+#: anyway (a received name is its run of labels plus the wire form of the
+#: name its pointer leads to), so that nothing else is kept per name: no
+#: table of runs, no tuple of a run's labels (issue 13: the name tables
+#: were a third of the memory per cached record).  Each name's suffixes
+#: are interned too, so C{_tcp} and C{local} are one object each and a
+#: name's folding only folds its first label.  Bounded: cleared when full
+#: (interning only saves memory and time; two equal names compare equal
+#: either way).
+_NAMES: dict[bytes, tuple[Name, Name, bytes]] = {}
 _MAX_INTERNED = 8192
-_LENGTH_BYTE = [bytes((n,)) for n in range(64)]
 
 
-def _intern(name: Name, names: dict[Name, tuple[Name, Name, bytes]] = _NAMES) -> tuple[Name, Name, bytes]:
-    found = names.get(name)
-    if found is None:
-        # The folded labels, sharing every label folding leaves alone
-        # (bytes.lower always makes a new object).
-        key = tuple([label if lowered == label else lowered
-                     for label, lowered in zip(name, map(bytes.lower, name))])
-        if key == name:
-            key = name
-        length = _LENGTH_BYTE
-        wire = b"".join([length[len(label)] + label for label in name]) + b"\0"
-        found = (name, key, wire)
-        if len(names) >= _MAX_INTERNED:
-            names.clear()
-        names[name] = found
-    return found
+def _intern_wire(wire: bytes, names: dict[bytes, tuple[Name, Name, bytes]]) -> tuple[Name, Name, bytes]:
+    """
+    The interned (name, folded key, wire form) of a name's uncompressed
+    wire form, whose label lengths the caller checked.
 
-
-#: Label runs (the bytes of a name up to its end or its pointer) already
-#: split and checked -> their labels.  Bounded like L{_NAMES}.
-_RUNS: dict[bytes, Name] = {}
-
-
-def _split_run(run: bytes) -> Name:
-    labels = []
-    offset = 0
-    while offset < len(run):
-        n = run[offset]
-        label = run[offset + 1 : offset + 1 + n]
+    @raise MessageError: a label is not UTF-8 (RFC 6763 s4.3 names are).
+    """
+    found = names.get(wire)
+    if found is not None:
+        return found
+    n = wire[0]
+    if n == 0:
+        found = ((), (), wire)
+    else:
+        label = wire[1 : 1 + n]
         if not label.isascii():
             try:
                 label.decode()
             except UnicodeDecodeError:
                 raise MessageError(f"label {label!r} is not UTF-8") from None
-        labels.append(label)
-        offset += n + 1
-    return tuple(labels)
+        rest = _intern_wire(wire[1 + n :], names)
+        name = (label,) + rest[0]
+        lowered = label.lower()
+        if lowered == label:
+            # bytes.lower always makes a new object: share the label.
+            key = name if rest[1] is rest[0] else (label,) + rest[1]
+        else:
+            key = (lowered,) + rest[1]
+        found = (name, key, wire)
+    if len(names) >= _MAX_INTERNED:
+        names.clear()
+    names[wire] = found
+    return found
 
 
 def _read_name(
     data: bytes, offset: int, memo: dict, hops: int = 0,
-    runs: dict[bytes, Name] = _RUNS, names: dict[Name, tuple[Name, Name, bytes]] = _NAMES,
+    names: dict[bytes, tuple[Name, Name, bytes]] = _NAMES,
 ) -> tuple[Name, int, int, Name, bytes]:
     """
     The name at C{offset}: (labels, offset after it, wire length, folded
-    key, uncompressed wire form), interned (L{_intern}).
+    key, uncompressed wire form), interned (L{_intern_wire}).
 
     The same rules as L{_NameSafeBuffer.decode_name}: every compression
     pointer points before the part of the name that holds it, at most
     L{_MAX_POINTER_HOPS} of them, labels of at most 63 bytes (the length
     bytes 0x40-0xBF are refused), names of at most 255, UTF-8 labels.
-    Each name start is decoded once per message (C{memo}), so the suffixes
-    that compression shares are shared tuples too.  C{runs} and C{names}
-    are the tables it interns into (see L{parse}'s C{intern}).
+    Each name start is decoded once per message (C{memo}).  C{names} is
+    the table it interns into (see L{parse}'s C{intern}).
     """
     found = memo.get(offset)
     if found is not None:
@@ -126,17 +127,9 @@ def _read_name(
         offset += n + 1
         if offset >= size:
             raise MessageError("name runs past the end of the packet")
-    run = data[start:offset]
-    labels = runs.get(run)
-    if labels is None:
-        labels = _split_run(run)
-        if len(runs) >= _MAX_INTERNED:
-            runs.clear()
-        runs[run] = labels
-    length = offset - start + 1
     if n == 0:
         end = offset + 1
-        name: Name = labels
+        wire = data[start:end]
     else:
         if offset + 1 >= size:
             raise MessageError("compression pointer cut short")
@@ -145,15 +138,15 @@ def _read_name(
             raise MessageError(f"compression pointer at {offset} to {target} does not point backwards")
         found = memo.get(target)
         if found is None:
-            found = _read_name(data, target, memo, hops + 1, runs, names)
-        length += found[2] - 1
-        name = labels + found[0] if labels else found[0]
+            found = _read_name(data, target, memo, hops + 1, names)
+        wire = data[start:offset] + found[4] if offset > start else found[4]
         end = offset + 2
+    length = len(wire)
     if length > 255:
         raise MessageError("name longer than 255 bytes")
-    interned = names.get(name)
+    interned = names.get(wire)
     if interned is None:
-        interned = _intern(name, names)
+        interned = _intern_wire(wire, names)
     found = (interned[0], end, length, interned[1], interned[2])
     memo[start] = found
     return found
@@ -236,16 +229,15 @@ _FAST_TYPES = frozenset({TYPE_A, TYPE_AAAA, TYPE_TXT, TYPE_PTR, 5, 2, TYPE_SRV})
 
 def _name_reader(intern: bool) -> Any:
     """
-    L{_read_name} over the shared tables, or over tables of this message
+    L{_read_name} over the shared table, or over a table of this message
     only (see L{parse}'s C{intern}).
     """
     if intern:
         return _read_name
-    runs: dict[bytes, Name] = {}
-    names: dict[Name, tuple[Name, Name, bytes]] = {}
+    names: dict[bytes, tuple[Name, Name, bytes]] = {}
 
     def read_name(data: bytes, offset: int, memo: dict) -> tuple[Name, int, int, Name, bytes]:
-        return _read_name(data, offset, memo, 0, runs, names)
+        return _read_name(data, offset, memo, 0, names)
 
     return read_name
 
@@ -396,7 +388,10 @@ def _records(
             offset = end
             record = new(Record)
             record.name = found[0]
+            record.key = found[3]
             record.rtype = rtype
+            record.rclass = rclass & CLASS_MASK
+            record.data = wire
             # RFC 2181 s8: treat a TTL with the top bit set as zero.
             if ttl & 0x80000000:
                 ttl = 0
@@ -406,7 +401,6 @@ def _records(
             record.ttl = ttl
             record.cache_flush = rclass >= TOP_BIT
             record._rdata = rdata
-            record._identity = (found[3], rtype, rclass & CLASS_MASK, wire)
             section.append(record)
     return sections[0], sections[1], sections[2]
 

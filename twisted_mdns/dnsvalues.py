@@ -249,77 +249,70 @@ class Record:
         C{NSEC}, ...).
     """
 
-    # Six slots: the key, class and rdata bytes live in the identity tuple,
-    # which every cached record needs anyway (a record is kept in a cache
-    # for each one heard: every slot is paid thousands of times).
-    __slots__ = ("name", "rtype", "ttl", "cache_flush", "_rdata", "_identity")
+    # Eight slots and no identity tuple: a record is kept in a cache for
+    # each one heard, so every byte here is paid thousands of times (an
+    # identity tuple beside six slots cost 72 bytes more than two more
+    # slots; issue 13).  C{key}, C{rclass} and C{data} are plain slots:
+    # the cache reads them for every record heard.
+    __slots__ = ("name", "key", "rtype", "rclass", "data", "ttl", "cache_flush", "_rdata")
+
+    #: Case-folded name.
+    key: Name
+    #: The class, without the cache-flush bit.
+    rclass: int
+    #: Canonical rdata bytes.
+    data: bytes
 
     def __init__(self, name: Name, rtype: int, rdata: Any, ttl: int, cache_flush: bool = False,
                  rclass: int = CLASS_IN, _wire: bytes = b"", _key: Name = ()) -> None:
         self.name = name
+        self.key = _key or name_key(name)
         self.rtype = rtype
+        self.rclass = rclass
+        self.data = _wire if _wire or rdata is None else rdata_bytes(rtype, rdata)
         self.ttl = ttl
         self.cache_flush = cache_flush
         self._rdata = rdata
-        wire = _wire if _wire or rdata is None else rdata_bytes(rtype, rdata)
-        self._identity = (_key or name_key(name), rtype, rclass, wire)
 
     @property
     def rdata(self) -> Any:
         rdata = self._rdata
         if rdata is None:
-            rdata = self._rdata = _rdata_from_wire(self.rtype, self._identity[3])
+            rdata = self._rdata = _rdata_from_wire(self.rtype, self.data)
         return rdata
 
     @property
-    def rclass(self) -> int:
-        """
-        The class, without the cache-flush bit.
-        """
-        return self._identity[2]
-
-    @property
-    def key(self) -> Name:
-        """
-        Case-folded name.
-        """
-        return self._identity[0]
-
-    @property
-    def data(self) -> bytes:
-        """
-        Canonical rdata bytes.
-        """
-        return self._identity[3]
-
-    @property
     def _wire(self) -> bytes:
-        return self._identity[3]
+        return self.data
 
     @property
     def _key(self) -> Name:
-        return self._identity[0]
+        return self.key
 
     @property
     def identity(self) -> tuple:
         """
         What makes two records the same record (s6: name, rrtype, rrclass
-        and rdata; not the TTL or the cache-flush bit).
+        and rdata; not the TTL or the cache-flush bit), as a tuple for
+        tables of records (made on each read: kept by no record).
         """
-        return self._identity
+        return (self.key, self.rtype, self.rclass, self.data)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Record):
             return NotImplemented
-        return self is other or self._identity == other._identity
+        return self is other or (
+            self.data == other.data and self.rtype == other.rtype
+            and self.key == other.key and self.rclass == other.rclass
+        )
 
     def __hash__(self) -> int:
-        return hash(self._identity)
+        return hash((self.key, self.rtype, self.rclass, self.data))
 
     def _copy(self, ttl: int, cache_flush: bool) -> "Record":
         new = _new_record(Record)
-        new.name, new.rtype, new.ttl, new.cache_flush = self.name, self.rtype, ttl, cache_flush
-        new._rdata, new._identity = self._rdata, self._identity
+        new.name, new.key, new.rtype, new.rclass, new.data = self.name, self.key, self.rtype, self.rclass, self.data
+        new.ttl, new.cache_flush, new._rdata = ttl, cache_flush, self._rdata
         return new
 
     def with_ttl(self, ttl: int) -> "Record":
@@ -348,7 +341,7 @@ class Record:
             # (issue 13: a dnslib object per record was most of the memory
             # per registered service); pack the target from them, so it
             # is still compressed (RFC 6762 s18.14).
-            wire = self._identity[3]
+            wire = self.data
             if self.rtype == TYPE_SRV:
                 buf.append(wire[:6])
                 buf.encode_name(DNSLabel(wire_name(wire, 6)))
