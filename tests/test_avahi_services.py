@@ -130,6 +130,7 @@ class ElementsTests(Files):
         self.assertEqual(loaded.warnings, ())
         [info] = loaded.services
         self.assertEqual(info.instance, "Files on %h", "no wildcards unless asked")
+        self.assertIsNone(info.name_template)
         self.assertEqual(info.subtypes, ("_media", "_backup"))
         self.assertEqual(info.host, "nas")
         self.assertEqual(info.port, 445)
@@ -137,6 +138,30 @@ class ElementsTests(Files):
             info.txt_strings,
             (b"path=/srv", b"hex=value", b"b64=value", b"flag", b"empty="),
         )
+
+    def test_name_template_kept_for_every_service_of_the_group(self) -> None:
+        """
+        A name with C{%h} replaced keeps what was written, for each of the
+        group's services, so that they follow a renamed host; a name
+        without C{%h} (or with wildcards off) is fixed.
+        """
+        group = HEADER + """<service-group>
+  <name replace-wildcards="%s">%s</name>
+  <service><type>_http._tcp</type><port>80</port></service>
+  <service><type>_ssh._tcp</type><port>22</port></service>
+</service-group>
+"""
+        for wildcards, name, instance, template in [
+            ("yes", "%h web", "lab web", "%h web"),
+            ("yes", "Web of %h and %h", "Web of lab and lab", "Web of %h and %h"),
+            ("yes", "Plain web", "Plain web", None),
+            ("no", "%h web", "%h web", None),
+        ]:
+            path = self.write("t.service", group % (wildcards, name))
+            services = load_avahi_service_file(path, "lab").services
+            self.assertEqual([(s.instance, s.name_template) for s in services], [(instance, template)] * 2)
+            if template is not None:
+                self.assertEqual(services[0].for_host("lab-2").instance, instance.replace("lab", "lab-2"))
 
     def test_unsupported_parts_warn_with_line_and_rest_loads(self) -> None:
         path = self.write("w.service", HEADER + """<service-group>
