@@ -190,13 +190,9 @@ class ServiceInfo:
         each one label of 1 to 63 bytes (L{twisted_mdns.naming.subtype_label}).
     @ivar interfaces: limit the service to these interfaces (names, IPv4
         addresses or indexes); C{None} for every interface we run on.
-    @ivar name_template: the instance name with C{%h} standing for our
-        host name (avahi's C{<name replace-wildcards="yes">}), or C{None}
-        for a fixed name.  C{instance} is then the name for the host name
-        known when the value was made; the responder registers the service
-        as L{for_host} names it for the host name it claims, and again
-        under the new name whenever that host name changes (a conflict,
-        RFC 6762 §9), as avahi re-creates its static services.
+    @ivar name_template: C{None}, or the name with C{%h} for our host name
+        (avahi's C{replace-wildcards}): the responder publishes L{for_host}
+        of it, again whenever a conflict renames the host (RFC 6762 §9).
     """
 
     instance: str
@@ -284,28 +280,19 @@ class ServiceInfo:
         return [join_name(sub, "_sub", self.type_name) for sub in self.subtypes]
 
     def renamed(self, instance: str) -> "ServiceInfo":
-        """
-        This service under another instance name; its L{name_template} is
-        kept (a conflict rename, C{lab web (2)}, is still named after the
-        host: the next host rename names it from the template again).
-        """
+        """This service as C{instance}, L{name_template} kept (C{lab web (2)})."""
         return replace(self, instance=instance)
 
     def for_host(self, hostname: str) -> "ServiceInfo":
         """
-        This service named from its L{name_template} for C{hostname}
-        (itself when it has no template or is so named already).  A name
-        that would be over 63 bytes is cut at a character boundary, as
-        L{next_service_name} cuts, rather than refused: a host rename
-        (C{lab} to C{lab-2}) must not make a service unpublishable.
+        This service named from its L{name_template} for C{hostname} (or
+        itself), cut to 63 bytes as L{next_service_name} cuts: a host
+        rename must not make a service unpublishable.
         """
-        template = self.name_template
-        if template is None:
+        if self.name_template is None:
             return self
-        instance = template.replace(HOST_WILDCARD, hostname)
-        raw = instance.encode("utf-8")
-        if len(raw) > MAX_LABEL:
-            instance = raw[:MAX_LABEL].decode("utf-8", "ignore")
+        raw = self.name_template.replace(HOST_WILDCARD, hostname).encode("utf-8")
+        instance = raw[:MAX_LABEL].decode("utf-8", "ignore")
         return self if instance == self.instance else replace(self, instance=instance)
 
     def with_txt(self, txt: Mapping[str, object] | tuple) -> "ServiceInfo":
