@@ -2,7 +2,8 @@
 avahi's service files, read as they are: the files avahi ships, every
 element of C{avahi.service(5)}, warnings and errors with path and line,
 hostile XML refused, and a twistd process publishing avahi's files that
-python-zeroconf then finds on the link.
+python-zeroconf then finds on the link, under a new name when a rival on
+the link takes our host name (C{%h}).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.peers import zeroconf_browse
+from tests.peers import AvahiService, ZeroconfBrowser, ZeroconfPublisher, require_peers, zeroconf_browse
 from tests.test_twistd import TwistdCase
 from twisted_mdns.avahi_services import (
     MAX_FILE_SIZE,
@@ -130,6 +131,7 @@ class ElementsTests(Files):
         self.assertEqual(loaded.warnings, ())
         [info] = loaded.services
         self.assertEqual(info.instance, "Files on %h", "no wildcards unless asked")
+        self.assertIsNone(info.name_template)
         self.assertEqual(info.subtypes, ("_media", "_backup"))
         self.assertEqual(info.host, "nas")
         self.assertEqual(info.port, 445)
@@ -137,6 +139,30 @@ class ElementsTests(Files):
             info.txt_strings,
             (b"path=/srv", b"hex=value", b"b64=value", b"flag", b"empty="),
         )
+
+    def test_name_template_kept_for_every_service_of_the_group(self) -> None:
+        """
+        A name with C{%h} replaced keeps what was written, for each of the
+        group's services, so that they follow a renamed host; a name
+        without C{%h} (or with wildcards off) is fixed.
+        """
+        group = HEADER + """<service-group>
+  <name replace-wildcards="%s">%s</name>
+  <service><type>_http._tcp</type><port>80</port></service>
+  <service><type>_ssh._tcp</type><port>22</port></service>
+</service-group>
+"""
+        for wildcards, name, instance, template in [
+            ("yes", "%h web", "lab web", "%h web"),
+            ("yes", "Web of %h and %h", "Web of lab and lab", "Web of %h and %h"),
+            ("yes", "Plain web", "Plain web", None),
+            ("no", "%h web", "%h web", None),
+        ]:
+            path = self.write("t.service", group % (wildcards, name))
+            services = load_avahi_service_file(path, "lab").services
+            self.assertEqual([(s.instance, s.name_template) for s in services], [(instance, template)] * 2)
+            if template is not None:
+                self.assertEqual(services[0].for_host("lab-2").instance, instance.replace("lab", "lab-2"))
 
     def test_unsupported_parts_warn_with_line_and_rest_loads(self) -> None:
         path = self.write("w.service", HEADER + """<service-group>
@@ -265,7 +291,8 @@ class DirectoryTests(Files):
 class PublishedTests(TwistdCase):
     """
     C{twistd mdns --services-dir} with avahi's own files: a python-zeroconf
-    client on the link finds them, %h replaced by our host name.
+    client on the link finds them, %h replaced by our host name, and
+    replaced again when the host is renamed.
     """
 
     @defer.inlineCallbacks
@@ -282,3 +309,43 @@ class PublishedTests(TwistdCase):
         found = yield zeroconf_browse(self.topology.links["a"].client_ns, "_ipp._tcp", timeout=6, expect=1)
         self.assertEqual([(s.instance, s.port) for s in found], [("Printer on h", 631)])
         self.assertIn("protocol=\"ipv6\": published on IPv4 and IPv6", self.proc.stdout)
+
+    @defer.inlineCallbacks
+    def test_wildcard_name_follows_a_host_rename(self):
+        """
+        C{<name replace-wildcards="yes">%h web</name>}, published as
+        C{h web}; then python-zeroconf on link a publishes a service whose
+        host is C{h.local} (its address records, not ours, RFC 6762 §9):
+        our host becomes C{h-2}, and a python-zeroconf browser on link b
+        sees C{h web} leave (our goodbyes, §10.1) and C{h-2 web} arrive,
+        on C{h-2.local}.
+        """
+        require_peers("zeroconf")
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        web = AvahiService("%h web", "_http._tcp", 8080, {"path": "/"}, protocol="any", replace_wildcards=True)
+        with open(os.path.join(directory, "web.service"), "w") as f:
+            f.write(web.to_xml())
+        a, b = self.topology.links["a"], self.topology.links["b"]
+        yield self.start_twistd("--hostname", "h", "--services-dir", directory)
+        yield self.proc.wait_for(r"service h web\._http\._tcp\.local\. registered", timeout=10)
+        browser = ZeroconfBrowser(b.client_ns, "_http._tcp")
+        self.addCleanup(browser.stop)
+        yield browser.start()
+        found = yield browser.wait_for_added("h web", timeout=10)
+        self.assertEqual((found.server, found.port), ("h.local.", 8080))
+        # A real responder claiming our host name on link a.
+        rival = ZeroconfPublisher(a.client_ns, "Rival", "_rival._tcp", 9001, hostname="h.local.")
+        self.addCleanup(rival.stop)
+        yield rival.start()
+        yield self.proc.wait_for(r"host name h\.local is taken; trying h-2\.local", timeout=15)
+        yield self.proc.wait_for(r"service h web\._http\._tcp\.local\. is named after the host: "
+                                 r"registering it as h-2 web\._http\._tcp\.local\.", timeout=5)
+        yield browser.wait_for_removed("h web", timeout=10)
+        found = yield browser.wait_for_added("h-2 web", timeout=10)
+        self.assertEqual((found.server, found.port, found.txt), ("h-2.local.", 8080, {"path": "/"}))
+        self.assertEqual(found.addresses, (b.host_ip,))
+        yield browser.stop()
+        # A browser starting now finds the new name only.
+        found = yield zeroconf_browse(b.client_ns, "_http._tcp", timeout=6, expect=1)
+        self.assertEqual([s.instance for s in found], ["h-2 web"])

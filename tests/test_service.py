@@ -182,3 +182,61 @@ class ServiceLifecycleTests(NamespaceTestMixin, unittest.TestCase):
         self.assertIn(b"mDNS", body)
         yield stop()
         self.assertEqual(mdns.transport.ports, {})
+
+
+class HostObserverTests(NamespaceTestMixin, unittest.TestCase):
+    """
+    L{MDNSService.add_host_observer}: told when a real rival on a link
+    takes our host name, in every run, with C{hostname} and the services
+    named after the host (C{%h}) following it.
+    """
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_rival_renames_host_observer_told_services_follow(self):
+        from tests.peers import ZeroconfPublisher, require_peers
+
+        require_peers("zeroconf")
+        mdns = MDNSService(hostname="obs", monitor=False)
+        seen: list[tuple[str, str]] = []
+        mdns.add_host_observer(lambda name: seen.append((name, mdns.hostname)))
+        fixed = ServiceInfo("Fixed", "_http._tcp", 81)
+        named = ServiceInfo("obs web", "_http._tcp", 80, name_template="%h web")
+        first = mdns.register(named)
+        mdns.register(fixed)
+        mdns.startService()
+        self.addCleanup(mdns.stopService)
+        yield wait_until(lambda: mdns.responder.host_claimed, what="host claimed")
+        self.assertEqual((yield first).instance, "obs web")
+        # python-zeroconf on link a: a service on host obs.local, its
+        # address records announced (RFC 6762 §9).
+        rival = ZeroconfPublisher(self.topology.links["a"].client_ns, "Rival", "_rival._tcp", 9001,
+                                  hostname="obs.local.")
+        self.addCleanup(rival.stop)
+        yield rival.start()
+        yield wait_until(lambda: seen, timeout=15, what="host rename observed")
+        self.assertEqual(seen, [("obs-2", "obs-2")])
+        yield wait_until(lambda: mdns.responder.host_claimed, timeout=10, what="obs-2 claimed")
+        yield wait_until(lambda: all(c.announced for c in mdns.responder.claims.services.values()),
+                         timeout=10, what="services announced")
+        self.assertEqual(sorted(s.instance for s in mdns.responder.services), ["Fixed", "obs-2 web"])
+        # A restart claims the requested name again, and the service its
+        # name for it (python-zeroconf does not defend obs.local against
+        # our probes: it only announces it when it registers).
+        yield mdns.stopService()
+        self.assertEqual(mdns.hostname, "obs-2")
+        yield rival.stop()
+        mdns.startService()
+        self.assertEqual(mdns.hostname, "obs")
+        yield wait_until(lambda: mdns.responder.host_claimed, what="obs claimed again")
+        self.assertIn("obs web", [s.instance for s in mdns.responder.services])
+        # The observer follows the new run's responder.
+        rival = ZeroconfPublisher(self.topology.links["b"].client_ns, "Rival", "_rival._tcp", 9001,
+                                  hostname="obs.local.")
+        self.addCleanup(rival.stop)
+        yield rival.start()
+        yield wait_until(lambda: len(seen) == 2, timeout=15, what="second rename observed")
+        self.assertEqual(seen[1], ("obs-2", "obs-2"))
+        yield wait_until(lambda: "obs-2 web" in [s.instance for s in mdns.responder.services],
+                         timeout=5, what="service followed again")

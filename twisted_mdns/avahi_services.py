@@ -8,7 +8,11 @@ One file is a C{<service-group>}: one C{<name>} (C{%h} is the host name when
 C{replace-wildcards="yes"}) shared by one or more C{<service>} elements,
 each with a C{<type>}, C{<port>} and optionally C{<subtype>}s,
 C{<host-name>}, C{<domain-name>} and C{<txt-record>}s.  Every C{<service>}
-becomes one L{ServiceInfo} with the group's name.
+becomes one L{ServiceInfo} with the group's name.  A name with C{%h} keeps
+it as the service's L{ServiceInfo.name_template}: when our host name is
+renamed after a conflict (RFC 6762 §9, C{lab} to C{lab-2}), the responder
+registers the service again as C{lab-2 web}, as avahi-daemon re-creates
+its static services with C{%h} replaced anew.
 
 What we do not do gets a warning naming the file and line, and that part is
 left out: unknown elements and attributes, a domain other than C{local}, a
@@ -39,6 +43,7 @@ import xml.parsers.expat
 from dataclasses import dataclass, field
 from typing import Callable
 
+from twisted_mdns.constants import HOST_WILDCARD
 from twisted_mdns.families import Family
 from twisted_mdns.records import ServiceInfo, _split_type
 
@@ -210,29 +215,35 @@ class _Reader:
                 self.warn(child, f"<{child.tag}> is not supported; ignored")
         name_element = self.only(root, "name", required=True)
         assert name_element is not None
-        name = self.name(name_element)
+        name, template = self.name(name_element)
         services = [c for c in root.children if c.tag == "service"]
         if not services:
             raise self.error(root, "<service-group> needs at least one <service>")
         out = []
         for element in services:
-            info = self.service(element, name)
+            info = self.service(element, name, template)
             if info is not None:
                 out.append(info)
         return out
 
-    def name(self, element: _Element) -> str:
+    def name(self, element: _Element) -> tuple[str, str | None]:
+        """
+        The group's name for our host name now, and its template (the
+        name as written) when C{%h} is replaced in it, else C{None}.
+        """
         name = element.text.strip()
         wildcards = element.attributes.get("replace-wildcards", "no")
         if wildcards not in ("yes", "no"):
             raise self.error(element, f"replace-wildcards={wildcards!r}: expected yes or no")
-        if wildcards == "yes":
-            name = name.replace("%h", self.hostname)
+        template = None
+        if wildcards == "yes" and HOST_WILDCARD in name:
+            template = name
+            name = name.replace(HOST_WILDCARD, self.hostname)
         if not name:
             raise self.error(element, "<name> is empty")
-        return name
+        return name, template
 
-    def service(self, element: _Element, name: str) -> ServiceInfo | None:
+    def service(self, element: _Element, name: str, template: str | None = None) -> ServiceInfo | None:
         """
         One C{<service>}: a L{ServiceInfo}, or C{None} (with a warning) when
         it asks for something we do not do.
@@ -273,7 +284,7 @@ class _Reader:
         try:
             return ServiceInfo(
                 name, service_type, int(port_text), tuple(txt),
-                host=host or None, subtypes=subtypes,
+                host=host or None, subtypes=subtypes, name_template=template,
             )
         except ValueError as e:
             raise self.error(element, str(e)) from None
@@ -352,7 +363,8 @@ def load_avahi_service_file(
     Read one avahi service file.
 
     @param hostname: what C{%h} stands for (our host name, without
-        C{.local}).
+        C{.local}) until the host is renamed (each such service keeps its
+        L{ServiceInfo.name_template}).
     @param families: the families mDNS runs, for C{protocol=} (see the
         module docstring).
     @raise AvahiServiceFileError: C{"PATH:LINE: ..."} when the file cannot

@@ -70,6 +70,9 @@ MAX_LABEL = 63
 MAX_NAME = 255
 #: RFC 6763 §7 (RFC 6335 §5.1): a service name is 1 to 15 characters.
 MAX_SERVICE_NAME = 15
+#: avahi.service(5): in a C{<name replace-wildcards="yes">}, our host name
+#: (L{twisted_mdns.records.ServiceInfo.name_template}).
+HOST_WILDCARD = "%h"
 #: RFC 1035 §4.2.1: the UDP payload a client takes without EDNS (RFC 6891).
 DNS_UDP_SIZE = 512
 #: RFC 6891 §6.2.5: senders SHOULD NOT offer (so we never honour) more.

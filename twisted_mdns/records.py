@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from twisted_mdns import naming
-from twisted_mdns.constants import HOST_TTL, OTHER_TTL
+from twisted_mdns.constants import HOST_TTL, HOST_WILDCARD, MAX_LABEL, OTHER_TTL
 from twisted_mdns.message import (
     TYPE_A,
     TYPE_AAAA,
@@ -190,6 +190,9 @@ class ServiceInfo:
         each one label of 1 to 63 bytes (L{twisted_mdns.naming.subtype_label}).
     @ivar interfaces: limit the service to these interfaces (names, IPv4
         addresses or indexes); C{None} for every interface we run on.
+    @ivar name_template: C{None}, or the name with C{%h} for our host name
+        (avahi's C{replace-wildcards}): the responder publishes L{for_host}
+        of it, again whenever a conflict renames the host (RFC 6762 §9).
     """
 
     instance: str
@@ -201,6 +204,7 @@ class ServiceInfo:
     interfaces: tuple[str | int, ...] | None = None
     priority: int = 0
     weight: int = 0
+    name_template: str | None = None
     # The names, computed once per (immutable) value: the responder asks
     # for them per claim on every received response and probe.  Slots
     # rather than a per-instance dict (issue 13: memory per service).
@@ -223,6 +227,8 @@ class ServiceInfo:
             object.__setattr__(self, "txt", tuple(self.txt.items()))
         if self.interfaces is not None:
             object.__setattr__(self, "interfaces", tuple(self.interfaces))
+        if self.name_template is not None and HOST_WILDCARD not in self.name_template:
+            raise ValueError(f"name template {self.name_template!r} has no {HOST_WILDCARD}")
 
     @property
     def type_name(self) -> Name:
@@ -274,7 +280,20 @@ class ServiceInfo:
         return [join_name(sub, "_sub", self.type_name) for sub in self.subtypes]
 
     def renamed(self, instance: str) -> "ServiceInfo":
+        """This service as C{instance}, L{name_template} kept (C{lab web (2)})."""
         return replace(self, instance=instance)
+
+    def for_host(self, hostname: str) -> "ServiceInfo":
+        """
+        This service named from its L{name_template} for C{hostname} (or
+        itself), cut to 63 bytes as L{next_service_name} cuts: a host
+        rename must not make a service unpublishable.
+        """
+        if self.name_template is None:
+            return self
+        raw = self.name_template.replace(HOST_WILDCARD, hostname).encode("utf-8")
+        instance = raw[:MAX_LABEL].decode("utf-8", "ignore")
+        return self if instance == self.instance else replace(self, instance=instance)
 
     def with_txt(self, txt: Mapping[str, object] | tuple) -> "ServiceInfo":
         return replace(self, txt=txt)

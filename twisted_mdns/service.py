@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -121,8 +121,10 @@ class MDNSService(service.MultiService):
         #: The name asked for; every start claims it anew (a rename after a
         #: conflict lasts for that run, as with avahi).
         self.requested_hostname = hostname or default_hostname()
-        #: The name claimed in this run (C{host-2} after a conflict).
+        #: The name claimed in this run (C{host-2} after a conflict, from
+        #: the moment it is adopted and probed).
         self.hostname = self.requested_hostname
+        self._host_observers: list[Callable[[str], object]] = []
         self.enumerator = enumerator or SystemInterfaceEnumerator()
         self._monitor_option = monitor
         self.monitor: IInterfaceMonitor | None = None
@@ -147,6 +149,7 @@ class MDNSService(service.MultiService):
         """
         self.hostname = self.requested_hostname
         responder = Responder(self.transport, self.clock, self.hostname, self.counters)
+        responder.add_host_observer(self._host_renamed)
         self.protocol.fast_path = responder.fast_path
         self._set_handlers(responder, getattr(self, "querier", None))
         return responder
@@ -204,6 +207,34 @@ class MDNSService(service.MultiService):
     def _host_claimed(self, name: str) -> str:
         self.hostname = name
         return name
+
+    def add_host_observer(self, observer: Callable[[str], object]) -> None:
+        """
+        Call C{observer} with the new host name (without C{.local}) each
+        time a conflict renames it (RFC 6762 §8.1, §9: C{lab} to
+        C{lab-2}), in this run and later ones: the moment the responder
+        adopts the name and probes it.  By then the services follow it:
+        SRV records point to it, and a service named after the host (a
+        L{ServiceInfo.name_template}, C{%h} in an avahi file) is being
+        registered again under its new name.  Each start claims the
+        requested name anew, and says nothing here.  A plain callback (an
+        event stream, not one result); one that raises is logged.
+        """
+        self._host_observers.append(observer)
+
+    def remove_host_observer(self, observer: Callable[[str], object]) -> None:
+        """
+        Stop calling an observer given to L{add_host_observer}.
+        """
+        self._host_observers.remove(observer)
+
+    def _host_renamed(self, name: str) -> None:
+        self.hostname = name
+        for observer in list(self._host_observers):
+            try:
+                observer(name)
+            except Exception:
+                log.failure("host name observer {observer!r} failed", observer=observer)
 
     def _registration_failed(self, failure: Failure) -> None:
         failure.trap(RegistrationError)

@@ -20,7 +20,7 @@ from twisted_mdns.records import ServiceInfo
 SERVICES_DIR_HELP = """\
 Service files (--services-dir): files named *.service, each either an avahi
 service file (XML, /etc/avahi/services/*.service as they are; %h is our host
-name) or one service in INI format:
+name, followed when a conflict renames it) or one service in INI format:
 
     [service]
     name = My Web            ; instance name (required)
@@ -161,8 +161,11 @@ def load_services_dir(
     by the content, as the names are the same); a bad file is an error and
     the other files still load.
 
-    @param hostname: what C{%h} in avahi files stands for; by default this
-        machine's short name, as L{twisted_mdns.service.MDNSService} claims.
+    @param hostname: what C{%h} in avahi files stands for at first; by
+        default this machine's short name, as
+        L{twisted_mdns.service.MDNSService} claims.  (Their services keep
+        the name as written, L{ServiceInfo.name_template}, and follow the
+        host name the responder claims.)
     @param families: the families mDNS runs, for avahi's C{protocol=}.
     """
     if hostname is None:

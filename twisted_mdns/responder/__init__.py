@@ -16,6 +16,8 @@ is invisible on the others.  Timing is driven by the injected reactor only
  - L{truncated <twisted_mdns.responder.truncated>}: §7.2;
  - L{legacy <twisted_mdns.responder.legacy>}: §6.7;
  - L{conflicts <twisted_mdns.responder.conflicts>}: §8.1, §9, §15;
+ - L{host_renames <twisted_mdns.responder.host_renames>}: what follows a
+   renamed host name (SRV targets, services named after the host);
  - L{engine <twisted_mdns.responder.engine>}: L{Responder}, the public API.
 """
 

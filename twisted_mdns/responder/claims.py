@@ -237,10 +237,25 @@ class Claims:
 
     # -- services ------------------------------------------------------------
 
-    def add_service(self, service: ServiceInfo) -> Claim:
-        claim = Claim(ClaimKind.SERVICE, service, requested=service.key)
+    def add_service(self, service: ServiceInfo, requested: Name | None = None) -> Claim:
+        """
+        A new claim for C{service}, found by its name and by C{requested}
+        (the caller's name for it, by default the service's own).
+        """
+        claim = Claim(ClaimKind.SERVICE, service, requested=service.key if requested is None else requested)
         self.services[service.key] = claim
+        if service.key != claim.requested:
+            self._requested[claim.requested] = claim
         return claim
+
+    def replace_service(self, claim: Claim, service: ServiceInfo) -> Claim:
+        """
+        A new claim for C{service} in place of C{claim} (which is
+        forgotten), found by the same requested name: a service
+        registered again under a new name, probed from the start.
+        """
+        self.remove_service(claim)
+        return self.add_service(service, claim.requested)
 
     def rename_service(self, claim: Claim, service: ServiceInfo) -> None:
         assert claim.service is not None

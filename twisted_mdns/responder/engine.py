@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -34,6 +34,7 @@ from twisted_mdns.responder.announcing import Announcer
 from twisted_mdns.responder.answering import Answerer
 from twisted_mdns.responder.claims import NO_LINKS, Claim, ClaimKind, ClaimState, Claims, shared_links
 from twisted_mdns.responder.conflicts import Conflicts
+from twisted_mdns.responder.host_renames import HostRenames
 from twisted_mdns.responder.legacy import LegacyReplies, LegacyResponder
 from twisted_mdns.responder.probing import Batch, Prober
 from twisted_mdns.responder.sending import Sender
@@ -96,8 +97,11 @@ class Responder:
         shared = Shared(reactor, self.timers, self.random, self.links, self.claims, self.sender, self.counters, self.is_running)
         self.announcer = Announcer(shared)
         self.prober = Prober(shared, won=self._probes_won, failed=self._probe_failed, backing_off=self._backing_off)
+        self.host_renames = HostRenames(
+            shared, self.prober, self.announcer, publish=self._publish, withdraw=self._unpublish,
+        )
         self.conflicts = Conflicts(
-            shared, self.prober, withdraw=self._unpublish, host_renamed=self._host_renamed,
+            shared, self.prober, withdraw=self._unpublish, host_renamed=self.host_renames.renamed,
             own_address=self.links.is_ours,
         )
         self.answerer = Answerer(shared, self.legacy)
@@ -162,14 +166,16 @@ class Responder:
 
     def register(self, service: ServiceInfo) -> defer.Deferred:
         """
-        Probe for and announce C{service}.
+        Probe for and announce C{service} (one named after the host,
+        L{ServiceInfo.name_template}, under the host name now and after).
 
         @return: a Deferred firing with the L{ServiceInfo} published (renamed
             if its name was taken).
         """
-        if service.key in self.claims.services:
+        requested, service = service.key, service.for_host(self.hostname)
+        if service.key in self.claims.services or requested in self.claims.services:
             return defer.fail(ValueError(f"{service.display()} is already registered"))
-        claim = self.claims.add_service(service)
+        claim = self.claims.add_service(service, requested)
         done = claim.done = defer.Deferred()
         if self._running:
             self.prober.enqueue(claim, set(self.links))
@@ -372,15 +378,17 @@ class Responder:
             self.legacy_replies.forget_replies()
         claim.ready_on = NO_LINKS
 
-    def _host_renamed(self) -> None:
+    def add_host_observer(self, observer: Callable[[str], object]) -> None:
         """
-        Every SRV target and reverse mapping follows the host name:
-        republish and announce them.
+        Call C{observer} with the new host name (C{lab-2}) each time a
+        conflict renames it (RFC 6762 §8.1, §9), as it is adopted and
+        probed (see L{twisted_mdns.responder.host_renames}).
         """
-        for claim in self.claims:
-            if claim.kind is not ClaimKind.HOST and claim.announced:
-                self._publish(claim, claim.ready_on)
-                self.announcer.announce([claim], set(claim.ready_on))
+        self.host_renames.observers.append(observer)
+
+    def remove_host_observer(self, observer: Callable[[str], object]) -> None:
+        """Stop calling an observer given to L{add_host_observer}."""
+        self.host_renames.observers.remove(observer)
 
     # -- phase callbacks -------------------------------------------------------
 

@@ -202,6 +202,10 @@ class Prober(Phase):
         Probe C{claim} on C{interfaces} with the next batch.  With no link
         at all the name is ours at once (there is nobody to ask).
         """
+        if claim.state is ClaimState.WITHDRAWN:
+            # Withdrawn while it waited (the 1 s after a lost tie-break):
+            # unregistered, or registered again under another name.
+            return
         interfaces = shared_links(interfaces)
         if not interfaces:
             if not keep_state:
@@ -235,16 +239,24 @@ class Prober(Phase):
             return
         links = self.links
         gone: list[Claim] = []
+        failed: list[tuple[Claim, frozenset[int]]] = []
         for claim, ifaces in batch.items():
             if claim.state is ClaimState.WITHDRAWN:
                 gone.append(claim)
             elif claim.conflict is not None:
                 gone.append(claim)
-                self.failed(claim, ifaces)
+                failed.append((claim, ifaces))
             elif not all(ix in links for ix in ifaces):
                 batch[claim] = shared_links(ix for ix in ifaces if ix in links)
         for claim in gone:
             del batch[claim]
+        if failed:
+            for claim, ifaces in failed:
+                self.failed(claim, ifaces)
+            # A failure may withdraw others of the batch: a host renamed
+            # registers the services named after it again (new claims).
+            for claim in [c for c in batch if c.state is ClaimState.WITHDRAWN]:
+                del batch[claim]
         if not batch:
             return
         if n == PROBE_COUNT:
