@@ -381,9 +381,14 @@ class RecordCache(CacheClock):
             event = CacheEvent.UPDATED
         if self._watched and self._watched.get(bucket_key, 0) > 0:
             entry.refresh = self._refresh_points(now, ttl)
+            self._schedule(entry)
         else:
             entry.refresh = None
-        self._schedule(entry)
+            due = entry.due
+            # The deadline is the expiry, and the entry is filed no later
+            # than that: nothing to file (most records a busy link repeats).
+            if due is None or due > entry.expires + _EPSILON:
+                self._schedule(entry)
         if changes is not None:
             changes.append(_change(CacheChange, (event, record)))
 

@@ -117,6 +117,15 @@ def _read_name(
         return found
     start = offset
     size = len(data)
+    if data[offset] >= 0xC0 and offset + 1 < size:
+        # A bare pointer to a name this message decoded (an SRV target, a
+        # PTR's): that name, ending here.
+        target = ((data[offset] & 0x3F) << 8) | data[offset + 1]
+        found = memo.get(target) if target < offset else None
+        if found is not None:
+            found = (found[0], offset + 2, found[2], found[3], found[4])
+            memo[offset] = found
+            return found
     # The run of labels up to the terminator or a pointer.
     while True:
         n = data[offset]  # IndexError past the end: MessageError in parse
