@@ -90,6 +90,8 @@ def _in_bucket(bucket: CacheEntry | dict | None, record: Record) -> CacheEntry |
         return None
     return bucket.get(_inner(record))  # type: ignore[union-attr]
 
+_EMPTY: dict = {}
+
 #: The default bound on the number of records per interface.
 DEFAULT_MAX_RECORDS = 4096
 
@@ -131,7 +133,12 @@ class RecordCache(CacheClock):
         # several records (a PTR rrset of a service type), a dict of them by
         # rdata (L{_inner}).  Most rrsets of a LAN hold one record; the
         # records need no identity tuple to be found.
-        self._buckets: dict[tuple[Name, int], CacheEntry | dict] = {}
+        #
+        # One table per rrtype, keyed by the folded name alone: the name is
+        # the interned tuple every record of it shares, where a (name,
+        # rrtype) key was a tuple per rrset (issue 13: 42 bytes per cached
+        # record); a link's records are of a handful of types.
+        self._buckets: dict[int, dict[Name, CacheEntry | dict]] = {}
         # Every entry in the order it took its place (eviction order, see
         # L{_evict}); entries that left stay until reached or compacted.
         self._order: deque[CacheEntry] = deque()
@@ -166,7 +173,7 @@ class RecordCache(CacheClock):
         return self._find(record)
 
     def _find(self, record: Record) -> CacheEntry | None:
-        return _in_bucket(self._buckets.get((record.key, record.rtype)), record)
+        return _in_bucket(self._buckets.get(record.rtype, _EMPTY).get(record.key), record)
 
     def entries(self, name: Name, rtype: int) -> list[CacheEntry]:
         """
@@ -180,12 +187,9 @@ class RecordCache(CacheClock):
         now = self.reactor.seconds()
         found: Sequence[CacheEntry]
         if rtype == TYPE_ANY:
-            found = [
-                e for (k, _), bucket in self._buckets.items() if k == key
-                for e in _members(bucket)
-            ]
+            found = [e for table in self._buckets.values() for e in _members(table.get(key))]
         else:
-            found = _members(self._buckets.get((key, rtype)))
+            found = _members(self._buckets.get(rtype, _EMPTY).get(key))
         live = [e for e in found if e.expires > now + _EPSILON]
         live.sort(key=lambda e: e.received)
         return live
@@ -256,7 +260,7 @@ class RecordCache(CacheClock):
 
     def _reschedule_bucket(self, key: tuple[Name, int]) -> None:
         watched = self._watched.get(key, 0) > 0
-        for e in _members(self._buckets.get(key)):
+        for e in _members(self._buckets.get(key[1], _EMPTY).get(key[0])):
             if watched and e.refresh is None and not e.doomed:
                 # Drawn now, from when it was received (points already past
                 # are due at once, as they would have been).
@@ -329,8 +333,11 @@ class RecordCache(CacheClock):
     def _add(self, record: Record, now: float, changes: list[CacheChange] | None, counts: dict) -> None:
         # One bucket look-up serves the find, the flush and the watch check
         # (this runs for every record heard on the link).
-        bucket_key = (record.key, record.rtype)
-        bucket = self._buckets.get(bucket_key)
+        name = record.key
+        table = self._buckets.get(record.rtype)
+        if table is None:
+            table = self._buckets[record.rtype] = {}
+        bucket = table.get(name)
         entry = _in_bucket(bucket, record)
         ttl = record.ttl
         if ttl == 0:
@@ -352,11 +359,11 @@ class RecordCache(CacheClock):
             self._count += 1
             self._order.append(entry)
             # Again: eviction may have emptied or removed the bucket.
-            bucket = self._buckets.get(bucket_key)
+            bucket = table.get(name)
             if bucket is None:
-                self._buckets[bucket_key] = entry
+                table[name] = entry
             elif type(bucket) is CacheEntry:
-                self._buckets[bucket_key] = {_inner(bucket.record): bucket, _inner(record): entry}
+                table[name] = {_inner(bucket.record): bucket, _inner(record): entry}
             else:
                 bucket[_inner(record)] = entry  # type: ignore[index]
             counts["cache.added"] += 1
@@ -379,7 +386,7 @@ class RecordCache(CacheClock):
             entry._state = _TOUCHED
             counts["cache.updated"] += 1
             event = CacheEvent.UPDATED
-        if self._watched and self._watched.get(bucket_key, 0) > 0:
+        if self._watched and self._watched.get((name, record.rtype), 0) > 0:
             entry.refresh = self._refresh_points(now, ttl)
             self._schedule(entry)
         else:
@@ -475,14 +482,15 @@ class RecordCache(CacheClock):
             return
         entry._state |= _GONE
         self._count -= 1
-        key = (record.key, record.rtype)
-        bucket = self._buckets.get(key)
+        table = self._buckets.get(record.rtype, _EMPTY)
+        name = record.key
+        bucket = table.get(name)
         if bucket is entry:
-            del self._buckets[key]
+            del table[name]
         elif type(bucket) is dict:
             bucket.pop(_inner(record), None)
             if len(bucket) == 1:
-                self._buckets[key] = next(iter(bucket.values()))
+                table[name] = next(iter(bucket.values()))
         order = self._order
         if len(order) > self._count + (self._count >> 3) + 64:
             self._order = deque(e for e in order if not e._state & _GONE)
