@@ -25,7 +25,7 @@ from zope.interface import implementer
 
 from twisted_mdns.counters import Counters
 from twisted_mdns.interfaces import IPktInfoDatagramProtocol
-from twisted_mdns.constants import MDNS_PORT
+from twisted_mdns.constants import FLAG_QR, MDNS_PORT, OPCODE_MASK
 from twisted_mdns.message import Message, MessageError, parse
 from twisted_mdns.pktinfo import InterfaceContext
 
@@ -112,13 +112,14 @@ class MDNSProtocol:
 
     def dispatch(self, message: Message, address: Any, context: InterfaceContext) -> None:
         counters = self.counters
-        if message.opcode != 0:
+        flags = message.flags  # the header's bits read here, not through properties: per datagram
+        if flags & OPCODE_MASK:
             counters["dropped.opcode"] += 1
             return
         if not source_on_link(address[0], context):
             counters["dropped.off-link"] += 1
             return
-        if message.is_response:
+        if flags & FLAG_QR:
             if address[1] != MDNS_PORT:
                 counters["dropped.response-not-from-5353"] += 1
                 return
