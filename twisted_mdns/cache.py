@@ -323,7 +323,10 @@ class RecordCache(CacheClock):
         for name, count in counts.items():
             if count:
                 counters[name] += count
-        self._arm()
+        if self._filed_since_armed:
+            # Entries that left meanwhile need no new timer: the one set
+            # finds them gone when it fires.
+            self._arm()
         if changes is None:
             return []
         if listeners:

@@ -195,6 +195,9 @@ class CacheClock:
         self._current = -(2**62)
         self._timer: IDelayedCall | None = None
         self._timer_at = 0.0
+        # Filed anything since the timer was last set?  (A batch that only
+        # refreshed records leaves the timer as it is, unlooked at.)
+        self._filed_since_armed = False
 
     def _clear_clock(self) -> None:
         self._slots.clear()
@@ -221,6 +224,7 @@ class CacheClock:
         if due is not None and due <= deadline + _EPSILON and earlier_only:
             return
         entry.due = deadline
+        self._filed_since_armed = True
         second = int(deadline)
         if second <= self._current:
             heapq.heappush(self._heap, (deadline, entry))
@@ -287,6 +291,7 @@ class CacheClock:
         """
         Keep exactly one timer, set for the earliest deadline.
         """
+        self._filed_since_armed = False
         first = self._next(self.reactor.seconds())
         timer = self._timer
         if first is None or self._closed:
