@@ -129,11 +129,9 @@ class RecordCache(CacheClock):
         self.counters: Counter[str] = counters if counters is not None else Counters()
         self.on_refresh: RefreshCallback | None = None
         self._random = random or _random.Random()
-        # (folded name, rrtype) -> its entry, or, when the rrset holds
-        # several records (a PTR rrset of a service type), a dict of them by
-        # rdata (L{_inner}).  Most rrsets of a LAN hold one record; the
-        # records need no identity tuple to be found.
-        #
+        # rrtype -> folded name -> the rrset's entry, or, when the rrset
+        # holds several records (a PTR rrset of a service type), a dict of
+        # them by rdata (L{_inner}).  Most rrsets of a LAN hold one record.
         # One table per rrtype, keyed by the folded name alone: the name is
         # the interned tuple every record of it shares, where a (name,
         # rrtype) key was a tuple per rrset (issue 13: 42 bytes per cached
@@ -497,7 +495,7 @@ class RecordCache(CacheClock):
         order = self._order
         if len(order) > self._count + (self._count >> 3) + 64:
             self._order = deque(e for e in order if not e._state & _GONE)
-        entry.due = None  # its heap item is stale now
+        entry.due = None  # its filing is stale now
 
     def _iface_name(self) -> str:
         return self.interface.name if self.interface is not None else "?"
