@@ -517,7 +517,7 @@ class HeardAgainTests(CacheTestCase):
 
 class CalendarTests(CacheTestCase):
     """
-    The deadlines are filed by whole second and only the second that has
+    The deadlines are filed by spans of a few seconds and only the span that has
     begun is ordered exactly (L{twisted_mdns.cachetime}): expiry must
     still come at each record's own deadline, in order, and what left
     the cache must not stay filed.
@@ -540,8 +540,10 @@ class CalendarTests(CacheTestCase):
         rng = random.Random(3)
         expected = []
         for i in range(300):
-            self.clock.advance(rng.uniform(0, 0.003))  # all in before the first deadline
-            ttl = rng.choice((1, 2, 3, 10))
+            # About 4 s of arrivals, all before the first deadline, so that
+            # the deadlines fall at every point of the calendar's spans.
+            self.clock.advance(rng.uniform(0, 0.026))
+            ttl = rng.choice((5, 6, 7, 9, 11, 13))
             address = f"10.0.{i // 250}.{i % 250}"
             self.cache.add(a(address, ttl=ttl, name=(f"h{i}".encode(), b"local")))
             expected.append((self.clock.seconds() + ttl, address))
@@ -553,10 +555,21 @@ class CalendarTests(CacheTestCase):
             self.assertGreaterEqual(when, deadline - 1e-6)
             self.assertLess(when, deadline + 1e-3)
 
-    def test_goodbye_comes_before_its_filed_second(self) -> None:
+    def test_sparse_traffic_shares_lists(self) -> None:
+        """
+        A quiet link, one new record a second: the calendar keeps a list
+        per span of 4 s, not one per record.
+        """
+        for i in range(400):
+            self.cache.add(a(f"10.0.{i // 250}.{i % 250}", ttl=4500, name=(f"q{i}".encode(), b"local")))
+            self.clock.advance(1.0)
+        self.assertEqual(len(self.cache), 400)
+        self.assertLessEqual(len(self.cache._slots), 400 // 4 + 1)
+
+    def test_goodbye_comes_before_its_filed_span(self) -> None:
         """
         A record filed an hour ahead, then said goodbye to, leaves one
-        second later (s10.1), not when its old second comes.
+        second later (s10.1), not when its old span comes.
         """
         self.cache.add(a("10.0.0.1", ttl=3600))
         self.clock.advance(5.5)

@@ -5,9 +5,9 @@ timer that serves every entry's next deadline (RFC 6762 s5.2 refresh
 points, s10 expiry, s10.1/s10.2 the last second of a goodbye or a flush).
 
 L{twisted_mdns.cache.RecordCache} is built on L{CacheClock}; the names here
-are re-exported from L{twisted_mdns.cache}.  A calendar of whole seconds
-holds the deadlines, with lazy invalidation: an entry is live where its
-C{due} files it (under the second of C{due}, or, once that second is
+are re-exported from L{twisted_mdns.cache}.  A calendar of spans of a
+few seconds holds the deadlines, with lazy invalidation: an entry is live
+where its C{due} files it (under the span of C{due}, or, once that span is
 opened, as the heap item of deadline C{due}); a record heard again only
 moves its deadline later, which needs no new filing (the old one comes
 early once and files the entry again).
@@ -35,6 +35,12 @@ REFRESH_POINTS = (0.80, 0.85, 0.90, 0.95)
 REFRESH_JITTER = 0.02
 #: s10.1 (goodbye) and s10.2 (cache flush): one second.
 GRACE = 1.0
+#: The calendar's span, as a power of two: 2**2 = 4 seconds.  Wider spans
+#: share a list among more entries where traffic is sparse (a list costs
+#: about 90 bytes, a pointer in it 8); narrower ones keep fewer deadlines
+#: in the exactly ordered heap of the span that has begun.
+_SPAN_BITS = 2
+
 #: Float slack when comparing deadlines with the clock.
 _EPSILON = 1e-6
 
@@ -182,13 +188,13 @@ class CacheClock:
         """
         The deadline calendar, empty, and no timer.
         """
-        # Whole second -> the entries filed under it (unordered); a heap of
-        # those seconds.  An entry is filed once per deadline it was given
-        # and is live in the second of its C{due} only.
+        # Span (C{int(deadline) >> _SPAN_BITS}) -> the entries filed under
+        # it (unordered); a heap of those spans.  An entry is filed once per
+        # deadline it was given and is live in the span of its C{due} only.
         self._slots: dict[int, list[CacheEntry]] = {}
-        self._seconds: list[int] = []
+        self._spans: list[int] = []
         self._filed = 0
-        # The seconds up to C{_current} are opened: their entries are in
+        # The spans up to C{_current} are opened: their entries are in
         # C{_heap} as (deadline, entry), exactly ordered; an item is live
         # while the entry's C{due} is its deadline.
         self._heap: list[tuple[float, CacheEntry]] = []
@@ -201,7 +207,7 @@ class CacheClock:
 
     def _clear_clock(self) -> None:
         self._slots.clear()
-        self._seconds.clear()
+        self._spans.clear()
         self._filed = 0
         self._heap.clear()
         self._current = -(2**62)
@@ -213,10 +219,10 @@ class CacheClock:
         finds the later deadline and files the entry again, once): a record
         heard again costs nothing here.
 
-        Why a calendar of seconds and not one heap of (deadline, entry)
+        Why a calendar of spans and not one heap of (deadline, entry)
         items: a heap item is a tuple per cached record, 64 bytes of the
-        1 KiB a record may cost on a busy LAN (issue 13); a second's list
-        costs a pointer per record, and only the second that comes next is
+        1 KiB a record may cost on a busy LAN (issue 13); a span's list
+        costs a pointer per record, and only the span that has begun is
         ordered exactly, in a heap of its own.
         """
         deadline = self._deadline(entry)
@@ -225,16 +231,16 @@ class CacheClock:
             return
         entry.due = deadline
         self._filed_since_armed = True
-        second = int(deadline)
-        if second <= self._current:
+        span = int(deadline) >> _SPAN_BITS
+        if span <= self._current:
             heapq.heappush(self._heap, (deadline, entry))
             if len(self._heap) > self._count + (self._count >> 3) + 64:
                 self._compact()
             return
-        slot = self._slots.get(second)
+        slot = self._slots.get(span)
         if slot is None:
-            self._slots[second] = [entry]
-            heapq.heappush(self._seconds, second)
+            self._slots[span] = [entry]
+            heapq.heappush(self._spans, span)
         else:
             slot.append(entry)
         self._filed += 1
@@ -249,42 +255,43 @@ class CacheClock:
         filed again under another deadline.
         """
         slots = {}
-        for second, slot in self._slots.items():
-            live = [e for e in slot if _filed_under(e, second)]
+        for span, slot in self._slots.items():
+            live = [e for e in slot if _filed_under(e, span)]
             if live:
-                slots[second] = live
+                slots[span] = live
         self._slots = slots
-        self._seconds = list(slots)
-        heapq.heapify(self._seconds)
+        self._spans = list(slots)
+        heapq.heapify(self._spans)
         self._filed = sum(map(len, slots.values()))
         self._heap = [item for item in self._heap if not _stale(item)]
         heapq.heapify(self._heap)
 
     def _next(self, now: float) -> tuple[float, CacheEntry | None] | None:
         """
-        The earliest live (deadline, entry), opening the seconds of the
+        The earliest live (deadline, entry), opening the spans of the
         calendar that have begun by C{now}; or, when those hold nothing
-        live, (start of the next filed second, C{None}): the time to come
-        back and open it.  A second is opened no earlier than its start,
-        so that the exact heap holds one second's deadlines at most.
+        live, (start of the next filed span, C{None}): the time to come
+        back and open it.  A span is opened no earlier than its start, so
+        that the exact heap holds one span's deadlines at most.
         """
         heap = self._heap
-        seconds = self._seconds
+        spans = self._spans
         while True:
             while heap and _stale(heap[0]):
                 heapq.heappop(heap)
             if heap:
                 return heap[0]
-            if not seconds:
+            if not spans:
                 return None
-            second = seconds[0]
-            if second > now:
-                return (float(second), None)
-            heapq.heappop(seconds)
-            slot = self._slots.pop(second)
+            span = spans[0]
+            start = float(span << _SPAN_BITS)
+            if start > now:
+                return (start, None)
+            heapq.heappop(spans)
+            slot = self._slots.pop(span)
             self._filed -= len(slot)
-            self._current = second
-            heap.extend([(e.due, e) for e in slot if _filed_under(e, second)])  # type: ignore[misc]
+            self._current = span
+            heap.extend([(e.due, e) for e in slot if _filed_under(e, span)])  # type: ignore[misc]
             heapq.heapify(heap)
 
     def _arm(self) -> None:
@@ -359,12 +366,12 @@ def _stale(item: tuple[float, CacheEntry]) -> bool:
     return entry.due != item[0] or bool(entry._state & _GONE)
 
 
-def _filed_under(entry: CacheEntry, second: int) -> bool:
+def _filed_under(entry: CacheEntry, span: int) -> bool:
     """
-    Is C{entry} live in the calendar's C{second}?
+    Is C{entry} live in the calendar's C{span}?
     """
     due = entry.due
-    return due is not None and int(due) == second and not entry._state & _GONE
+    return due is not None and int(due) >> _SPAN_BITS == span and not entry._state & _GONE
 
 
 def _inner(record: Record) -> object:
