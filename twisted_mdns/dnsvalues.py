@@ -276,10 +276,12 @@ class Record:
 
     @property
     def rdata(self) -> Any:
-        rdata = self._rdata
-        if rdata is None:
-            rdata = self._rdata = _rdata_from_wire(self.rtype, self.data)
-        return rdata
+        """
+        The dnslib rdata object, built from L{data} on first read.
+        """
+        if self._rdata is None:
+            self._rdata = _rdata_from_wire(self.rtype, self.data)
+        return self._rdata
 
     @property
     def _wire(self) -> bytes:

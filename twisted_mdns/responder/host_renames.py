@@ -60,11 +60,11 @@ class HostRenames(Phase):
         withdraw: Callable[[Claim, bool], None],
     ) -> None:
         super().__init__(shared)
+        self.observers: list[Callable[[str], object]] = []
         self.prober = prober
         self.announcer = announcer
         self.publish = publish
         self.withdraw = withdraw
-        self.observers: list[Callable[[str], object]] = []
 
     def renamed(self) -> None:
         """
