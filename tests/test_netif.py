@@ -8,6 +8,7 @@ flags themselves on real addresses in a namespace.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 from twisted.internet import defer
 from twisted.trial import unittest
@@ -133,6 +134,24 @@ class InterfaceTests(unittest.TestCase):
         done = NetworkInterface("eth0", 4, ipv6=self.eth0.ipv6, ipv6_states=states)
         self.assertNotEqual(done, self.eth0)
         self.assertIn(v6("2001:db8::6/64"), done.publishable_ipv6)
+        # The texts published are made once per value: the new value has
+        # its own.
+        self.assertNotIn("2001:db8::6", self.eth0.published)
+        self.assertIn("2001:db8::6", done.published)
+
+    def test_published_made_once(self) -> None:
+        """
+        The published addresses' texts (IPv4 first, then the publishable
+        IPv6 ones) are made once per value: probing and announcing ask for
+        them per claim and link.
+        """
+        both = NetworkInterface(
+            "eth0", 4, ipv4=(ipaddress.IPv4Interface("10.0.0.5/24"),),
+            ipv6=self.eth0.ipv6, ipv6_states=self.eth0.ipv6_states,
+        )
+        self.assertEqual(both.published, ("10.0.0.5", "fd00:0:0:1::1", "fe80::a8c1:abff:fe2e:3a11"))
+        self.assertIs(both.published, both.published)
+        self.assertEqual(both, replace(both), "the cache is no part of the value")
 
     def test_sent_from_here(self) -> None:
         """

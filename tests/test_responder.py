@@ -10,11 +10,11 @@ from __future__ import annotations
 from zope.interface.verify import verifyObject
 
 from twisted_mdns.interfaces import IServiceRegistry
-from twisted_mdns.message import TYPE_A, TYPE_SRV, Record
+from twisted_mdns.message import TYPE_A, TYPE_PTR, TYPE_SRV, Record, name_from_text
 from twisted_mdns.testing import make_interface
 from twisted_mdns.records import InterfaceRecords, ServiceInfo
 
-from tests.responder_case import ETH0, WEB, WLAN0, ResponderCase
+from tests.responder_case import ETH0, LAB, WEB, WLAN0, ResponderCase
 
 
 class EngineTests(ResponderCase):
@@ -71,6 +71,29 @@ class InterfaceChangeTests(ResponderCase):
         sent = self.transport.take()
         self.assertEqual({s.index for s in sent}, {3})
         self.assertIn("192.168.1.100", [str(r.rdata) for s in sent for r in s.message.answers if r.rtype == TYPE_A])
+
+    def test_new_interface_reverse_mapping_probed_with_it(self) -> None:
+        """
+        The reverse mapping of a new link's address is probed with the
+        host name's first probe there and announced with it (it waited
+        for the next interface change, if any came, before).
+        """
+        from twisted_mdns.transport import TransportChange
+
+        self.settle()
+        self.transport.interfaces[3] = WLAN0
+        self.responder.interfaces_changed(TransportChange(added=(WLAN0,)))
+        self.clock.advance(0.25)
+        probes = self.transport.take()
+        reverse = name_from_text("100.1.168.192.in-addr.arpa")
+        self.assertEqual([{q.name for q in p.message.questions} for p in probes], [{LAB, reverse}])
+        for _ in range(4):
+            self.clock.advance(0.25)
+        self.assertIn(
+            (reverse, TYPE_PTR), {(r.name, r.rtype) for r in self.responder.records_for(3)},
+        )
+        self.assertIn("192.168.1.100", self.responder.claims.reverse)
+        self.assertTrue(self.responder.claims.reverse["192.168.1.100"].announced)
 
     def test_readdressed(self) -> None:
         from twisted_mdns.transport import TransportChange

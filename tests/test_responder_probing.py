@@ -7,6 +7,9 @@ a recording transport at the network edge (L{tests.responder_case}).
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 from twisted_mdns.message import (
     FLAG_AA,
     TYPE_A,
@@ -19,7 +22,8 @@ from twisted_mdns.message import (
     txt_record,
 )
 from twisted_mdns.records import ServiceInfo
-from twisted_mdns.responder import compare_probe_records
+from twisted_mdns.responder import Responder, compare_probe_records
+from twisted_mdns.testing import RecordingTransport, make_interface
 
 from tests.responder_case import LAB, ResponderCase
 
@@ -150,3 +154,110 @@ class ProbingTests(ResponderCase):
         self.assertLess(len(probes), 10, "50 registrations share probe packets")
         for p in probes:
             self.assertLessEqual(len(p.data), 1472)
+
+
+class CostlyTransport(RecordingTransport):
+    """
+    A recording transport whose sends take time on the test's clock (as
+    building and sending a round of probes on hundreds of links takes
+    tens of milliseconds): each datagram moves the clock C{cost} seconds
+    on, without running what falls due meanwhile (as a busy reactor).
+    """
+
+    cost = 0.0
+
+    def send(self, *args: Any, **kwargs: Any) -> bool:
+        sent = super().send(*args, **kwargs)
+        self.clock.rightNow += self.cost
+        return sent
+
+
+MANY = tuple(make_interface(f"eth{n}", 10 + n, f"10.0.{n}.5/24") for n in range(4))
+
+
+class ProbeSpacingTests(ResponderCase):
+    """
+    RFC 6762 §8.1 on many links, when sending a round takes time: each
+    link's probes 250 ms apart, the names ours 250 ms after each link's
+    last probe, and the time a round takes to send not added to every
+    interval (issue 13, start-up at 240 links).
+    """
+
+    interfaces = MANY
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.transport = CostlyTransport(self.interfaces, self.clock)
+        self.responder = Responder(self.transport, self.clock, "lab", rng=random.Random(7))
+        self.done: list = []
+        self.responder.start().addCallback(self.done.append)
+
+    def run_calls(self, until: float) -> None:
+        """
+        Run each timed call at the very time it was due (no step larger
+        than the gap to the next call), until C{until}.
+        """
+        clock = self.clock
+        while clock.calls and clock.calls[0].getTime() <= until:
+            clock.advance(max(0.0, clock.calls[0].getTime() - clock.seconds()))
+
+    def probe_times(self) -> dict[int, list[float]]:
+        """
+        Each link's probe times; the first announcement's time goes to
+        C{self.announced_at}.
+        """
+        times: dict[int, list[float]] = {}
+        self.announced_at = None
+        for s in self.transport.take():
+            if not s.message.is_response:
+                times.setdefault(s.index, []).append(s.time)
+            elif self.announced_at is None:
+                self.announced_at = s.time
+        return times
+
+    def test_round_time_not_added_to_each_interval(self) -> None:
+        """
+        With 20 ms per datagram (80 ms per round of four links), the
+        rounds begin 250 ms apart, every link's probes are exactly 250 ms
+        apart, and the names are ours 250 ms after the last link's third
+        probe: 0.75 s + one round (less its last datagram) after the first
+        probe, where counting from each round's end made it 0.75 s +
+        three rounds.
+        """
+        self.transport.cost = 0.02
+        self.run_calls(5.0)
+        times = self.probe_times()
+        self.assertEqual(sorted(times), [link.index for link in MANY])
+        first = min(t[0] for t in times.values())
+        for index, at in times.items():
+            self.assertEqual(len(at), 3, index)
+            self.assertEqual([round(b - a, 6) for a, b in zip(at, at[1:])], [0.25, 0.25], index)
+        last = max(t[-1] for t in times.values())
+        self.assertEqual(round(last - first, 6), 0.5 + 3 * 0.02)
+        self.assertEqual(self.done, ["lab"])
+        self.assertEqual(round(self.announced_at - last, 6), 0.25)
+        self.assertEqual(round(self.announced_at - first, 6), 0.75 + 3 * 0.02)
+
+    def test_a_faster_round_waits_for_each_link(self) -> None:
+        """
+        When the first round is the slow one (it builds the records the
+        later rounds reuse), the second round, due 250 ms after the first
+        began, would reach the later links less than 250 ms after their
+        first probe: each of them waits for its own 250 ms.
+        """
+        self.transport.cost = 0.03
+        first_round_end = self.clock.calls[0].getTime() + 0.001
+        self.run_calls(first_round_end)
+        self.transport.cost = 0.0
+        self.run_calls(5.0)
+        times = self.probe_times()
+        for index, at in times.items():
+            self.assertEqual(len(at), 3, index)
+            for a, b in zip(at, at[1:]):
+                self.assertGreaterEqual(b - a, 0.25 - 1e-9, index)
+        # The last link waited 90 ms past the round's start for its second
+        # probe, and not more.
+        by_first = sorted(times.values())
+        self.assertEqual([round(at[1] - at[0], 6) for at in by_first], [0.25] * 4)
+        self.assertEqual(self.done, ["lab"])
+        self.assertEqual(round(self.announced_at - max(at[-1] for at in by_first), 6), 0.25)

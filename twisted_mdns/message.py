@@ -25,9 +25,11 @@ which is where the rest of the project imports them from.
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Callable, Iterable, Sequence
 
-from dnslib import AAAA, NSEC, PTR, QTYPE, SRV, TXT, A, DNSBuffer
+from dnslib import AAAA, NSEC, PTR, QTYPE, SRV, TXT, A, DNSBuffer, DNSLabel
+from dnslib.label import DNSLabelError
 
 from .constants import (  # noqa: F401  (re-exported: message.TYPE_A etc.)
     CLASS_IN,
@@ -120,13 +122,62 @@ def packet_limit(mtu: int | None) -> int:
     return max(512, min(MAX_PACKET, mtu - IP_UDP_OVERHEAD))
 
 
+_STRUCTS: dict[str, struct.Struct] = {}
+
+
+class PackBuffer(DNSBuffer):
+    """
+    dnslib's C{DNSBuffer} with the same output, written faster: names are
+    compressed from one dictionary look-up per suffix (dnslib builds a
+    tuple per suffix twice and packs each length through C{struct}), and
+    fixed fields are packed with compiled C{struct.Struct}s.  Every
+    datagram we send goes through it; probing and announcing on 240 links
+    pack 240 datagrams in one reactor turn, half of whose time was
+    dnslib's C{encode_name} (issue 13, start-up).
+    """
+
+    def encode_name(self, name: Any) -> None:
+        labels = name.label if isinstance(name, DNSLabel) else DNSLabel(name).label
+        if len(b".".join(labels)) > 253:
+            raise DNSLabelError(f"Domain label too long: {name!r}")
+        names, data = self.names, self.data
+        for i in range(len(labels)):
+            suffix = labels[i:]
+            pointer = names.get(suffix)
+            if pointer is not None:
+                data += (0xC000 | pointer).to_bytes(2, "big")
+                self.offset += 2
+                return
+            if self.offset < 0x4000:  # what a 14-bit pointer can reach
+                names[suffix] = self.offset
+            label = labels[i]
+            if len(label) > 63:
+                raise DNSLabelError(f"Label component too long: {label!r}")
+            data.append(len(label))
+            data += label
+            self.offset += 1 + len(label)
+        data.append(0)
+        self.offset += 1
+
+    def pack(self, fmt: str, *args: Any) -> None:
+        packer = _STRUCTS.get(fmt)
+        if packer is None:
+            packer = _STRUCTS[fmt] = struct.Struct(fmt)
+        self.data += packer.pack(*args)
+        self.offset += packer.size
+
+    def append(self, s: bytes) -> None:
+        self.data += s
+        self.offset += len(s)
+
+
 class _Packer:
     def __init__(self, ident: int, flags: int, limit: int) -> None:
         self.ident, self.flags, self.limit = ident, flags, limit
         self.reset()
 
     def reset(self) -> None:
-        self.buf = DNSBuffer()
+        self.buf = PackBuffer()
         self.buf.pack("!HHHHHH", 0, 0, 0, 0, 0, 0)
         self.counts = [0, 0, 0, 0]
 
@@ -137,12 +188,17 @@ class _Packer:
     def _try(self, section: int, write: Callable[[DNSBuffer], None]) -> bool:
         buf = self.buf
         mark = buf.offset
-        names = dict(buf.names)
+        # Writing a name only adds suffixes (in order): what did not fit
+        # is undone by dropping the ones added, not by copying the table
+        # before every record.
+        known = len(buf.names)
         write(buf)
         if buf.offset > self.limit:
             buf.data = buf.data[:mark]
             buf.offset = mark
-            buf.names = names
+            names = buf.names
+            for suffix in list(names)[known:]:
+                del names[suffix]
             return False
         self.counts[section] += 1
         return True

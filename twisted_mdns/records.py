@@ -137,7 +137,7 @@ def published_addresses(iface: NetworkInterface) -> list[str]:
     address (global, ULA, link-local; never tentative, DAD-failed,
     deprecated or temporary: L{NetworkInterface.publishable_ipv6}).
     """
-    return [str(a.ip) for a in iface.ipv4] + [str(a.ip) for a in iface.publishable_ipv6]
+    return list(iface.published)
 
 
 def address_record(host: Name, address: str, ttl: int = HOST_TTL) -> Record:

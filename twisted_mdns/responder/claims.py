@@ -388,7 +388,7 @@ class Claims:
         if claim.kind is ClaimKind.HOST:
             return self.address_records(iface)
         if claim.kind is ClaimKind.REVERSE:
-            if claim.address not in published_addresses(iface):
+            if claim.address not in iface.published:
                 return []
             ptr = claim._records
             if ptr is None:

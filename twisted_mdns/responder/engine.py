@@ -291,6 +291,12 @@ class Responder:
         for iface in change.removed:
             if iface.index in self.links:
                 self._drop_link(iface.index)
+        # New links first: their addresses' reverse mappings are claimed
+        # below with the rest (L{_sync_reverse}), and probed with the host
+        # name there, rather than at the next change, if one ever comes.
+        for iface in change.added:
+            if iface.index not in self.links:
+                self.links.add(iface)
         host = self.claims.host_claim
         for old, new in change.readdressed:
             link = self.links.get(new.index)
@@ -316,9 +322,6 @@ class Responder:
                 if host.announced and new.index in host.ready_on:
                     self.announcer.announce([host], {new.index})
         if change.added:
-            for iface in change.added:
-                if iface.index not in self.links:
-                    self.links.add(iface)
             added = {i.index for i in change.added}
             for claim in self.claims:
                 if claim.state in (ClaimState.WITHDRAWN, ClaimState.YIELDED):

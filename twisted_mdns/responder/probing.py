@@ -29,10 +29,15 @@ from twisted.internet.interfaces import IDelayedCall
 
 from twisted_mdns.constants import CONFLICT_BACKOFF, MAX_PACKET, PROBE_COUNT, PROBE_INTERVAL, TYPE_ANY, TYPE_PTR, TYPE_SRV
 from twisted_mdns.dnsvalues import wire_name
+from twisted_mdns.link import Link
 from twisted_mdns.message import Name, Question, Record, pack
 from twisted_mdns.responder.sending import limit_for
 from twisted_mdns.responder.claims import Claim, ClaimState, Conflict, shared_links
 from twisted_mdns.responder.shared import Phase, Shared
+
+#: How early a link's next probe may go (float rounding of timer
+#: deadlines, not a tolerance of the RFC's 250 ms).
+_EARLY = 1e-6
 
 #: A probe batch: each claim and the links it is probed on (a shared
 #: frozen set, L{shared_links}: at 10,000 claims on the same links, one
@@ -225,15 +230,16 @@ class Prober(Phase):
     def _start_batch(self) -> None:
         self._batch_call = None
         batch, self._batch = self._batch, {}
-        self._round(batch, 0)
+        self._round(batch, 0, {})
 
-    def _round(self, batch: Batch, n: int) -> None:
+    def _round(self, batch: Batch, n: int, previous: dict[int, float]) -> None:
         """
-        Probe round C{n} of C{batch} (three, L{PROBE_INTERVAL} apart; the
-        first asks for unicast replies), then the next; after the last,
-        the claims still standing are won.  Claims withdrawn meanwhile
-        leave the batch, those that met a conflict go to C{failed}, links
-        that went away are dropped.
+        Probe round C{n} of C{batch} (three, the first asking for unicast
+        replies), then the next; after the last, the claims still standing
+        are won.  Claims withdrawn meanwhile leave the batch, those that met
+        a conflict go to C{failed}, links that went away are dropped.
+
+        @param previous: link index -> when the round before probed there.
         """
         if not self.running():
             return
@@ -262,23 +268,82 @@ class Prober(Phase):
         if n == PROBE_COUNT:
             self.won(batch)
             return
-        # Link by link, claims in batch order, each probe datagram sent as
-        # soon as it is full (L{ProbePackets}).
-        indexes = dict.fromkeys(ix for ifaces in dict.fromkeys(batch.values()) for ix in ifaces)
-        for index in indexes:
-            link = links[index]
-            iface = link.interface
-            packets = ProbePackets(limit_for(iface), partial(self._send, index), self.counters)
-            for claim, ifaces in batch.items():
-                if index not in ifaces:
-                    continue
-                proposed = self.claims.probe_records(claim, iface)
-                if proposed:  # a service limited elsewhere is not probed here
-                    packets.add(Question(self.claims.name(claim), TYPE_ANY, unicast=(n == 0)), proposed)
-            packets.flush()
-            if packets.sent:
-                self.counters["probes.sent"] += 1
-        self.timers.later(PROBE_INTERVAL, self._round, batch, n + 1)
+        # Link by link, claims in batch order (grouped once: not every
+        # claim of the batch looked at for every link).
+        todo: dict[int, list[Claim]] = {}
+        for claim, ifaces in batch.items():
+            for index in ifaces:
+                todo.setdefault(index, []).append(claim)
+        self._send_round(batch, n, list(todo.items()), 0, previous, {})
+
+    def _send_round(
+        self,
+        batch: Batch,
+        n: int,
+        todo: list[tuple[int, list[Claim]]],
+        position: int,
+        previous: dict[int, float],
+        sent: dict[int, float],
+    ) -> None:
+        """
+        Send round C{n}'s probes on the links of C{todo} from C{position}
+        on, then schedule the next round.
+
+        RFC 6762 §8.1 wants a link's probes 250 ms apart, and the names
+        ours 250 ms after the last one.  A round of hundreds of links takes
+        tens of milliseconds to build and send; counting each interval from
+        the end of the round before (as this did) added that time to every
+        interval, on every link (issue 13: about 0.3 s of start-up at 240
+        links).  So the next round is due 250 ms after this one I{began},
+        and each link still waits for its own 250 ms: a round that runs
+        ahead of the one before (the first builds records the later ones
+        reuse) stops at the first link not due yet and goes on when it is.
+        The last round is followed by 250 ms after its I{last} probe, so
+        every link has the whole 250 ms for an answer.
+        """
+        if not self.running():
+            return
+        clock = self.clock
+        for i in range(position, len(todo)):
+            index, claims = todo[i]
+            link = self.links.get(index)
+            if link is None:
+                continue
+            now = clock.seconds()
+            last = previous.get(index)
+            if last is not None and now < last + PROBE_INTERVAL - _EARLY:
+                self.timers.later(last + PROBE_INTERVAL - now, self._send_round, batch, n, todo, i, previous, sent)
+                return
+            if self._probe(link, claims, n):
+                sent[index] = now
+        if not sent:
+            self.timers.later(PROBE_INTERVAL, self._round, batch, n + 1, sent)
+            return
+        due = (min if n + 1 < PROBE_COUNT else max)(sent.values()) + PROBE_INTERVAL
+        self.timers.later(due - clock.seconds(), self._round, batch, n + 1, sent)
+
+    def _probe(self, link: Link, claims: list[Claim], n: int) -> bool:
+        """
+        Send probe C{n} of C{claims} on C{link}, each datagram as soon as
+        it is full (L{ProbePackets}).  Claims withdrawn or in conflict
+        since the round began are left out.
+
+        @return: whether anything was sent (a service limited to other
+            links proposes nothing here).
+        """
+        iface = link.interface
+        packets = ProbePackets(limit_for(iface), partial(self._send, link.index), self.counters)
+        for claim in claims:
+            if claim.state is ClaimState.WITHDRAWN or claim.conflict is not None:
+                continue
+            proposed = self.claims.probe_records(claim, iface)
+            if proposed:
+                packets.add(Question(self.claims.name(claim), TYPE_ANY, unicast=(n == 0)), proposed)
+        packets.flush()
+        if packets.sent:
+            self.counters["probes.sent"] += 1
+            return True
+        return False
 
     def _send(self, index: int, packet: bytes) -> None:
         self.sender.send(index, (packet,))
