@@ -144,7 +144,7 @@ class CacheEntry:
 class CacheClock:
     """
     The time half of a L{twisted_mdns.cache.RecordCache}: the deadline
-    heap, the one timer, expiry and refresh points.
+    calendar, the one timer, expiry and refresh points.
 
     The cache calls L{_init_clock} and provides C{reactor}, C{counters},
     C{on_refresh}, C{_closed}, C{_count}, C{_watched}, C{_random}, and the
@@ -285,7 +285,7 @@ class CacheClock:
                 return None
             span = spans[0]
             start = float(span << _SPAN_BITS)
-            if start > now:
+            if start > now + _EPSILON:  # a timer set for the start may come a hair early
                 return (start, None)
             heapq.heappop(spans)
             slot = self._slots.pop(span)
