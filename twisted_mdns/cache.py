@@ -30,9 +30,9 @@ What the cache does with time, all through an injected C{IReactorTime}:
    reordering (it may then outlive one heard once, just after it).
 
 One timer (C{callLater}) serves the next deadline of all records, expiry
-and refresh alike; a calendar of seconds with lazy invalidation holds the
-deadlines (that half, and the entries and change types, are in
-L{twisted_mdns.cachetime}, re-exported here).
+and refresh alike; a calendar of spans of a few seconds, with lazy
+invalidation, holds the deadlines (that half, and the entries and change
+types, are in L{twisted_mdns.cachetime}, re-exported here).
 
 Most of what a busy LAN sends is records this cache already holds, heard
 again.  That path must stay cheap: a record received again only moves its
@@ -90,6 +90,8 @@ def _in_bucket(bucket: CacheEntry | dict | None, record: Record) -> CacheEntry |
         return None
     return bucket.get(_inner(record))  # type: ignore[union-attr]
 
+#: What a look-up finds for a type nothing was cached of (read, never
+#: written: tables are made by L{RecordCache._add} only).
 _EMPTY: dict = {}
 
 #: The default bound on the number of records per interface.
@@ -171,7 +173,13 @@ class RecordCache(CacheClock):
         return self._find(record)
 
     def _find(self, record: Record) -> CacheEntry | None:
-        return _in_bucket(self._buckets.get(record.rtype, _EMPTY).get(record.key), record)
+        return _in_bucket(self._bucket(record.key, record.rtype), record)
+
+    def _bucket(self, key: Name, rtype: int) -> CacheEntry | dict | None:
+        """
+        The bucket of the rrset C{(key, rtype)} (a folded name), if any.
+        """
+        return self._buckets.get(rtype, _EMPTY).get(key)
 
     def entries(self, name: Name, rtype: int) -> list[CacheEntry]:
         """
@@ -187,7 +195,7 @@ class RecordCache(CacheClock):
         if rtype == TYPE_ANY:
             found = [e for table in self._buckets.values() for e in _members(table.get(key))]
         else:
-            found = _members(self._buckets.get(rtype, _EMPTY).get(key))
+            found = _members(self._bucket(key, rtype))
         live = [e for e in found if e.expires > now + _EPSILON]
         live.sort(key=lambda e: e.received)
         return live
@@ -258,7 +266,7 @@ class RecordCache(CacheClock):
 
     def _reschedule_bucket(self, key: tuple[Name, int]) -> None:
         watched = self._watched.get(key, 0) > 0
-        for e in _members(self._buckets.get(key[1], _EMPTY).get(key[0])):
+        for e in _members(self._bucket(*key)):
             if watched and e.refresh is None and not e.doomed:
                 # Drawn now, from when it was received (points already past
                 # are due at once, as they would have been).

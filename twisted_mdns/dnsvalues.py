@@ -309,7 +309,7 @@ class Record:
         )
 
     def __hash__(self) -> int:
-        return hash((self.key, self.rtype, self.rclass, self.data))
+        return hash(self.identity)
 
     def _copy(self, ttl: int, cache_flush: bool) -> "Record":
         new = _new_record(Record)
